@@ -1,0 +1,349 @@
+"""The backend layer: the only module that may name numpy, cupy, torch, jax or dask.
+
+A backend is an array library seen through its array API namespace
+(array-api-compat where the library is not conforming by itself). Tensors
+keep the namespace of their array; this module maps namespaces to
+:class:`Backend` records (dtypes, host transfers, functional ``setitem``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from . import _dtypes as D
+from ._errors import BackendError
+
+__all__ = [
+    "BACKEND_NAMES",
+    "Backend",
+    "get_backend",
+    "backend_of",
+    "backend_of_namespace",
+    "default_backend_name",
+    "set_default_backend",
+    "default_backend",
+    "available_backends",
+    "numpy_backend",
+]
+
+BACKEND_NAMES = ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict")
+
+_NAMESPACE_MODULES = {
+    "numpy": "array_api_compat.numpy",
+    "cupy": "array_api_compat.cupy",
+    "torch": "array_api_compat.torch",
+    "jax": "jax.numpy",
+    "dask": "array_api_compat.dask.array",
+    "array_api_strict": "array_api_strict",
+}
+_LIBRARY_MODULES = {
+    "numpy": "numpy",
+    "cupy": "cupy",
+    "torch": "torch",
+    "jax": "jax",
+    "dask": "dask.array",
+    "array_api_strict": "array_api_strict",
+}
+
+
+class Backend:
+    """One array library: its namespace, native dtypes and transfer helpers."""
+
+    def __init__(self, name: str, xp: Any, array_types: tuple[type, ...]) -> None:
+        self.name = name
+        self.xp = xp
+        self.array_types = array_types
+        self.to_native: dict[D.DType, Any] = {}
+        self.from_native: dict[Any, D.DType] = {}
+        for dt in D.ALL_DTYPES:
+            nat = getattr(xp, dt.name, None)
+            if nat is None:
+                continue
+            try:
+                key = xp.empty((0,), dtype=nat).dtype
+            except Exception:  # the library lacks this dtype (torch uint16 arithmetic, ...)
+                continue
+            self.to_native[dt] = key
+            self.from_native[key] = dt
+            try:
+                self.from_native[nat] = dt
+            except TypeError:  # unhashable native dtype objects
+                pass
+        self.host = name in ("numpy", "array_api_strict", "dask") or (
+            name in ("torch", "jax")
+        )
+        self.immutable = name == "jax"
+        self.is_numpy = name == "numpy"
+
+    def __repr__(self) -> str:
+        return f"<functorch_lite backend {self.name!r}>"
+
+    # -- dtypes ------------------------------------------------------------
+    def dtype_of(self, a: Any) -> D.DType:
+        dt = self.from_native.get(a.dtype)
+        if dt is None:
+            raise BackendError(
+                f"dtype: the {self.name} array has dtype {a.dtype!r}, which is not a dtype of "
+                "the array API standard; cast it to one of bool, int8..int64, uint8..uint64, "
+                "float32, float64, complex64, complex128 first."
+            )
+        return dt
+
+    def native(self, dtype: D.DType | None) -> Any:
+        if dtype is None:
+            return None
+        nat = self.to_native.get(dtype)
+        if nat is None:
+            raise BackendError(
+                f"dtype: backend {self.name!r} does not support {dtype.name}; "
+                "pick another dtype or another backend."
+            )
+        return nat
+
+    # -- arrays --------------------------------------------------------------
+    def fix(self, a: Any) -> Any:
+        """Turn what an op returned into a proper array (numpy scalars become 0-d arrays)."""
+        if self.is_numpy and a.__class__ is not np.ndarray:
+            return np.asarray(a)
+        return a
+
+    def device(self, a: Any) -> Any:
+        return array_api_compat.device(a)
+
+    def to_device(self, a: Any, device: Any) -> Any:
+        return array_api_compat.to_device(self.fix(a), device)
+
+    def setitem(self, a: Any, key: Any, value: Any) -> Any:
+        """``a[key] = value`` on a copy of ``a``; the original is never changed."""
+        if self.immutable:
+            return a.at[key].set(value)
+        out = self.xp.asarray(a, copy=True)
+        out[key] = value
+        return out
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """A host numpy copy of ``a`` (DLPack where possible)."""
+        if self.is_numpy:
+            return np.asarray(a)
+        if self.name == "cupy":
+            return a.get()
+        if self.name == "torch":
+            return a.detach().cpu().numpy()
+        if self.name == "dask":
+            return np.asarray(a.compute())
+        try:
+            return np.from_dlpack(a)
+        except Exception:
+            return np.asarray(a)
+
+    def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
+        if self.is_numpy:
+            return a
+        try:
+            out = self.xp.from_dlpack(a) if device is None else self.xp.from_dlpack(a, device=device)
+        except Exception:
+            out = self.xp.asarray(a) if device is None else self.xp.asarray(a, device=device)
+        return out
+
+    def from_foreign(self, a: Any, source: Backend, device: Any = None) -> Any:
+        """Move an array of backend ``source`` to this backend: DLPack, else a host copy."""
+        try:
+            out = self.xp.from_dlpack(a)
+            if device is not None:
+                out = array_api_compat.to_device(out, device)
+            return out
+        except Exception:
+            return self.from_numpy(source.to_numpy(a), device)
+
+
+_BY_NAME: dict[str, Backend] = {}
+_BY_TYPE: dict[type, Backend] = {}
+_BY_NS: dict[int, Backend] = {}
+
+
+def _array_types(name: str, lib: Any, xp: Any) -> tuple[type, ...]:
+    if name == "numpy":
+        return (np.ndarray, np.generic)
+    if name == "torch":
+        return (lib.Tensor,)
+    if name == "cupy":
+        return (lib.ndarray,)
+    if name == "jax":
+        return (lib.Array,)
+    if name == "dask":
+        return (lib.Array,)
+    return (type(xp.asarray(0)),)
+
+
+def get_backend(name: str) -> Backend:
+    """The :class:`Backend` called ``name`` (imported on first use)."""
+    b = _BY_NAME.get(name)
+    if b is not None:
+        return b
+    if name not in _NAMESPACE_MODULES:
+        raise BackendError(
+            f"backend: unknown backend name {name!r}; use one of {', '.join(BACKEND_NAMES)}."
+        )
+    try:
+        lib = importlib.import_module(_LIBRARY_MODULES[name])
+        xp = importlib.import_module(_NAMESPACE_MODULES[name])
+    except ImportError as exc:
+        raise BackendError(
+            f"backend: {name!r} is not installed here ({exc}); install it "
+            f"(pip install functorch_lite[{'gpu' if name == 'cupy' else name}]) or use 'numpy'."
+        ) from None
+    b = Backend(name, xp, _array_types(name, lib, xp))
+    _BY_NAME[name] = b
+    _BY_NS[id(xp)] = b
+    for t in b.array_types:
+        _BY_TYPE[t] = b
+    return b
+
+
+numpy_backend = get_backend("numpy")
+
+
+def backend_of_namespace(xp: Any) -> Backend:
+    b = _BY_NS.get(id(xp))
+    if b is None:
+        for name, mod in _NAMESPACE_MODULES.items():
+            if getattr(xp, "__name__", None) == mod:
+                return get_backend(name)
+        raise BackendError(f"backend: namespace {xp!r} is not one functorch_lite knows.")
+    return b
+
+
+def backend_of(a: Any) -> Backend | None:
+    """The backend that owns array ``a``, or None when ``a`` is not an array."""
+    b = _BY_TYPE.get(type(a))
+    if b is not None:
+        return b
+    for b in list(_BY_NAME.values()):
+        if isinstance(a, b.array_types):
+            _BY_TYPE[type(a)] = b
+            return b
+    if not hasattr(a, "__array_namespace__") and not array_api_compat.is_array_api_obj(a):
+        return None
+    try:
+        xp = array_api_compat.array_namespace(a)
+    except TypeError:
+        return None
+    name = getattr(xp, "__name__", "")
+    for bname, mod in _NAMESPACE_MODULES.items():
+        if name == mod or name == _LIBRARY_MODULES[bname]:
+            b = get_backend(bname)
+            _BY_TYPE[type(a)] = b
+            return b
+    return None
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that import on this machine."""
+    out = []
+    for name in BACKEND_NAMES:
+        try:
+            get_backend(name)
+        except BackendError:
+            continue
+        out.append(name)
+    return out
+
+
+def _initial_default() -> str:
+    name = os.environ.get("FUNCTORCH_LITE_BACKEND", "numpy") or "numpy"
+    if name not in _NAMESPACE_MODULES:
+        raise BackendError(
+            f"FUNCTORCH_LITE_BACKEND: unknown backend name {name!r}; "
+            f"use one of {', '.join(BACKEND_NAMES)}."
+        )
+    return name
+
+
+_global_default = [_initial_default()]
+_context_default: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "functorch_lite_backend", default=None
+)
+
+
+def default_backend_name() -> str:
+    return _context_default.get() or _global_default[0]
+
+
+def current_default() -> Backend:
+    return get_backend(_context_default.get() or _global_default[0])
+
+
+def set_default_backend(name: str) -> None:
+    """Make ``name`` the backend of new Tensors made from Python data or creation functions.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.set_default_backend("numpy")
+    """
+    get_backend(name)
+    _global_default[0] = name
+
+
+@contextlib.contextmanager
+def default_backend(name: str) -> Iterator[Backend]:
+    """Context manager: use backend ``name`` for new Tensors inside the block.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> with fl.default_backend("numpy"):
+        ...     x = fl.ones((2,))
+        >>> x.backend
+        'numpy'
+    """
+    b = get_backend(name)
+    token = _context_default.set(name)
+    try:
+        yield b
+    finally:
+        _context_default.reset(token)
+
+
+def scatter_add(b: Backend, out: Any, key: Any, value: Any) -> Any:
+    """``out[key] += value`` with duplicate indices accumulated, on a copy of ``out``."""
+    xp = b.xp
+    if b.is_numpy:
+        res = np.array(out, copy=True)
+        np.add.at(res, key, value)
+        return res
+    if b.immutable:
+        return out.at[key].add(value)
+    if b.name == "cupy":
+        import cupyx
+
+        res = out.copy()
+        cupyx.scatter_add(res, key, value)
+        return res
+    # Generic array-API path: linear positions, sort, segment sums by cumulative_sum.
+    size = 1
+    for s in out.shape:
+        size *= int(s)
+    pos = xp.reshape(xp.arange(size, dtype=xp.int64), out.shape)[key]
+    vals = xp.reshape(xp.broadcast_to(xp.asarray(value, dtype=out.dtype), pos.shape), (-1,))
+    pos = xp.reshape(pos, (-1,))
+    if b.name == "torch":
+        res = xp.reshape(xp.asarray(out, copy=True), (-1,))
+        res.index_add_(0, pos, vals)
+        return xp.reshape(res, out.shape)
+    order = xp.argsort(pos)
+    p = xp.take(pos, order)
+    v = xp.take(vals, order)
+    acc_dtype = xp.float64 if out.dtype == xp.float32 else (xp.complex128 if out.dtype == xp.complex64 else out.dtype)
+    c = xp.cumulative_sum(xp.astype(v, acc_dtype), include_initial=True)
+    grid = xp.arange(size, dtype=xp.int64)
+    ends = xp.searchsorted(p, grid, side="right")
+    starts = xp.searchsorted(p, grid, side="left")
+    seg = xp.astype(xp.take(c, ends) - xp.take(c, starts), out.dtype)
+    return out + xp.reshape(seg, out.shape)

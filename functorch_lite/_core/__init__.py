@@ -1,0 +1,1 @@
+"""Core: Tensor, primitives, bind, the trace stack and pytrees."""

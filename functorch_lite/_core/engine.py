@@ -1,0 +1,239 @@
+"""Primitives, ``bind`` and the thread-local trace stack.
+
+A primitive carries its impl and its rules (vjp, jvp, batch) in one place.
+``bind`` looks at its Tensor arguments: if none is a tracer the impl runs at
+once on the backend arrays (no tape, no tracer); otherwise the trace of the
+highest level among them processes the call. Each transform invocation gets a
+fresh, ever-increasing level on a thread-local stack, so nested transforms
+never confuse their perturbations.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._errors import BackendMismatchError, EscapedTracerError
+from .tensor import Tensor, wrap
+
+__all__ = [
+    "Primitive",
+    "Trace",
+    "Payload",
+    "bind",
+    "new_trace",
+    "active_traces",
+    "find_top_trace",
+    "PRIMITIVES",
+]
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+class Primitive:
+    """A named operation with an impl and its differentiation and batching rules.
+
+    Rule signatures (``None`` in a result means a symbolic zero):
+
+    * ``impl(xp, *arrays, **params) -> array`` (a tuple when ``multiple_results``)
+    * ``jvp(tangents, out, *primals, **params) -> tangent_out``
+    * ``vjp(g, out, *primals, **params) -> tuple`` of cotangents per positional
+      input; an entry may be a zero-argument function, called only when that
+      input needs a gradient.
+    * ``batch(axis_size, vals, dims, **params) -> (out, out_dim)``
+
+    ``differentiable=False`` marks primitives whose outputs carry no
+    gradient (comparisons, argmax, integer ops).
+    """
+
+    __slots__ = ("name", "impl", "jvp", "vjp", "batch", "multiple_results", "differentiable", "__weakref__")
+
+    def __init__(
+        self,
+        name: str,
+        impl: Callable[..., Any],
+        *,
+        multiple_results: bool = False,
+        differentiable: bool = True,
+    ) -> None:
+        self.name = name
+        self.impl = impl
+        self.jvp: Callable[..., Any] | None = None
+        self.vjp: Callable[..., Any] | None = None
+        self.batch: Callable[..., Any] | None = None
+        self.multiple_results = multiple_results
+        self.differentiable = differentiable
+        PRIMITIVES[name] = self
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        return bind(self, args, params)
+
+    def def_jvp(self, rule: Callable[..., Any]) -> Callable[..., Any]:
+        self.jvp = rule
+        return rule
+
+    def def_vjp(self, rule: Callable[..., Any]) -> Callable[..., Any]:
+        self.vjp = rule
+        return rule
+
+    def def_batch(self, rule: Callable[..., Any]) -> Callable[..., Any]:
+        self.batch = rule
+        return rule
+
+
+class Trace:
+    """One transform invocation: its level, and whether it is still running."""
+
+    __slots__ = ("level", "alive", "kind", "__weakref__")
+    kind_name = "transform"
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self.alive = True
+        self.kind = self.kind_name
+
+    def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def process_custom(self, call: Any, args: Sequence[Any]) -> Any:
+        """Handle a custom_vjp / custom_jvp / checkpoint call (see transforms.custom)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{self.kind}(level={self.level})"
+
+
+class Payload:
+    """What a tracer Tensor carries instead of an array: its trace and its value(s)."""
+
+    __slots__ = ("trace",)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> Any:
+        raise NotImplementedError
+
+
+class _State(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[Trace] = []
+        self.counter = 0
+
+
+_state = _State()
+
+
+def active_traces() -> list[Trace]:
+    """The transforms running on this thread, outermost first."""
+    return _state.stack
+
+
+class new_trace:
+    """Context manager: push a fresh trace of class ``cls`` and kill it on exit."""
+
+    __slots__ = ("cls", "kwargs", "trace")
+
+    def __init__(self, cls: type[Trace], **kwargs: Any) -> None:
+        self.cls = cls
+        self.kwargs = kwargs
+
+    def __enter__(self) -> Any:
+        st = _state
+        st.counter += 1
+        tr = self.cls(st.counter, **self.kwargs)
+        st.stack.append(tr)
+        self.trace = tr
+        return tr
+
+    def __exit__(self, *exc: Any) -> None:
+        self.trace.alive = False
+        st = _state.stack
+        if st and st[-1] is self.trace:
+            st.pop()
+        else:  # pragma: no cover - out-of-order exit (a generator kept a transform open)
+            try:
+                st.remove(self.trace)
+            except ValueError:
+                pass
+
+
+def _dead(trace: Trace) -> EscapedTracerError:
+    stack = " > ".join(repr(t) for t in _state.stack) or "no transform"
+    return EscapedTracerError(
+        f"A tracer of {trace!r} was used after that transform returned (active now: {stack}). "
+        "A value computed inside a transform escaped it, e.g. stored in a global, a closure, "
+        "a list or a module attribute. Return it from the transformed function instead, or "
+        "call stop_gradient before storing it."
+    )
+
+
+def find_top_trace(args: Sequence[Any]) -> Trace | None:
+    top = None
+    for a in args:
+        if isinstance(a, Tensor):
+            p = a._t
+            if p is not None:
+                tr = p.trace
+                if not tr.alive:
+                    raise _dead(tr)
+                if top is None or tr.level > top.level:
+                    top = tr
+    return top
+
+
+def bind(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+    """Apply ``prim`` to ``args``: eagerly, or through the highest active trace among them."""
+    top = None
+    for a in args:
+        if isinstance(a, Tensor):
+            p = a._t
+            if p is not None:
+                tr = p.trace
+                if not tr.alive:
+                    raise _dead(tr)
+                if top is None or tr.level > top.level:
+                    top = tr
+    if top is None:
+        return eager(prim, args, params)
+    return top.process(prim, args, params)
+
+
+def eager(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+    xp = None
+    raw = []
+    for a in args:
+        if isinstance(a, Tensor):
+            axp = a._xp
+            if xp is None:
+                xp = axp
+            elif axp is not xp:
+                raise mixed_backends(prim.name, xp, axp)
+            raw.append(a._a)
+        else:
+            raw.append(a)
+    if xp is None:
+        from .._backend import current_default
+
+        xp = current_default().xp
+    out = prim.impl(xp, *raw, **params)
+    if prim.multiple_results:
+        return tuple(wrap(o, xp) for o in out)
+    return wrap(out, xp)
+
+
+def mixed_backends(op: str, xp1: Any, xp2: Any) -> BackendMismatchError:
+    from .._backend import backend_of_namespace
+
+    n1 = backend_of_namespace(xp1).name
+    n2 = backend_of_namespace(xp2).name
+    return BackendMismatchError(
+        f"{op}: its inputs live on two backends, {n1!r} and {n2!r}; every input of one op must "
+        f"live on one backend. Move one with fl.to_backend(t, {n1!r}) first."
+    )

@@ -1,0 +1,288 @@
+"""``Tensor``: the one user-facing array type, wrapping one backend array.
+
+A Tensor either holds a backend array (``_a``) or, inside a transform, is a
+tracer whose ``_t`` payload holds the transform's values. Operators and
+methods are attached by the ops layer, so this module imports nothing of it.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from .. import _backend
+from .. import _dtypes as D
+from .._errors import TransformError
+
+__all__ = ["Tensor", "wrap", "make_tracer", "backend_for"]
+
+_BY_XP: dict[Any, _backend.Backend] = {}
+
+
+def backend_for(xp: Any) -> _backend.Backend:
+    """The Backend record of namespace ``xp`` (cached)."""
+    b = _BY_XP.get(xp)
+    if b is None:
+        b = _backend.backend_of_namespace(xp)
+        _BY_XP[xp] = b
+    return b
+
+
+class Tensor:
+    """An n-dimensional array on any array API backend, transformable by grad and vmap.
+
+    Create one with :func:`functorch_lite.asarray` (or ``fl.Tensor(data)``);
+    ``fl.asarray(numpy_or_torch_array)`` keeps the array on its own backend.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> x = fl.asarray([[1.0, 2.0], [3.0, 4.0]])
+        >>> (x @ x.T).shape
+        (2, 2)
+    """
+
+    __slots__ = ("_a", "_xp", "_t", "__weakref__")
+    __array_ufunc__ = None  # numpy scalars defer to Tensor's reflected operators
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, dtype: D.DType | None = None, device: Any = None) -> None:
+        from .. import _ops
+
+        t = _ops.asarray(data, dtype=dtype, device=device)
+        self._a = t._a
+        self._xp = t._xp
+        self._t = t._t
+
+    # -- metadata -------------------------------------------------------------
+    @property
+    def dtype(self) -> D.DType:
+        """The :class:`DType` of the elements."""
+        if self._t is None:
+            return backend_for(self._xp).dtype_of(self._a)
+        return self._t.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape, a tuple of ints."""
+        if self._t is None:
+            return tuple(self._a.shape)
+        return self._t.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        if self._t is None:
+            return self._a.ndim
+        return len(self._t.shape)
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def device(self) -> Any:
+        """The device the data lives on (the backend's own device object)."""
+        return backend_for(self._xp).device(self.concrete()._a)
+
+    @property
+    def backend(self) -> str:
+        """The name of the backend that holds the data (``"numpy"``, ``"torch"``, ...)."""
+        return backend_for(self._xp).name
+
+    @property
+    def is_tracer(self) -> bool:
+        """True inside a transform, when this Tensor stands for a traced value."""
+        return self._t is not None
+
+    def concrete(self) -> Tensor:
+        """The concrete value behind this Tensor (itself when not a tracer).
+
+        JVP and VJP tracers have one (their primal); vmap tracers do not.
+        """
+        t = self
+        while t._t is not None:
+            t = t._t.concrete(t)
+        return t
+
+    def _array(self) -> Any:
+        """The backend array, as a proper array (numpy scalars become 0-d arrays)."""
+        return backend_for(self._xp).fix(self.concrete()._a)
+
+    # -- array API protocol -----------------------------------------------------
+    def __array_namespace__(self, *, api_version: str | None = None) -> Any:
+        if api_version is not None and api_version not in ("2021.12", "2022.12", "2023.12", "2024.12"):
+            raise ValueError(
+                f"__array_namespace__: api_version {api_version!r} is not supported; "
+                "functorch_lite implements '2024.12' (and the earlier versions)."
+            )
+        import functorch_lite
+
+        return functorch_lite
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None, copy: Any = None) -> Any:
+        a = self._array()
+        kwargs: dict[str, Any] = {}
+        if stream is not None:
+            kwargs["stream"] = stream
+        if max_version is not None:
+            kwargs["max_version"] = max_version
+        if dl_device is not None:
+            kwargs["dl_device"] = dl_device
+        if copy is not None:
+            kwargs["copy"] = copy
+        try:
+            return a.__dlpack__(**kwargs)
+        except TypeError:
+            return a.__dlpack__()
+
+    def __dlpack_device__(self) -> Any:
+        return self._array().__dlpack_device__()
+
+    def to_device(self, device: Any, /, *, stream: Any = None) -> Tensor:
+        """A copy of this Tensor on ``device`` (same backend)."""
+        b = backend_for(self._xp)
+        if self._t is not None:
+            raise TransformError(
+                "to_device: cannot move a traced Tensor between devices inside a transform; "
+                "move the inputs before calling the transform."
+            )
+        return wrap(b.to_device(self._a, device), self._xp)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        b = backend_for(self._xp)
+        a = b.to_numpy(self._array())
+        if dtype is not None:
+            a = a.astype(dtype)
+        return a
+
+    # -- Python conversions -------------------------------------------------------
+    def __bool__(self) -> builtins.bool:
+        return builtins.bool(self._scalar("__bool__"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("__int__"))
+
+    def __float__(self) -> float:
+        return float(self._scalar("__float__"))
+
+    def __complex__(self) -> complex:
+        return complex(self._scalar("__complex__"))
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu":
+            raise TypeError(f"__index__: only integer Tensors can be used as an index; got dtype {self.dtype.name}.")
+        return int(self._scalar("__index__"))
+
+    def _scalar(self, op: str) -> Any:
+        c = self.concrete()
+        a = c._a
+        if a.ndim != 0:
+            if builtins.sum(1 for s in a.shape if s != 1) or a.ndim > 0 and op != "__bool__":
+                if not (op == "__bool__" and _size(a.shape) == 1):
+                    raise TypeError(
+                        f"{op}: only a Tensor with one element converts to a Python scalar; "
+                        f"got shape {tuple(a.shape)}. Index or reduce it first (t[0], t.sum())."
+                    )
+            a = backend_for(c._xp).xp.reshape(a, ())
+        return getattr(a, op)()
+
+    def item(self) -> Any:
+        """The value of a one-element Tensor as a Python scalar."""
+        c = self.concrete()
+        if _size(c.shape) != 1:
+            raise ValueError(
+                f"item: only a Tensor with one element converts to a Python scalar; got shape {c.shape}."
+            )
+        return self.__array__().reshape(()).item()
+
+    def tolist(self) -> Any:
+        """The values as nested Python lists."""
+        return self.__array__().tolist()
+
+    def numpy(self) -> Any:
+        """A numpy array with the values (a host copy for device backends)."""
+        return self.__array__()
+
+    def __len__(self) -> int:
+        s = self.shape
+        if not s:
+            raise TypeError("len() of a 0-d Tensor; it has no first axis.")
+        return s[0]
+
+    def __iter__(self) -> Any:
+        s = self.shape
+        if not s:
+            raise TypeError("iteration over a 0-d Tensor; it has no first axis.")
+        for i in range(s[0]):
+            yield self[i]
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        if self._t is not None:
+            return f"Tensor(<{self._t!r}>, shape={self.shape}, dtype={self.dtype.name})"
+        b = backend_for(self._xp)
+        try:
+            import numpy as _np  # repr only: formatting values
+
+            body = _np.array2string(b.to_numpy(self._array()), separator=", ", prefix="Tensor(")
+        except Exception:
+            body = repr(self._a)
+        return f"Tensor({body}, dtype={self.dtype.name}, backend={b.name})"
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    def __reduce__(self) -> Any:
+        from .. import _ops
+
+        return (_ops.asarray, (self.__array__(),))
+
+    def __copy__(self) -> Tensor:
+        return _alias(self)
+
+    def __deepcopy__(self, memo: Any) -> Tensor:
+        if self._t is not None:
+            return _alias(self)
+        b = backend_for(self._xp)
+        return wrap(b.xp.asarray(self._a, copy=True), self._xp)
+
+
+def _size(shape: Any) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+_new = object.__new__
+
+
+def wrap(a: Any, xp: Any) -> Tensor:
+    """A concrete Tensor around backend array ``a`` of namespace ``xp``."""
+    t = _new(Tensor)
+    t._a = a
+    t._xp = xp
+    t._t = None
+    return t
+
+
+def make_tracer(payload: Any, xp: Any) -> Tensor:
+    t = _new(Tensor)
+    t._a = None
+    t._xp = xp
+    t._t = payload
+    return t
+
+
+def _alias(t: Tensor) -> Tensor:
+    """A new Tensor object with the same value (unaffected by later rebinding of ``t``)."""
+    n = _new(Tensor)
+    n._a = t._a
+    n._xp = t._xp
+    n._t = t._t
+    return n

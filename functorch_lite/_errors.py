@@ -1,0 +1,88 @@
+"""The exception hierarchy of functorch_lite.
+
+Each class subclasses the builtin that fits, so code that catches the builtin
+keeps working. Messages name the op or argument, the constraint, the value
+received and a fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FunctorchLiteError",
+    "BackendError",
+    "BackendMismatchError",
+    "DTypeError",
+    "ShapeError",
+    "TransformError",
+    "EscapedTracerError",
+    "NonScalarOutputError",
+    "BatchAxisError",
+    "RandomnessError",
+    "DataDependentShapeError",
+    "TreeMismatchError",
+    "CheckpointError",
+    "StateDictError",
+    "ConfigError",
+]
+
+
+class FunctorchLiteError(Exception):
+    """Base class of every error functorch_lite raises on purpose."""
+
+
+class BackendError(FunctorchLiteError, ValueError):
+    """An unknown, uninstalled or unusable array backend."""
+
+
+class BackendMismatchError(FunctorchLiteError, TypeError):
+    """Arrays of two different backends met in one op."""
+
+
+class DTypeError(FunctorchLiteError, TypeError):
+    """An unsupported dtype or dtype combination."""
+
+
+class ShapeError(FunctorchLiteError, ValueError):
+    """Shapes that do not broadcast, multiply or match."""
+
+
+class TransformError(FunctorchLiteError, ValueError):
+    """Bad arguments to a transform (argnums, in_axes, has_aux, cotangents)."""
+
+
+class EscapedTracerError(FunctorchLiteError, RuntimeError):
+    """A tracer was used after the transform that made it returned."""
+
+
+class NonScalarOutputError(TransformError):
+    """grad / value_and_grad of a function whose output is not a scalar."""
+
+
+class BatchAxisError(TransformError):
+    """vmap axis sizes that disagree, or in_axes / out_axes that do not fit."""
+
+
+class RandomnessError(FunctorchLiteError, RuntimeError):
+    """A random op under vmap(randomness="error")."""
+
+
+class DataDependentShapeError(FunctorchLiteError, RuntimeError):
+    """An op whose output shape depends on values, used under vmap."""
+
+
+class TreeMismatchError(FunctorchLiteError, ValueError):
+    """Two pytrees that should have one structure do not."""
+
+
+class ConfigError(FunctorchLiteError, ValueError):
+    """An invalid setting (learning rate, betas, layer sizes, ...)."""
+
+
+class StateDictError(FunctorchLiteError, KeyError):
+    """Missing, unexpected or misshapen keys in a state dict."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+CheckpointError = StateDictError

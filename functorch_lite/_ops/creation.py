@@ -1,0 +1,349 @@
+"""Creation functions of the standard: arange, zeros, ones, full, eye, linspace, tril, triu, ..."""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .. import _backend
+from .. import _dtypes as D
+from .._core.tensor import Tensor, backend_for, wrap
+from ._base import (
+    Primitive,
+    as_tensor,
+    asarray,
+    bind,
+    check_dtype,
+    default_complex,
+    default_float,
+)
+from ._rules import move_bdim_to_front
+
+__all__ = [
+    "arange",
+    "asarray",
+    "empty",
+    "empty_like",
+    "eye",
+    "from_dlpack",
+    "full",
+    "full_like",
+    "linspace",
+    "meshgrid",
+    "ones",
+    "ones_like",
+    "tril",
+    "triu",
+    "zeros",
+    "zeros_like",
+    "asarray_like",
+]
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, int):
+        return (shape,)
+    out = tuple(int(s) for s in shape)
+    for s in out:
+        if s < 0:
+            raise ValueError(f"shape: sizes must be non-negative; got {tuple(shape)}.")
+    return out
+
+
+def _make(fname: str, shape: Any, dtype: Any, device: Any, *args: Any) -> Tensor:
+    b = _backend.current_default()
+    dt = default_float() if dtype is None else check_dtype(dtype, fname)
+    kw: dict[str, Any] = {"dtype": b.native(dt)}
+    if device is not None:
+        kw["device"] = device
+    return wrap(getattr(b.xp, fname)(_shape(shape), *args, **kw), b.xp)
+
+
+def zeros(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """An array of zeros (float32 unless ``dtype`` says otherwise).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.zeros((2, 3)).shape
+        (2, 3)
+    """
+    return _make("zeros", shape, dtype, device)
+
+
+def ones(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """An array of ones.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.ones(3).tolist()
+        [1.0, 1.0, 1.0]
+    """
+    return _make("ones", shape, dtype, device)
+
+
+def empty(shape: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """An uninitialised array.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.empty((2,)).shape
+        (2,)
+    """
+    return _make("empty", shape, dtype, device)
+
+
+def _fill_dtype(fill_value: Any) -> D.DType:
+    if isinstance(fill_value, builtins.bool):
+        return D.bool_
+    if isinstance(fill_value, int):
+        return D.int64
+    if isinstance(fill_value, float):
+        return default_float()
+    if isinstance(fill_value, complex):
+        return default_complex()
+    if isinstance(fill_value, Tensor):
+        return fill_value.dtype
+    raise TypeError(f"full: fill_value must be a Python scalar; got {type(fill_value).__name__}.")
+
+
+def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """An array filled with ``fill_value``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.full((2,), 7).tolist()
+        [7, 7]
+    """
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item() if not fill_value.is_tracer else fill_value
+        if isinstance(fill_value, Tensor):
+            from .manipulation import broadcast_to
+
+            return broadcast_to(fill_value if dtype is None else fill_value.__class__(fill_value, dtype=dtype), _shape(shape))
+    dt = _fill_dtype(fill_value) if dtype is None else check_dtype(dtype, "full")
+    b = _backend.current_default()
+    kw: dict[str, Any] = {"dtype": b.native(dt)}
+    if device is not None:
+        kw["device"] = device
+    return wrap(b.xp.full(_shape(shape), fill_value, **kw), b.xp)
+
+
+def _like(fname: str, x: Any, dtype: Any, device: Any, *args: Any) -> Tensor:
+    x = as_tensor(x, fname)
+    xp = x._xp
+    dt = x.dtype if dtype is None else check_dtype(dtype, fname)
+    kw: dict[str, Any] = {"dtype": backend_for(xp).native(dt)}
+    if device is not None:
+        kw["device"] = device
+    elif x._t is None:
+        try:
+            kw["device"] = backend_for(xp).device(x._a)
+        except Exception:
+            pass
+    return wrap(getattr(xp, fname)(x.shape, *args, **kw), xp)
+
+
+def zeros_like(x: Any, /, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """Zeros with the shape, dtype and backend of ``x``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.zeros_like(fl.ones((2,))).tolist()
+        [0.0, 0.0]
+    """
+    return _like("zeros", x, dtype, device)
+
+
+def ones_like(x: Any, /, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """Ones with the shape, dtype and backend of ``x``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.ones_like(fl.zeros((2,))).tolist()
+        [1.0, 1.0]
+    """
+    return _like("ones", x, dtype, device)
+
+
+def empty_like(x: Any, /, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """An uninitialised array with the shape, dtype and backend of ``x``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.empty_like(fl.zeros((2,))).shape
+        (2,)
+    """
+    return _like("empty", x, dtype, device)
+
+
+def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Tensor:
+    """An array like ``x`` filled with ``fill_value``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.full_like(fl.zeros((2,)), 3.0).tolist()
+        [3.0, 3.0]
+    """
+    return _like("full", x, dtype, device, fill_value)
+
+
+def arange(
+    start: int | float, /, stop: int | float | None = None, step: int | float = 1, *, dtype: Any = None, device: Any = None
+) -> Tensor:
+    """Evenly spaced values in ``[start, stop)``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.arange(4).tolist()
+        [0, 1, 2, 3]
+    """
+    b = _backend.current_default()
+    if dtype is None:
+        is_float = builtins.any(isinstance(v, float) for v in (start, stop, step))
+        dt = default_float() if is_float else D.int64
+    else:
+        dt = check_dtype(dtype, "arange")
+    kw: dict[str, Any] = {"dtype": b.native(dt)}
+    if device is not None:
+        kw["device"] = device
+    if stop is None:
+        start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange: step must not be zero.")
+    return wrap(b.xp.arange(start, stop, step, **kw), b.xp)
+
+
+def linspace(
+    start: int | float | complex,
+    stop: int | float | complex,
+    /,
+    num: int,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    endpoint: builtins.bool = True,
+) -> Tensor:
+    """``num`` evenly spaced values from ``start`` to ``stop``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.linspace(0.0, 1.0, 3).tolist()
+        [0.0, 0.5, 1.0]
+    """
+    b = _backend.current_default()
+    if dtype is None:
+        dt = default_complex() if isinstance(start, complex) or isinstance(stop, complex) else default_float()
+    else:
+        dt = check_dtype(dtype, "linspace")
+    kw: dict[str, Any] = {"dtype": b.native(dt), "endpoint": endpoint}
+    if device is not None:
+        kw["device"] = device
+    return wrap(b.xp.linspace(start, stop, num, **kw), b.xp)
+
+
+def eye(
+    n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None
+) -> Tensor:
+    """A 2-d array with ones on the ``k``-th diagonal.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.eye(2).tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+    """
+    b = _backend.current_default()
+    dt = default_float() if dtype is None else check_dtype(dtype, "eye")
+    kw: dict[str, Any] = {"dtype": b.native(dt), "k": k}
+    if device is not None:
+        kw["device"] = device
+    return wrap(b.xp.eye(n_rows, n_cols, **kw), b.xp)
+
+
+def from_dlpack(x: Any, /, *, device: Any = None, copy: builtins.bool | None = None) -> Tensor:
+    """A Tensor sharing memory with a DLPack-capable array (on the default backend).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.from_dlpack(fl.ones((2,))).shape
+        (2,)
+    """
+    b = _backend.current_default()
+    src = x._array() if isinstance(x, Tensor) else x
+    kw: dict[str, Any] = {}
+    if device is not None:
+        kw["device"] = device
+    if copy is not None:
+        kw["copy"] = copy
+    try:
+        a = b.xp.from_dlpack(src, **kw)
+    except TypeError:
+        a = b.xp.from_dlpack(src)
+    return wrap(b.fix(a), b.xp)
+
+
+def meshgrid(*arrays: Any, indexing: str = "xy") -> list[Tensor]:
+    """Coordinate matrices from 1-d coordinate vectors (composite of reshape and broadcast).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> [a.shape for a in fl.meshgrid(fl.arange(3), fl.arange(2))]
+        [(2, 3), (2, 3)]
+    """
+    from .manipulation import broadcast_to, reshape
+
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij'; got {indexing!r}.")
+    ts = [as_tensor(a, "meshgrid") for a in arrays]
+    n = len(ts)
+    sizes = [t.shape[0] if t.ndim else 1 for t in ts]
+    if indexing == "xy" and n >= 2:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    out = []
+    for i, t in enumerate(ts):
+        pos = i
+        if indexing == "xy" and n >= 2 and i < 2:
+            pos = 1 - i
+        shape = [1] * n
+        shape[pos] = sizes[pos]
+        out.append(broadcast_to(reshape(t, tuple(shape)), tuple(sizes)))
+    return out
+
+
+def _tri(name: str) -> Any:
+    prim = Primitive(name, lambda xp, x, *, k, _n=name: getattr(xp, _n)(x, k=k))
+    prim.jvp = lambda ts, out, x, **p: bind(prim, (ts[0],), p)
+    prim.vjp = lambda g, out, x, **p: (bind(prim, (g,), p),)
+    prim.batch = lambda n, vals, dims, **p: (bind(prim, (move_bdim_to_front(vals[0], dims[0]),), p), 0)
+
+    def op(x: Any, /, *, k: int = 0) -> Tensor:
+        x = as_tensor(x, name)
+        if x.ndim < 2:
+            raise ValueError(f"{name}: needs at least 2 dimensions; got shape {x.shape}.")
+        return bind(prim, (x,), {"k": int(k)})
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = (
+        f"The {'lower' if name == 'tril' else 'upper'} triangle of the last two axes (others zeroed).\n\n"
+        f"Example:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.ones((2, 2))).tolist()\n"
+        f"    {[[1.0, 0.0], [1.0, 1.0]] if name == 'tril' else [[1.0, 1.0], [0.0, 1.0]]}\n"
+    )
+    return op
+
+
+tril = _tri("tril")
+triu = _tri("triu")
+
+
+def asarray_like(data: Any, like: Tensor, *, int_dtype: builtins.bool = False, dtype: Any = None) -> Tensor:
+    """Python data as a concrete Tensor on ``like``'s backend."""
+    xp = like._xp
+    b = backend_for(xp)
+    if dtype is None:
+        dtype = D.int64 if int_dtype else like.dtype
+    return wrap(xp.asarray(data, dtype=b.native(dtype)), xp)
+
+
+def _unused() -> float:
+    return math.nan

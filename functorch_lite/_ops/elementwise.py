@@ -1,0 +1,545 @@
+"""Elementwise functions of the standard and the Tensor operators.
+
+Each function is a primitive whose impl is the backend's own function. Its
+rules come from one table: a single derivative formula per op,
+``apply(v, x, out) = v * df/dx`` (and one per argument for binary ops), which
+serves the jvp (v a tangent) and the vjp (v a cotangent) alike. Broadcasting
+is undone by the engine, and all elementwise ops share one batch rule.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .. import _dtypes as D
+from .._core.tensor import Tensor
+from .._errors import ShapeError
+from ._base import (
+    Primitive,
+    as_tensor,
+    bind,
+    default_complex,
+    default_float,
+    scalar_types,
+)
+
+_new = object.__new__
+__all__: list[str] = []
+
+# Native float/complex and bool dtypes of every backend in use (for the scalar fast path).
+_FLOATISH: set[Any] = set()
+_BOOLS: set[Any] = set()
+
+
+def _register_backend_dtypes() -> None:
+    from .. import _backend
+
+    for b in list(_backend._BY_NAME.values()):
+        for nat, dt in b.from_native.items():
+            try:
+                if dt.kind in "fc":
+                    _FLOATISH.add(nat)
+                elif dt.kind == "b":
+                    _BOOLS.add(nat)
+            except TypeError:
+                pass
+
+
+# ----------------------------------------------------------------------------
+# Shared rules
+# ----------------------------------------------------------------------------
+
+
+def elementwise_batch(axis_size: int, vals: Any, dims: Any, **params: Any) -> tuple[Any, int]:
+    """Batch rule of every elementwise op: batch axes to the front, ranks aligned."""
+    from .manipulation import moveaxis, reshape
+
+    rank = 0
+    for v, d in zip(vals, dims, strict=True):
+        if isinstance(v, Tensor):
+            r = v.ndim - (d is not None)
+            if r > rank:
+                rank = r
+    out = []
+    for v, d in zip(vals, dims, strict=True):
+        if d is not None:
+            if d != 0:
+                v = moveaxis(v, d, 0)
+            r = v.ndim - 1
+            if r < rank:
+                s = v.shape
+                v = reshape(v, (s[0],) + (1,) * (rank - r) + s[1:])
+        out.append(v)
+    return out, 0
+
+
+def _unary_rules(prim: Primitive, apply: Callable[..., Any] | None) -> None:
+    prim.batch = lambda n, vals, dims, **p: (bind(prim, elementwise_batch(n, vals, dims)[0], p), 0)
+    if apply is None:
+        return
+    prim.jvp = lambda ts, out, x, **p: apply(ts[0], x, out)
+    prim.vjp = lambda g, out, x, **p: (apply(g, x, out),)
+
+
+def _binary_rules(
+    prim: Primitive,
+    ax: Callable[..., Any] | None,
+    ay: Callable[..., Any] | None,
+) -> None:
+    prim.batch = lambda n, vals, dims, **p: (bind(prim, elementwise_batch(n, vals, dims)[0], p), 0)
+    if ax is None and ay is None:
+        return
+
+    def jvp(ts: Any, out: Any, x: Any, y: Any, **p: Any) -> Any:
+        tx, ty = ts
+        r = None
+        if tx is not None and ax is not None:
+            r = ax(tx, x, y, out)
+        if ty is not None and ay is not None:
+            u = ay(ty, x, y, out)
+            r = u if r is None else r + u
+        return r
+
+    def vjp(g: Any, out: Any, x: Any, y: Any, **p: Any) -> Any:
+        return (
+            None if ax is None else (lambda: ax(g, x, y, out)),
+            None if ay is None else (lambda: ay(g, x, y, out)),
+        )
+
+    prim.jvp = jvp
+    prim.vjp = vjp
+
+
+# ----------------------------------------------------------------------------
+# Function makers (eager fast paths)
+# ----------------------------------------------------------------------------
+
+
+def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool = True, doc: str = "") -> Any:
+    prim = Primitive(name, lambda xp, x, _n=name: getattr(xp, _n)(x), differentiable=differentiable)
+    _unary_rules(prim, apply)
+
+    def op(x: Any, /) -> Tensor:
+        if x.__class__ is Tensor and x._t is None:
+            xp = x._xp
+            t = _new(Tensor)
+            t._a = getattr(xp, name)(x._a)
+            t._xp = xp
+            t._t = None
+            return t
+        return bind(prim, (as_tensor(x, name),), {})
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc or f"Elementwise ``{name}`` of the array API standard.\n\nExample:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.asarray([0.5])).shape\n    (1,)\n"
+    op.prim = prim  # type: ignore[attr-defined]
+    globals()[name] = op
+    __all__.append(name)
+    return op
+
+
+def _prep_scalar(t: Tensor, s: Any) -> tuple[Tensor, Any]:
+    from .dtypes import astype
+
+    k = t.dtype.kind
+    if s.__class__ is builtins.bool:
+        if k in "iu":
+            s = int(s)
+        elif k in "fc":
+            s = float(s)
+    elif isinstance(s, int):
+        if k == "b":
+            t = astype(t, D.int64)
+    elif isinstance(s, float):
+        if k in "biu":
+            t = astype(t, default_float())
+    elif isinstance(s, complex):
+        if k != "c":
+            t = astype(t, D.complex128 if t.dtype is D.float64 else default_complex())
+    return t, s
+
+
+def prep_binary(op: str, x: Any, y: Any) -> tuple[Any, Any]:
+    """Apply the standard's rules for mixing Tensors, arrays and Python scalars."""
+    from .dtypes import astype
+
+    xs = isinstance(x, scalar_types)
+    ys = isinstance(y, scalar_types)
+    if not xs and not isinstance(x, Tensor):
+        x = as_tensor(x, op)
+    if not ys and not isinstance(y, Tensor):
+        y = as_tensor(y, op)
+    if xs and ys:
+        x = as_tensor(x, op)
+        xs = False
+    if ys:
+        x, y = _prep_scalar(x, y)
+    elif xs:
+        y, x = _prep_scalar(y, x)
+    else:
+        dx, dy = x.dtype, y.dtype
+        if dx is not dy:
+            r = D.promote(dx, dy)
+            if dx is not r:
+                x = astype(x, r)
+            if dy is not r:
+                y = astype(y, r)
+    return x, y
+
+
+_DUNDERS: dict[str, Any] = {}
+
+
+def _dunder_slow(slow: Callable[..., Any]) -> Callable[..., Any]:
+    def f(x: Any, y: Any) -> Any:
+        if not _operand_ok(y):
+            return NotImplemented
+        return slow(x, y)
+
+    return f
+
+
+def _make_fast_binary(name: str, slow: Callable[..., Any]) -> Any:
+    floatish, bools = _FLOATISH, _BOOLS
+
+    def op(x: Any, y: Any, /) -> Any:
+        if x.__class__ is Tensor and x._t is None:
+            yc = y.__class__
+            xp = x._xp
+            if yc is Tensor:
+                if y._t is None and y._xp is xp and x._a.dtype is y._a.dtype:
+                    t = _new(Tensor)
+                    t._a = getattr(xp, name)(x._a, y._a)
+                    t._xp = xp
+                    t._t = None
+                    return t
+            elif (yc is float and x._a.dtype in floatish) or (yc is int and x._a.dtype not in bools):
+                t = _new(Tensor)
+                t._a = getattr(xp, name)(x._a, y)
+                t._xp = xp
+                t._t = None
+                return t
+        return slow(x, y)
+
+    return op
+
+
+def _binary(
+    name: str,
+    ax: Callable[..., Any] | None,
+    ay: Callable[..., Any] | None,
+    *,
+    differentiable: bool = True,
+    symbol: str | None = None,
+) -> Any:
+    prim = Primitive(name, lambda xp, x, y, _n=name: getattr(xp, _n)(x, y), differentiable=differentiable)
+    _binary_rules(prim, ax, ay)
+
+    def slow(x: Any, y: Any) -> Tensor:
+        x, y = prep_binary(name, x, y)
+        return bind(prim, (x, y), {})
+
+    op = _make_fast_binary(name, slow)
+    dunder = _make_fast_binary(name, _dunder_slow(slow))
+    dunder.__name__ = name
+    _DUNDERS[name] = dunder
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise ``{name}`` of the array API standard (broadcasting).\n\nExample:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.asarray([1.0, 2.0]), fl.asarray([3.0, 4.0])).shape\n    (2,)\n"
+    op.prim = prim  # type: ignore[attr-defined]
+    globals()[name] = op
+    __all__.append(name)
+    return op
+
+
+# ----------------------------------------------------------------------------
+# The table
+# ----------------------------------------------------------------------------
+# Derivative formulas use public ops, so they are themselves differentiable and batchable.
+# They are looked up lazily (g is this module's globals) so the table can reference ops
+# defined further down.
+
+g = globals()
+LN2 = math.log(2.0)
+LN10 = math.log(10.0)
+
+
+def _real_or(v: Any, d: Any) -> Any:
+    return v * d
+
+
+_unary("abs", lambda v, x, o: v * g["sign"](x) if not x.dtype.kind == "c" else g["real"](g["conj"](x) * v) / o)
+_unary("acos", lambda v, x, o: -v / g["sqrt"](1.0 - x * x))
+_unary("acosh", lambda v, x, o: v / g["sqrt"]((x - 1.0) * (x + 1.0)))
+_unary("asin", lambda v, x, o: v / g["sqrt"](1.0 - x * x))
+_unary("asinh", lambda v, x, o: v / g["sqrt"](x * x + 1.0))
+_unary("atan", lambda v, x, o: v / (x * x + 1.0))
+_unary("atanh", lambda v, x, o: v / (1.0 - x * x))
+_unary("cos", lambda v, x, o: -v * g["sin"](x))
+_unary("cosh", lambda v, x, o: v * g["sinh"](x))
+_unary("exp", lambda v, x, o: v * o)
+_unary("expm1", lambda v, x, o: v * (o + 1.0))
+_unary("log", lambda v, x, o: v / x)
+_unary("log1p", lambda v, x, o: v / (x + 1.0))
+_unary("log2", lambda v, x, o: v / (x * LN2))
+_unary("log10", lambda v, x, o: v / (x * LN10))
+_unary("negative", lambda v, x, o: -v)
+_unary("positive", lambda v, x, o: v)
+_unary("sin", lambda v, x, o: v * g["cos"](x))
+_unary("sinh", lambda v, x, o: v * g["cosh"](x))
+_unary("sqrt", lambda v, x, o: v / (o * 2.0))
+_unary("square", lambda v, x, o: v * (x * 2.0))
+_unary("tan", lambda v, x, o: v * (o * o + 1.0))
+_unary("tanh", lambda v, x, o: v * (1.0 - o * o))
+_unary("conj", lambda v, x, o: g["conj"](v))
+_unary("real", lambda v, x, o: g["real"](v))
+_unary("imag", lambda v, x, o: g["imag"](v))
+# NOTE: zero-derivative ops (rounding, sign) are non-differentiable: outputs carry no gradient.
+for _n in ("ceil", "floor", "round", "trunc", "sign"):
+    _unary(_n, None, differentiable=False)
+for _n in ("isfinite", "isinf", "isnan", "signbit", "logical_not", "bitwise_invert"):
+    _unary(_n, None, differentiable=False)
+
+
+def _where(c: Any, a: Any, b: Any) -> Any:
+    from .searching import where
+
+    return where(c, a, b)
+
+
+def _pow_dx(v: Any, x: Any, y: Any, o: Any) -> Any:
+    if isinstance(y, (int, float)):
+        if y == 0:
+            return v * 0.0
+        return v * (y * g["pow"](x, y - 1))
+    return v * _where(g["equal"](y, 0.0), 0.0, y * g["pow"](x, y - 1.0))
+
+
+def _pow_dy(v: Any, x: Any, y: Any, o: Any) -> Any:
+    # NOTE: d/dy x**y = log(x) x**y; taken as 0 where x == 0 (the limit for y > 0), as JAX does.
+    if isinstance(x, (int, float)):
+        return v * (o * math.log(x)) if x > 0 else v * 0.0
+    safe = _where(g["equal"](x, 0.0), 1.0, x)
+    return v * (o * g["log"](safe))
+
+
+def _max_mask(x: Any, y: Any) -> Any:
+    # NOTE: at ties the gradient is split evenly between the arguments (as JAX does).
+    from .dtypes import astype
+
+    gt = g["greater"](x, y)
+    eq = g["equal"](x, y)
+    dt = g["result_type"](x, y)
+    return astype(gt, dt) + astype(eq, dt) * 0.5
+
+
+def _is_tensor(a: Any) -> bool:
+    return isinstance(a, Tensor)
+
+
+_binary("add", lambda v, x, y, o: v, lambda v, x, y, o: v)
+_binary("subtract", lambda v, x, y, o: v, lambda v, x, y, o: -v)
+_binary("multiply", lambda v, x, y, o: v * y, lambda v, x, y, o: v * x)
+_binary("divide", lambda v, x, y, o: v / y, lambda v, x, y, o: -v * o / y)
+_binary("pow", _pow_dx, _pow_dy)
+_binary(
+    "atan2",
+    lambda v, x, y, o: v * y / (x * x + y * y),
+    lambda v, x, y, o: -v * x / (x * x + y * y),
+)
+_binary("hypot", lambda v, x, y, o: v * x / o, lambda v, x, y, o: v * y / o)
+_binary(
+    "logaddexp",
+    lambda v, x, y, o: v * g["exp"](x - o),
+    lambda v, x, y, o: v * g["exp"](y - o),
+)
+_binary("maximum", lambda v, x, y, o: v * _max_mask(x, y), lambda v, x, y, o: v * _max_mask(y, x))
+_binary("minimum", lambda v, x, y, o: v * _max_mask(y, x), lambda v, x, y, o: v * _max_mask(x, y))
+_binary(
+    "copysign",
+    lambda v, x, y, o: v * _where(g["equal"](g["signbit"](x), g["signbit"](y)), 1.0, -1.0),
+    None,
+)
+_binary("remainder", lambda v, x, y, o: v, lambda v, x, y, o: -v * g["floor_divide"](x, y))
+for _n in (
+    "floor_divide",
+    "nextafter",
+    "equal",
+    "not_equal",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_left_shift",
+    "bitwise_right_shift",
+):
+    _binary(_n, None, None, differentiable=False)
+
+# NOTE: operator ** keeps numpy's behaviour of the backend for integer powers.
+
+
+def result_type(*arrays_and_dtypes: Any) -> D.DType:
+    """The dtype the standard's promotion rules give for the arguments (Python scalars allowed).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.result_type(fl.float32, fl.float64)
+        functorch_lite.float64
+    """
+    from ._base import check_dtype
+
+    if not arrays_and_dtypes:
+        raise ValueError("result_type: needs at least one array or dtype.")
+    dts: list[D.DType] = []
+    scalars: list[Any] = []
+    for a in arrays_and_dtypes:
+        if isinstance(a, Tensor):
+            dts.append(a.dtype)
+        elif isinstance(a, scalar_types):
+            scalars.append(a)
+        elif hasattr(a, "shape") and hasattr(a, "dtype"):
+            dts.append(as_tensor(a, "result_type").dtype)
+        else:
+            dts.append(check_dtype(a, "result_type"))
+    if not dts:
+        from ._base import dtype_of
+
+        dts = [dtype_of(scalars.pop(0))]
+    r = dts[0]
+    for d in dts[1:]:
+        r = D.promote(r, d)
+    for s in scalars:
+        if isinstance(s, builtins.bool):
+            continue
+        if isinstance(s, int):
+            if r.kind == "b":
+                r = D.int64
+        elif isinstance(s, float):
+            if r.kind in "biu":
+                r = default_float()
+        elif isinstance(s, complex):
+            if r.kind != "c":
+                r = D.complex128 if r is D.float64 else default_complex()
+    return r
+
+
+__all__.append("result_type")
+
+
+# ----------------------------------------------------------------------------
+# Tensor operators
+# ----------------------------------------------------------------------------
+
+_ops_table = {
+    "add": ("__add__", "__radd__", "__iadd__", "+"),
+    "subtract": ("__sub__", "__rsub__", "__isub__", "-"),
+    "multiply": ("__mul__", "__rmul__", "__imul__", "*"),
+    "divide": ("__truediv__", "__rtruediv__", "__itruediv__", "/"),
+    "floor_divide": ("__floordiv__", "__rfloordiv__", "__ifloordiv__", "//"),
+    "remainder": ("__mod__", "__rmod__", "__imod__", "%"),
+    "pow": ("__pow__", "__rpow__", "__ipow__", "**"),
+    "bitwise_and": ("__and__", "__rand__", "__iand__", "&"),
+    "bitwise_or": ("__or__", "__ror__", "__ior__", "|"),
+    "bitwise_xor": ("__xor__", "__rxor__", "__ixor__", "^"),
+    "bitwise_left_shift": ("__lshift__", "__rlshift__", "__ilshift__", "<<"),
+    "bitwise_right_shift": ("__rshift__", "__rrshift__", "__irshift__", ">>"),
+    "equal": ("__eq__", None, None, "=="),
+    "not_equal": ("__ne__", None, None, "!="),
+    "less": ("__lt__", None, None, "<"),
+    "less_equal": ("__le__", None, None, "<="),
+    "greater": ("__gt__", None, None, ">"),
+    "greater_equal": ("__ge__", None, None, ">="),
+}
+
+_OK_OTHER = (Tensor,) + scalar_types
+
+
+def _operand_ok(other: Any) -> bool:
+    if isinstance(other, _OK_OTHER):
+        return True
+    from .. import _backend
+
+    return _backend.backend_of(other) is not None
+
+
+def rebind(t: Tensor, r: Tensor, op: str) -> Tensor:
+    """Make Tensor ``t`` hold ``r``'s value (functional mutation)."""
+    if r.shape != t.shape:
+        raise ShapeError(
+            f"{op}: an in-place operation cannot change the shape of its target; target shape "
+            f"{t.shape}, result shape {r.shape}. Use the out-of-place form (x = x {op[:-1]} y)."
+        )
+    if r.dtype is not t.dtype:
+        from .dtypes import astype
+
+        r = astype(r, t.dtype)
+    t._a = r._a
+    t._xp = r._xp
+    t._t = r._t
+    return t
+
+
+def _attach_operators() -> None:
+    for fname, (fwd, rev, inplace, _sym) in _ops_table.items():
+        fn = g[fname]
+        prim = fn.prim
+        _DUNDERS[fname].__name__ = fwd
+
+        setattr(Tensor, fwd, _DUNDERS[fname])
+        if rev is None:
+            continue
+
+        def reverse(self: Tensor, other: Any, _fn: Any = fn, _p: Any = prim, _n: str = fname) -> Any:
+            oc = other.__class__
+            if self._t is None and (oc is float or oc is int):
+                xp = self._xp
+                a = self._a
+                if oc is int or a.dtype in _FLOATISH:
+                    if not (oc is int and a.dtype in _BOOLS):
+                        t = _new(Tensor)
+                        t._a = getattr(xp, _n)(other, a)
+                        t._xp = xp
+                        t._t = None
+                        return t
+            if not _operand_ok(other):
+                return NotImplemented
+            return _fn(other, self)
+
+        reverse.__name__ = rev
+        setattr(Tensor, rev, reverse)
+
+        def inplace_op(self: Tensor, other: Any, _fn: Any = fn, _name: str = inplace) -> Any:
+            if not _operand_ok(other):
+                return NotImplemented
+            return rebind(self, _fn(self, other), _name)
+
+        inplace_op.__name__ = inplace
+        setattr(Tensor, inplace, inplace_op)
+
+    def __neg__(self: Tensor) -> Tensor:
+        return g["negative"](self)
+
+    def __pos__(self: Tensor) -> Tensor:
+        return g["positive"](self)
+
+    def __abs__(self: Tensor) -> Tensor:
+        return g["abs"](self)
+
+    def __invert__(self: Tensor) -> Tensor:
+        return g["bitwise_invert"](self)
+
+    Tensor.__neg__ = __neg__  # type: ignore[method-assign]
+    Tensor.__pos__ = __pos__  # type: ignore[method-assign]
+    Tensor.__abs__ = __abs__  # type: ignore[method-assign]
+    Tensor.__invert__ = __invert__  # type: ignore[method-assign]
+    Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]
+
+
+_attach_operators()

@@ -1,0 +1,600 @@
+"""Indexing: ``x[key]``, functional ``x[key] = v``, scatter-add, ``take`` and ``take_along_axis``.
+
+A key is split into a static spec (ints, slices, None, Ellipsis, array slots)
+and its arrays, which are positional arguments of the primitive so they can
+be batched by vmap. Gradients of gathers are scatter-adds, so repeated
+indices accumulate.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from .. import _backend
+from .. import _dtypes as D
+from .._core.tensor import Tensor, backend_for
+from .._errors import DataDependentShapeError, ShapeError
+from ._base import Primitive, as_tensor, bind, normalize_axis
+from ._rules import move_bdim_to_front
+
+__all__ = ["getitem", "setitem", "index_add", "take", "take_along_axis"]
+
+_new = object.__new__
+
+
+class _Arr:
+    """Placeholder for the i-th array of a key."""
+
+    __slots__ = ("i", "is_bool", "ndim")
+
+    def __init__(self, i: int, is_bool: builtins.bool, ndim: int) -> None:
+        self.i = i
+        self.is_bool = is_bool
+        self.ndim = ndim
+
+    def __repr__(self) -> str:
+        return f"<array {self.i}>"
+
+    def __eq__(self, o: object) -> builtins.bool:
+        return isinstance(o, _Arr) and (o.i, o.is_bool, o.ndim) == (self.i, self.is_bool, self.ndim)
+
+    def __hash__(self) -> int:
+        return hash((self.i, self.is_bool, self.ndim))
+
+
+def _split_key(key: Any, like: Tensor, op: str) -> tuple[tuple[Any, ...], list[Tensor]]:
+    """Normalise a key into (spec, arrays)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    spec: list[Any] = []
+    arrays: list[Tensor] = []
+    for k in key:
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            if isinstance(k, slice):
+                k = slice(_int_or_none(k.start, op), _int_or_none(k.stop, op), _int_or_none(k.step, op))
+            spec.append(k)
+        elif isinstance(k, builtins.bool):
+            t = as_tensor(k, op, like=None)
+            spec.append(_Arr(len(arrays), True, 0))
+            arrays.append(_on(t, like))
+        elif isinstance(k, int):
+            spec.append(k)
+        elif isinstance(k, (Tensor, list)) or _backend.backend_of(k) is not None:
+            t = as_tensor(k, op)
+            dt = t.dtype
+            if dt.kind not in "iub":
+                raise TypeError(
+                    f"{op}: index arrays must have an integer or bool dtype; got {dt.name}. Cast with astype."
+                )
+            if t.ndim == 0 and dt.kind != "b" and t._t is None:
+                spec.append(int(t))
+                continue
+            spec.append(_Arr(len(arrays), dt.kind == "b", t.ndim))
+            arrays.append(_on(t, like))
+        else:
+            raise IndexError(
+                f"{op}: unsupported index {k!r} of type {type(k).__name__}; use ints, slices, None, "
+                "Ellipsis, integer arrays or boolean arrays."
+            )
+    return tuple(spec), arrays
+
+
+def _on(t: Tensor, like: Tensor) -> Tensor:
+    if t._xp is not like._xp and t._t is None:
+        b = backend_for(like._xp)
+        return Tensor.__new__(Tensor) if False else _wrap_foreign(t, b)
+    return t
+
+
+def _wrap_foreign(t: Tensor, b: Any) -> Tensor:
+    from .._core.tensor import wrap
+
+    src = backend_for(t._xp)
+    return wrap(b.from_foreign(src.fix(t._a), src), b.xp)
+
+
+def _int_or_none(v: Any, op: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, Tensor):
+        return int(v)
+    try:
+        return int(v.__index__())
+    except (AttributeError, TypeError):
+        raise IndexError(f"{op}: slice bounds must be integers or None; got {v!r}.") from None
+
+
+def _build(spec: tuple[Any, ...], arrays: Any) -> tuple[Any, ...]:
+    return tuple(arrays[s.i] if isinstance(s, _Arr) else s for s in spec)
+
+
+def _expand_ellipsis(spec: tuple[Any, ...], ndim: int, op: str) -> tuple[Any, ...]:
+    used = 0
+    n_ell = 0
+    for s in spec:
+        if s is Ellipsis:
+            n_ell += 1
+        elif s is None:
+            pass
+        elif isinstance(s, _Arr) and s.is_bool:
+            used += s.ndim
+        else:
+            used += 1
+    if n_ell > 1:
+        raise IndexError(f"{op}: an index can only have a single ellipsis ('...').")
+    if used > ndim:
+        raise IndexError(f"{op}: too many indices for an array of {ndim} dimension(s): the key uses {used}.")
+    out: list[Any] = []
+    for s in spec:
+        if s is Ellipsis:
+            out.extend([slice(None)] * (ndim - used))
+        else:
+            out.append(s)
+    if not n_ell:
+        out.extend([slice(None)] * (ndim - used))
+    return tuple(out)
+
+
+def _check_ints(spec: tuple[Any, ...], shape: tuple[int, ...], op: str) -> None:
+    dim = 0
+    for s in _expand_ellipsis(spec, len(shape), op):
+        if s is None:
+            continue
+        if isinstance(s, int):
+            n = shape[dim]
+            if not -n <= s < n:
+                raise IndexError(
+                    f"{op}: index {s} is out of bounds for axis {dim} of size {n}; use an index in [{-n}, {n - 1}]."
+                )
+        dim += s.ndim if isinstance(s, _Arr) and s.is_bool else 1
+
+
+# ----------------------------------------------------------------------------------
+# Batching of keys
+# ----------------------------------------------------------------------------------
+def _has_advanced(spec: tuple[Any, ...]) -> builtins.bool:
+    return builtins.any(isinstance(s, _Arr) for s in spec)
+
+
+def _batched_key(
+    n: int, x_nd: int, spec: tuple[Any, ...], idx: list[Any], idims: list[Any]
+) -> tuple[tuple[Any, ...], list[Any], tuple[int, ...] | None]:
+    """A key for the batched array (batch axis first) and the permutation that restores
+    the per-example layout of the result (None when no permutation is needed)."""
+    from .manipulation import reshape
+
+    full = _expand_ellipsis(spec, x_nd, "getitem")
+    if not _has_advanced(full):
+        return (slice(None),) + full, list(idx), None
+    if builtins.any(s.is_bool for s in full if isinstance(s, _Arr)):
+        if builtins.any(d is not None for d in idims) or builtins.sum(isinstance(s, _Arr) for s in full) > 1:
+            raise DataDependentShapeError(
+                "getitem: a boolean mask index has a value-dependent shape and cannot be batched "
+                "under vmap. Use where(mask, x, 0) or take with integer indices instead."
+            )
+        return (slice(None),) + full, list(idx), None
+    # Rank of the broadcast advanced-index shape (per example).
+    rank = 0
+    for s in full:
+        if isinstance(s, _Arr):
+            rank = builtins.max(rank, s.ndim)
+    new_idx: list[Any] = []
+    for s, (a, d) in zip([s for s in full if isinstance(s, _Arr)], [(idx[s.i], idims[s.i]) for s in full if isinstance(s, _Arr)], strict=True):
+        if d is not None:
+            a = move_bdim_to_front(a, d)
+            r = a.ndim - 1
+            if r < rank:
+                sh = a.shape
+                a = reshape(a, (sh[0],) + (1,) * (rank - r) + sh[1:])
+        new_idx.append((s.i, a))
+    like = next(a for _, a in new_idx)
+    ar = reshape(_arange_like(n, like), (n,) + (1,) * rank)
+    arrays = [None] * (len(idx) + 1)
+    for i, a in new_idx:
+        arrays[i] = a
+    arrays[len(idx)] = ar
+    key = (_Arr(len(idx), False, rank),) + full
+    # Per-example layout: are the advanced items (arrays and ints) contiguous?
+    adv_pos = [i for i, s in enumerate(full) if isinstance(s, (_Arr, int))]
+    contiguous = adv_pos == list(range(adv_pos[0], adv_pos[-1] + 1))
+    perm = None
+    if contiguous and adv_pos[0] > 0:
+        k = builtins.sum(1 for s in full[: adv_pos[0]] if not isinstance(s, (_Arr, int)))
+        # batched result: (n, *A[rank], *before[k], *after); per example: (*before, *A, *after)
+        if k:
+            perm = (0,) + tuple(range(1 + rank, 1 + rank + k)) + tuple(range(1, 1 + rank))
+    return key, arrays, perm
+
+
+def _default_xp() -> Any:
+    return _backend.current_default().xp
+
+
+def _arange_like(n: int, like: Tensor) -> Tensor:
+    from .._core.tensor import wrap
+
+    xp = like._xp
+    return wrap(xp.arange(n, dtype=backend_for(xp).native(D.int64)), xp)
+
+
+def _apply_perm(r: Any, perm: tuple[int, ...] | None) -> Any:
+    if perm is None:
+        return r
+    from .manipulation import permute_dims
+
+    full = perm + tuple(range(len(perm), r.ndim))
+    return permute_dims(r, full)
+
+
+def _inverse(perm: tuple[int, ...], nd: int) -> tuple[int, ...]:
+    full = perm + tuple(range(len(perm), nd))
+    inv = [0] * nd
+    for i, a in enumerate(full):
+        inv[a] = i
+    return tuple(inv)
+
+
+# ----------------------------------------------------------------------------------
+# getitem
+# ----------------------------------------------------------------------------------
+def _getitem_impl(xp: Any, x: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
+    return x[_build(spec, idx)]
+
+
+getitem_p = Primitive("getitem", _getitem_impl)
+getitem_p.jvp = lambda ts, out, x, *idx, spec: bind(getitem_p, (ts[0],) + idx, {"spec": spec})
+
+
+def _getitem_vjp(g: Any, out: Any, x: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
+    from .creation import zeros_like
+
+    return (lambda: index_add_raw(zeros_like(x), g, idx, spec),)
+
+
+getitem_p.vjp = _getitem_vjp
+
+
+def _getitem_batch(n: int, vals: Any, dims: Any, *, spec: tuple[Any, ...]) -> Any:
+    x, *idx = vals
+    xd, *idims = dims
+    if xd is None and builtins.all(d is None for d in idims):
+        return bind(getitem_p, vals, {"spec": spec}), None
+    x = move_bdim_to_front(x, xd, n)
+    key, arrays, perm = _batched_key(n, x.ndim - 1, spec, list(idx), list(idims))
+    r = bind(getitem_p, (x, *arrays), {"spec": key})
+    return _apply_perm(r, perm), 0
+
+
+getitem_p.batch = _getitem_batch
+
+
+def _simple_key(key: Any) -> builtins.bool:
+    kc = key.__class__
+    if kc is int or kc is slice:
+        return True
+    if kc is tuple:
+        for k in key:
+            c = k.__class__
+            if not (c is int or c is slice or k is None or k is Ellipsis):
+                return False
+        return True
+    return key is None or key is Ellipsis
+
+
+def getitem(x: Any, key: Any) -> Tensor:
+    """``x[key]`` with the standard's indexing (ints, slices, None, Ellipsis, integer and bool arrays).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.getitem(fl.arange(5), slice(1, 3)).tolist()
+        [1, 2]
+    """
+    x = as_tensor(x, "getitem")
+    if x._t is None and _simple_key(key):
+        try:
+            _check_ints(_split_key(key, x, "getitem")[0], x.shape, "getitem")
+            xp = x._xp
+            t = _new(Tensor)
+            t._a = x._a[key]
+            t._xp = xp
+            t._t = None
+            return t
+        except IndexError:
+            raise
+    spec, arrays = _split_key(key, x, "getitem")
+    _check_ints(spec, x.shape, "getitem")
+    return bind(getitem_p, (x, *arrays), {"spec": spec})
+
+
+def _tensor_getitem(self: Tensor, key: Any) -> Tensor:
+    if self._t is None and _simple_key(key):
+        kc = key.__class__
+        a = self._a
+        if kc is int:
+            n = a.shape[0] if a.ndim else None
+            if n is None or not -n <= key < n:
+                return getitem(self, key)
+        elif kc is not slice:
+            return getitem(self, key)
+        t = _new(Tensor)
+        t._a = a[key]
+        t._xp = self._xp
+        t._t = None
+        return t
+    return getitem(self, key)
+
+
+# ----------------------------------------------------------------------------------
+# setitem (functional) and index_add (scatter-add)
+# ----------------------------------------------------------------------------------
+def _setitem_impl(xp: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
+    return backend_for(xp).setitem(x, _build(spec, idx), v)
+
+
+setitem_p = Primitive("setitem", _setitem_impl)
+
+
+def _setitem_jvp(ts: Any, out: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
+    from .creation import zeros_like
+
+    tx, tv = ts[0], ts[1]
+    if tx is None:
+        tx = zeros_like(out)
+    if tv is None:
+        tv = 0.0
+    return bind(setitem_p, (tx, tv) + idx, {"spec": spec})
+
+
+def _setitem_vjp(g: Any, out: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
+    return (
+        lambda: bind(setitem_p, (g, 0.0) + idx, {"spec": spec}),
+        lambda: bind(getitem_p, (g,) + idx, {"spec": spec}),
+    )
+
+
+setitem_p.jvp = _setitem_jvp
+setitem_p.vjp = _setitem_vjp
+
+
+def _scatter_batch(prim: Primitive) -> Any:
+    def rule(n: int, vals: Any, dims: Any, *, spec: tuple[Any, ...]) -> Any:
+        from .manipulation import broadcast_to, permute_dims
+
+        x, v, *idx = vals
+        xd, vd, *idims = dims
+        x = move_bdim_to_front(x, xd, n)
+        key, arrays, perm = _batched_key(n, x.ndim - 1, spec, list(idx), list(idims))
+        # Target shape per example, then in the batched key's layout.
+        target = _result_shape(x.shape[1:], spec, idx, idims)
+        if isinstance(v, Tensor):
+            if vd is None:
+                v = broadcast_to(v, target)
+                v = broadcast_to(v, (n,) + target)
+            else:
+                v = move_bdim_to_front(v, vd)
+                vs = v.shape[1:]
+                if len(vs) < len(target):
+                    from .manipulation import reshape
+
+                    v = reshape(v, (n,) + (1,) * (len(target) - len(vs)) + vs)
+                v = broadcast_to(v, (n,) + target)
+            if perm is not None:
+                v = permute_dims(v, _inverse(perm, v.ndim))
+        return bind(prim, (x, v, *arrays), {"spec": key}), 0
+
+    return rule
+
+
+def _result_shape(shape: tuple[int, ...], spec: tuple[Any, ...], idx: Any, idims: Any) -> tuple[int, ...]:
+    from .manipulation import broadcast_shapes
+
+    full = _expand_ellipsis(spec, len(shape), "setitem")
+    has_adv = _has_advanced(full)
+    adv_shapes = []
+    before: list[int] = []
+    after: list[int] = []
+    adv_seen = False
+    dim = 0
+    positions = []
+    for i, s in enumerate(full):
+        if s is None:
+            (after if adv_seen else before).append(1)
+            continue
+        if isinstance(s, _Arr):
+            a = idx[s.i]
+            sh = a.shape
+            if idims[s.i] is not None:
+                sh = sh[: idims[s.i]] + sh[idims[s.i] + 1 :]
+            if s.is_bool:
+                raise DataDependentShapeError(
+                    "setitem: a boolean mask index cannot be batched under vmap; use where(mask, v, x)."
+                )
+            adv_shapes.append(tuple(sh))
+            adv_seen = True
+            positions.append(i)
+            dim += 1
+        elif isinstance(s, int):
+            if has_adv:
+                adv_shapes.append(())
+                adv_seen = True
+                positions.append(i)
+            dim += 1
+        else:
+            n = len(range(*s.indices(shape[dim])))
+            (after if adv_seen else before).append(n)
+            dim += 1
+    if not has_adv:
+        return tuple(before)
+    A = broadcast_shapes(*adv_shapes)
+    contiguous = positions == list(range(positions[0], positions[-1] + 1))
+    if contiguous:
+        return tuple(before) + A + tuple(after)
+    return A + tuple(before) + tuple(after)
+
+
+setitem_p.batch = _scatter_batch(setitem_p)
+
+
+def _index_add_impl(xp: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
+    key = _build(spec, idx)
+    if not idx:
+        b = backend_for(xp)
+        return b.setitem(x, key, x[key] + v)
+    return _backend.scatter_add(backend_for(xp), x, key, v)
+
+
+index_add_p = Primitive("index_add", _index_add_impl)
+
+
+def _index_add_jvp(ts: Any, out: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
+    from .creation import zeros_like
+
+    tx, tv = ts[0], ts[1]
+    if tv is None:
+        return tx
+    if tx is None:
+        tx = zeros_like(out)
+    return bind(index_add_p, (tx, tv) + idx, {"spec": spec})
+
+
+index_add_p.jvp = _index_add_jvp
+index_add_p.vjp = lambda g, out, x, v, *idx, spec: (g, lambda: bind(getitem_p, (g,) + idx, {"spec": spec}))
+index_add_p.batch = _scatter_batch(index_add_p)
+
+
+def index_add_raw(x: Tensor, v: Any, idx: Any, spec: tuple[Any, ...]) -> Tensor:
+    if v.dtype is not x.dtype:
+        from .dtypes import astype
+
+        v = astype(v, x.dtype)
+    return bind(index_add_p, (x, v) + tuple(idx), {"spec": spec})
+
+
+def _prep_value(x: Tensor, value: Any, op: str) -> Any:
+    if isinstance(value, (builtins.bool, int, float, complex)):
+        return as_tensor(value, op, like=x)
+    v = as_tensor(value, op)
+    if v.dtype is not x.dtype:
+        from .dtypes import astype
+
+        v = astype(v, x.dtype)
+    return v
+
+
+def setitem(x: Any, key: Any, value: Any) -> Tensor:
+    """A copy of ``x`` with ``x[key] = value`` (differentiable; ``x`` itself is unchanged).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.setitem(fl.zeros((3,)), 1, 5.0).tolist()
+        [0.0, 5.0, 0.0]
+    """
+    x = as_tensor(x, "setitem")
+    spec, arrays = _split_key(key, x, "setitem")
+    _check_ints(spec, x.shape, "setitem")
+    v = _prep_value(x, value, "setitem")
+    return bind(setitem_p, (x, v, *arrays), {"spec": spec})
+
+
+def index_add(x: Any, key: Any, value: Any) -> Tensor:
+    """A copy of ``x`` with ``value`` added at ``key``; repeated indices accumulate.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.index_add(fl.zeros((3,)), fl.asarray([0, 0, 2]), 1.0).tolist()
+        [2.0, 0.0, 1.0]
+    """
+    x = as_tensor(x, "index_add")
+    spec, arrays = _split_key(key, x, "index_add")
+    _check_ints(spec, x.shape, "index_add")
+    v = _prep_value(x, value, "index_add")
+    return bind(index_add_p, (x, v, *arrays), {"spec": spec})
+
+
+def _tensor_setitem(self: Tensor, key: Any, value: Any) -> None:
+    from .elementwise import rebind
+
+    r = setitem(self, key, value)
+    self._a = r._a
+    self._xp = r._xp
+    self._t = r._t
+    del rebind
+
+
+# ----------------------------------------------------------------------------------
+# take / take_along_axis (composites of getitem)
+# ----------------------------------------------------------------------------------
+def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Tensor:
+    """Elements of ``x`` at integer ``indices`` along ``axis``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.take(fl.asarray([10, 20, 30]), fl.asarray([2, 0])).tolist()
+        [30, 10]
+    """
+    from .manipulation import reshape
+
+    x = as_tensor(x, "take")
+    i = as_tensor(indices, "take", like=x)
+    if i.dtype.kind not in "iu":
+        raise TypeError(f"take: indices must have an integer dtype; got {i.dtype.name}.")
+    if axis is None:
+        if x.ndim != 1:
+            x = reshape(x, (-1,))
+        axis = 0
+    ax = normalize_axis(axis, x.ndim, "take")
+    _check_bounds(i, x.shape[ax], "take")
+    return getitem(x, (slice(None),) * ax + (i,))
+
+
+def _check_bounds(i: Tensor, n: int, op: str) -> None:
+    if i._t is None and i.size:
+        from .reduction import max as _max, min as _min
+
+        lo, hi = int(_min(i)), int(_max(i))
+        if lo < -n or hi >= n:
+            raise IndexError(
+                f"{op}: index {hi if hi >= n else lo} is out of bounds for an axis of size {n}; "
+                f"indices must lie in [{-n}, {n - 1}]."
+            )
+
+
+def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Tensor:
+    """Pick values of ``x`` along ``axis`` with ``indices`` of the same rank (broadcasting elsewhere).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> x = fl.asarray([[10, 20], [30, 40]])
+        >>> fl.take_along_axis(x, fl.asarray([[1], [0]]), axis=1).tolist()
+        [[20], [30]]
+    """
+    from .manipulation import broadcast_shapes, reshape
+
+    x = as_tensor(x, "take_along_axis")
+    i = as_tensor(indices, "take_along_axis", like=x)
+    if i.ndim != x.ndim:
+        raise ShapeError(
+            f"take_along_axis: indices need as many dimensions as x ({x.ndim}); got shape {i.shape}."
+        )
+    ax = normalize_axis(axis, x.ndim, "take_along_axis")
+    _check_bounds(i, x.shape[ax], "take_along_axis")
+    nd = x.ndim
+    xs = list(x.shape)
+    is_ = list(i.shape)
+    xs[ax] = 1
+    is_[ax] = 1
+    bshape = broadcast_shapes(tuple(xs), tuple(is_))
+    key: list[Any] = []
+    for d in range(nd):
+        if d == ax:
+            key.append(i)
+        else:
+            shape = [1] * nd
+            shape[d] = bshape[d]
+            key.append(reshape(_arange_like(bshape[d], x), tuple(shape)))
+    return getitem(x, tuple(key))
+
+
+Tensor.__getitem__ = _tensor_getitem  # type: ignore[method-assign]
+Tensor.__setitem__ = _tensor_setitem  # type: ignore[method-assign]

@@ -1,0 +1,167 @@
+"""Linear algebra of the main namespace: matmul, tensordot, vecdot (and Tensor ``@``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._core.tensor import Tensor
+from .._errors import ShapeError
+from ._base import Primitive, as_tensor, bind
+
+__all__ = ["matmul", "tensordot", "vecdot"]
+
+_new = object.__new__
+
+
+def _mm_impl(xp: Any, x: Any, y: Any) -> Any:
+    return x @ y
+
+
+matmul_p = Primitive("matmul", _mm_impl)
+
+
+def _mT(x: Any) -> Any:
+    from .manipulation import matrix_transpose
+
+    return matrix_transpose(x)
+
+
+def _matmul_jvp(ts: Any, out: Any, x: Any, y: Any) -> Any:
+    tx, ty = ts
+    r = None
+    if tx is not None:
+        r = bind(matmul_p, (tx, y), {})
+    if ty is not None:
+        u = bind(matmul_p, (x, ty), {})
+        r = u if r is None else r + u
+    return r
+
+
+matmul_p.jvp = _matmul_jvp
+matmul_p.vjp = lambda g, out, x, y: (
+    lambda: bind(matmul_p, (g, _mT(y)), {}),
+    lambda: bind(matmul_p, (_mT(x), g), {}),
+)
+
+
+def _matmul_batch(n: int, vals: Any, dims: Any) -> Any:
+    from .elementwise import elementwise_batch
+
+    return bind(matmul_p, elementwise_batch(n, vals, dims)[0], {}), 0
+
+
+matmul_p.batch = _matmul_batch
+
+
+def _check_mm(x: Tensor, y: Tensor) -> None:
+    xs, ys = x.shape, y.shape
+    if not xs or not ys:
+        raise ShapeError(f"matmul: operands must have at least one dimension; got shapes {xs} and {ys}. Use multiply for scalars.")
+    k1 = xs[-1]
+    k2 = ys[-2] if len(ys) > 1 else ys[0]
+    if k1 != k2:
+        raise ShapeError(
+            f"matmul: shapes {xs} and {ys} are not aligned: the last axis of x ({k1}) must equal "
+            f"the {'second-to-last' if len(ys) > 1 else 'only'} axis of y ({k2}). Transpose one operand (x.mT)."
+        )
+
+
+def matmul(x1: Any, x2: Any, /) -> Tensor:
+    """Matrix product with the standard's rules for 1-d operands and batch broadcasting.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.matmul(fl.ones((2, 3)), fl.ones((3,))).tolist()
+        [3.0, 3.0]
+    """
+    if x1.__class__ is Tensor and x2.__class__ is Tensor and x1._t is None and x2._t is None:
+        a, b = x1._a, x2._a
+        xp = x1._xp
+        if xp is x2._xp and a.dtype is b.dtype and a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] == b.shape[-2]:
+            t = _new(Tensor)
+            t._a = a @ b
+            t._xp = xp
+            t._t = None
+            return t
+    from .elementwise import prep_binary
+    from .manipulation import expand_dims, squeeze
+
+    x, y = prep_binary("matmul", as_tensor(x1, "matmul"), as_tensor(x2, "matmul"))
+    _check_mm(x, y)
+    if x.ndim == 1 and y.ndim == 1:
+        from .reduction import sum as _sum
+
+        return _sum(x * y)
+    if x.ndim == 1:
+        return squeeze(bind(matmul_p, (expand_dims(x, axis=0), y), {}), axis=-2)
+    if y.ndim == 1:
+        return squeeze(bind(matmul_p, (x, expand_dims(y, axis=-1)), {}), axis=-1)
+    from .manipulation import broadcast_shapes
+
+    broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    return bind(matmul_p, (x, y), {})
+
+
+def tensordot(x1: Any, x2: Any, /, *, axes: int | tuple[Sequence[int], Sequence[int]] = 2) -> Tensor:
+    """Sum of products over the given axes (composite of permute, reshape and matmul).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.tensordot(fl.ones((2, 3)), fl.ones((3, 4)), axes=1).shape
+        (2, 4)
+    """
+    from .elementwise import prep_binary
+    from .manipulation import permute_dims, reshape
+
+    x, y = prep_binary("tensordot", as_tensor(x1, "tensordot"), as_tensor(x2, "tensordot"))
+    if isinstance(axes, int):
+        if axes < 0:
+            raise ValueError(f"tensordot: axes must be non-negative; got {axes}.")
+        ax = list(range(x.ndim - axes, x.ndim))
+        ay = list(range(axes))
+    else:
+        ax = [a % x.ndim for a in axes[0]]
+        ay = [a % y.ndim for a in axes[1]]
+    if len(ax) != len(ay):
+        raise ShapeError(f"tensordot: axes {axes} name different numbers of axes for x and y.")
+    for a, b in zip(ax, ay, strict=True):
+        if x.shape[a] != y.shape[b]:
+            raise ShapeError(
+                f"tensordot: axis {a} of x (size {x.shape[a]}) does not match axis {b} of y (size {y.shape[b]})."
+            )
+    fx = [i for i in range(x.ndim) if i not in ax]
+    fy = [i for i in range(y.ndim) if i not in ay]
+    k = 1
+    for a in ax:
+        k *= x.shape[a]
+    xm = reshape(permute_dims(x, tuple(fx + ax)), (-1, k))
+    ym = reshape(permute_dims(y, tuple(ay + fy)), (k, -1))
+    out = bind(matmul_p, (xm, ym), {})
+    return reshape(out, tuple(x.shape[i] for i in fx) + tuple(y.shape[i] for i in fy))
+
+
+def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Tensor:
+    """Dot product of vectors along ``axis`` (conjugating ``x1``), broadcasting elsewhere.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.vecdot(fl.ones((2, 3)), fl.ones((3,))).tolist()
+        [3.0, 3.0]
+    """
+    from .elementwise import conj, prep_binary
+    from .reduction import sum as _sum
+
+    x, y = prep_binary("vecdot", as_tensor(x1, "vecdot"), as_tensor(x2, "vecdot"))
+    if axis >= 0:
+        raise ValueError(f"vecdot: axis must be negative (counted from the end); got {axis}.")
+    nd = max(x.ndim, y.ndim)
+    if -axis > min(x.ndim, y.ndim):
+        raise ShapeError(f"vecdot: axis {axis} is out of range for shapes {x.shape} and {y.shape}.")
+    if x.shape[axis] != y.shape[axis]:
+        raise ShapeError(
+            f"vecdot: the contracted axis has size {x.shape[axis]} in x and {y.shape[axis]} in y; they must match."
+        )
+    if x.dtype.kind == "c":
+        x = conj(x)
+    return _sum(x * y, axis=axis % nd if nd else axis)

@@ -1,0 +1,226 @@
+"""Searching functions of the standard: where, argmax, argmin, nonzero, searchsorted, count_nonzero."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from .._core.tensor import Tensor
+from .._errors import DataDependentShapeError
+from ._base import Primitive, as_tensor, bind, normalize_axis, scalar_types
+from ._rules import move_bdim_to_front
+
+__all__ = ["where", "argmax", "argmin", "nonzero", "searchsorted", "count_nonzero"]
+
+
+where_p = Primitive("where", lambda xp, c, x, y: xp.where(c, x, y))
+
+
+def _where_jvp(ts: Any, out: Any, c: Any, x: Any, y: Any) -> Any:
+    _, tx, ty = ts
+    if tx is None and ty is None:
+        return None
+    from .creation import zeros_like
+
+    if tx is None:
+        tx = zeros_like(out)
+    if ty is None:
+        ty = zeros_like(out)
+    return where(c, tx, ty)
+
+
+where_p.jvp = _where_jvp
+where_p.vjp = lambda g, out, c, x, y: (None, lambda: where(c, g, 0.0), lambda: where(c, 0.0, g))
+
+
+def _where_batch(n: int, vals: Any, dims: Any) -> Any:
+    from .elementwise import elementwise_batch
+
+    return bind(where_p, elementwise_batch(n, vals, dims)[0], {}), 0
+
+
+where_p.batch = _where_batch
+
+
+def where(condition: Any, x1: Any, x2: Any, /) -> Tensor:
+    """Elements of ``x1`` where ``condition`` is True, else of ``x2`` (broadcasting).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.where(fl.asarray([True, False]), 1.0, 2.0).tolist()
+        [1.0, 2.0]
+    """
+    from .elementwise import prep_binary
+
+    c = as_tensor(condition, "where")
+    if c.dtype.kind != "b":
+        from .dtypes import astype
+        from .. import _dtypes as D
+
+        c = astype(c, D.bool_)
+    if isinstance(x1, scalar_types) and isinstance(x2, scalar_types):
+        x1 = as_tensor(x1, "where", like=None)
+    x1, x2 = prep_binary("where", x1, x2)
+    if isinstance(x1, scalar_types):
+        x1 = as_tensor(x1, "where", like=x2)
+    if isinstance(x2, scalar_types):
+        x2 = as_tensor(x2, "where", like=x1)
+    return bind(where_p, (c, x1, x2), {})
+
+
+def _arg_reduce(name: str) -> Any:
+    prim = Primitive(
+        name,
+        lambda xp, x, *, axis, keepdims, _n=name: getattr(xp, _n)(x, axis=axis, keepdims=keepdims),
+        differentiable=False,
+    )
+
+    def batch(n: int, vals: Any, dims: Any, *, axis: Any, keepdims: builtins.bool) -> Any:
+        from .manipulation import reshape
+
+        x = move_bdim_to_front(vals[0], dims[0])
+        if axis is None:
+            r = bind(prim, (reshape(x, (n, -1)),), {"axis": 1, "keepdims": False})
+            if keepdims:
+                r = reshape(r, (n,) + (1,) * (x.ndim - 1))
+            return r, 0
+        return bind(prim, (x,), {"axis": axis + 1, "keepdims": keepdims}), 0
+
+    prim.batch = batch
+
+    def op(x: Any, /, *, axis: int | None = None, keepdims: builtins.bool = False) -> Tensor:
+        x = as_tensor(x, name)
+        ax = None if axis is None else normalize_axis(axis, x.ndim, name)
+        if x.size == 0:
+            raise ValueError(f"{name}: attempt to take the {name} of an empty array.")
+        return bind(prim, (x,), {"axis": ax, "keepdims": keepdims})
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = (
+        f"Index of the {'largest' if name == 'argmax' else 'smallest'} element along ``axis`` "
+        f"(of the flattened array when None).\n\nExample:\n    >>> import functorch_lite as fl\n"
+        f"    >>> int(fl.{name}(fl.asarray([1.0, 3.0, 2.0])))\n    {1 if name == 'argmax' else 0}\n"
+    )
+    return op
+
+
+argmax = _arg_reduce("argmax")
+argmin = _arg_reduce("argmin")
+
+
+def _no_vmap(op: str, alternative: str) -> None:
+    from .._core.engine import active_traces
+
+    for tr in active_traces():
+        if tr.kind == "vmap":
+            raise DataDependentShapeError(
+                f"{op}: its output shape depends on the values, which cannot be batched under vmap "
+                f"({tr!r}). Use {alternative} instead."
+            )
+
+
+nonzero_p = Primitive("nonzero", lambda xp, x: tuple(xp.nonzero(x)), multiple_results=True, differentiable=False)
+
+
+def _data_dependent_batch(name: str, alt: str) -> Any:
+    def rule(n: int, vals: Any, dims: Any, **p: Any) -> Any:
+        raise DataDependentShapeError(
+            f"{name}: its output shape depends on the values, which cannot be batched under vmap. "
+            f"Use {alt} instead."
+        )
+
+    return rule
+
+
+nonzero_p.batch = _data_dependent_batch("nonzero", "where(cond, x, y) or a boolean mask multiplied in")
+
+
+def nonzero(x: Any, /) -> tuple[Tensor, ...]:
+    """Indices of the non-zero elements, one index array per axis.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.nonzero(fl.asarray([0, 3, 0, 4]))[0].tolist()
+        [1, 3]
+    """
+    x = as_tensor(x, "nonzero")
+    if x.ndim == 0:
+        raise ValueError("nonzero: zero-dimensional arrays are not allowed; reshape to (1,) first.")
+    return bind(nonzero_p, (x,), {})
+
+
+searchsorted_p = Primitive(
+    "searchsorted",
+    lambda xp, x1, x2, *, side, sorter=None: xp.searchsorted(x1, x2, side=side),
+    differentiable=False,
+)
+
+
+def _searchsorted_batch(n: int, vals: Any, dims: Any, *, side: str, sorter: Any = None) -> Any:
+    # NOTE: one searchsorted per batch row is a Python loop; instead offset each row's values
+    # into a disjoint range is impossible for arbitrary floats, so count with a comparison:
+    # index = number of elements < v (left) or <= v (right), vectorised over the batch.
+    from .creation import zeros_like  # noqa: F401
+    from .dtypes import astype
+    from .reduction import sum as _sum
+    from .elementwise import less, less_equal
+    from .manipulation import expand_dims
+    from .. import _dtypes as D
+
+    x1 = move_bdim_to_front(vals[0], dims[0], n)
+    x2 = move_bdim_to_front(vals[1], dims[1], n)
+    cmp = less if side == "left" else less_equal
+    c = cmp(expand_dims(x1, axis=-1 if x2.ndim == 1 else 1), expand_dims(x2, axis=1) if x2.ndim > 1 else x2)
+    if x2.ndim == 1:
+        # x2 per batch is 0-d
+        c = cmp(x1, expand_dims(x2, axis=1))
+        return astype(_sum(astype(c, D.int64), axis=1), D.int64), 0
+    c = cmp(x1[(slice(None), None) + (None,) * (x2.ndim - 2) + (slice(None),)], expand_dims(x2, axis=-1))
+    return astype(_sum(astype(c, D.int64), axis=-1), D.int64), 0
+
+
+searchsorted_p.batch = _searchsorted_batch
+
+
+def searchsorted(x1: Any, x2: Any, /, *, side: str = "left", sorter: Any = None) -> Tensor:
+    """Indices at which to insert ``x2`` into the sorted 1-d ``x1`` to keep it sorted.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.searchsorted(fl.asarray([1.0, 2.0, 3.0]), fl.asarray([2.5])).tolist()
+        [2]
+    """
+    from .indexing import take
+
+    a = as_tensor(x1, "searchsorted")
+    v = as_tensor(x2, "searchsorted", like=a)
+    if a.ndim != 1:
+        raise ValueError(f"searchsorted: x1 must be 1-dimensional; got shape {a.shape}.")
+    if side not in ("left", "right"):
+        raise ValueError(f"searchsorted: side must be 'left' or 'right'; got {side!r}.")
+    if sorter is not None:
+        a = take(a, as_tensor(sorter, "searchsorted"), axis=0)
+    if v.dtype is not a.dtype:
+        from .elementwise import result_type
+        from .dtypes import astype
+
+        dt = result_type(a, v)
+        a, v = astype(a, dt), astype(v, dt)
+    return bind(searchsorted_p, (a, v), {"side": side})
+
+
+def count_nonzero(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: builtins.bool = False) -> Tensor:
+    """Number of non-zero elements along ``axis``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> int(fl.count_nonzero(fl.asarray([0, 1, 2])))
+        2
+    """
+    from .. import _dtypes as D
+    from .dtypes import astype
+    from .elementwise import not_equal
+    from .reduction import sum as _sum
+
+    x = as_tensor(x, "count_nonzero")
+    return _sum(astype(not_equal(x, 0), D.int64), axis=axis, keepdims=keepdims)

@@ -1,0 +1,29 @@
+"""Composable transforms: grad, vjp, jvp, linearize, vmap, jacobians, custom rules, checkpoint."""
+
+from __future__ import annotations
+
+from .api import (
+    grad,
+    hessian,
+    jacfwd,
+    jacrev,
+    jvp,
+    linearize,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+    vmap,
+)
+
+__all__ = [
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "linearize",
+    "vmap",
+    "jacrev",
+    "jacfwd",
+    "hessian",
+    "stop_gradient",
+]

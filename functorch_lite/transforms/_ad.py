@@ -1,0 +1,364 @@
+"""Forward mode (JVP tracers) and reverse mode (a tape of nodes) on the trace stack."""
+
+from __future__ import annotations
+
+from types import FunctionType
+from typing import Any
+
+from .._core.engine import Payload, Primitive, Trace, bind
+from .._core.tensor import Tensor, make_tracer
+
+__all__ = ["JVPTrace", "VJPTrace", "Node", "fit_cotangent", "fit_tangent", "backward", "forward_replay"]
+
+_new = object.__new__
+
+
+# ---------------------------------------------------------------------------------
+# Shape / dtype canonicalisation, once, in the engine
+# ---------------------------------------------------------------------------------
+def _unbroadcast(c: Tensor, shape: tuple[int, ...]) -> Tensor:
+    from .._ops.manipulation import reshape
+    from .._ops.reduction import sum as _sum
+
+    cs = c.shape
+    lead = len(cs) - len(shape)
+    axes = list(range(lead))
+    for i, s in enumerate(shape):
+        if s == 1 and cs[lead + i] != 1:
+            axes.append(lead + i)
+    if axes:
+        c = _sum(c, axis=tuple(axes), keepdims=False)
+    if c.shape != shape:
+        c = reshape(c, shape)
+    return c
+
+
+def fit_cotangent(c: Any, like: Any) -> Any:
+    """Make cotangent ``c`` match primal ``like`` in shape (sum broadcast axes) and dtype."""
+    if not isinstance(c, Tensor):
+        from .._ops.creation import full_like
+
+        return full_like(like, c)
+    if c._t is None and like._t is None:
+        ca, la = c._a, like._a
+        if ca.shape == la.shape and ca.dtype is la.dtype:
+            return c
+    ls = like.shape
+    if c.shape != ls:
+        c = _unbroadcast(c, ls)
+    ldt = like.dtype
+    if c.dtype is not ldt:
+        from .._ops.dtypes import astype
+
+        if c.dtype.kind == "c" and ldt.kind != "c":
+            from .._ops.elementwise import real
+
+            c = real(c)
+        if c.dtype is not ldt:
+            c = astype(c, ldt)
+    return c
+
+
+def fit_tangent(t: Any, out: Any) -> Any:
+    """Make tangent ``t`` match output ``out`` in shape (broadcast) and dtype."""
+    if not isinstance(t, Tensor):
+        from .._ops.creation import full_like
+
+        return full_like(out, t)
+    if t._t is None and out._t is None:
+        ta, oa = t._a, out._a
+        if ta.shape == oa.shape and ta.dtype is oa.dtype:
+            return t
+    os = out.shape
+    if t.shape != os:
+        from .._ops.manipulation import broadcast_to
+
+        t = broadcast_to(t, os)
+    odt = out.dtype
+    if t.dtype is not odt:
+        from .._ops.dtypes import astype
+
+        if t.dtype.kind == "c" and odt.kind != "c":
+            from .._ops.elementwise import real
+
+            t = real(t)
+        if t.dtype is not odt:
+            t = astype(t, odt)
+    return t
+
+
+# ---------------------------------------------------------------------------------
+# Forward mode
+# ---------------------------------------------------------------------------------
+class JVPPayload(Payload):
+    __slots__ = ("primal", "tangent")
+
+    def __init__(self, trace: Trace, primal: Tensor, tangent: Tensor) -> None:
+        self.trace = trace
+        self.primal = primal
+        self.tangent = tangent
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.primal.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.primal.dtype
+
+    def concrete(self, t: Tensor) -> Tensor:
+        return self.primal
+
+    def __repr__(self) -> str:
+        return f"JVP tracer of {self.trace!r}"
+
+
+class JVPTrace(Trace):
+    __slots__ = ()
+    kind_name = "jvp"
+
+    def tracer(self, primal: Tensor, tangent: Tensor) -> Tensor:
+        return make_tracer(JVPPayload(self, primal, tangent), primal._xp)
+
+    def unpack(self, args: Any) -> tuple[list[Any], list[Any]]:
+        primals = []
+        tangents = []
+        for a in args:
+            if isinstance(a, Tensor):
+                p = a._t
+                if p is not None and p.trace is self:
+                    primals.append(p.primal)
+                    tangents.append(p.tangent)
+                    continue
+            primals.append(a)
+            tangents.append(None)
+        return primals, tangents
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        primals, tangents = self.unpack(args)
+        out = bind(prim, primals, params)
+        if not prim.differentiable:
+            return out
+        rule = prim.jvp
+        if rule is None:
+            raise NotImplementedError(f"{prim.name}: no jvp rule; forward-mode differentiation of it is not supported.")
+        t_out = rule(tangents, out, *primals, **params)
+        if prim.multiple_results:
+            return tuple(
+                o if t is None else self.tracer(o, fit_tangent(t, o)) for o, t in zip(out, t_out, strict=True)
+            )
+        if t_out is None:
+            return out
+        return self.tracer(out, fit_tangent(t_out, out))
+
+    def process_custom(self, call: Any, args: Any) -> Any:
+        return call.jvp_process(self, args)
+
+
+# ---------------------------------------------------------------------------------
+# Reverse mode: a tape of nodes; rules run outside this trace, on the primal values
+# ---------------------------------------------------------------------------------
+class Node:
+    """One recorded op: its rule carrier, params, parents and residuals."""
+
+    __slots__ = ("prim", "params", "parents", "primals", "out", "ct", "tan", "multi")
+
+    def __init__(self, prim: Any, params: dict[str, Any], parents: list[Any], primals: list[Any], out: Any, multi: bool) -> None:
+        self.prim = prim
+        self.params = params
+        self.parents = parents
+        self.primals = primals
+        self.out = out
+        self.ct: Any = None
+        self.tan: Any = None
+        self.multi = multi
+
+
+class VJPPayload(Payload):
+    __slots__ = ("primal", "node", "idx")
+
+    def __init__(self, trace: Trace, primal: Tensor, node: Node, idx: int) -> None:
+        self.trace = trace
+        self.primal = primal
+        self.node = node
+        self.idx = idx
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.primal.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.primal.dtype
+
+    def concrete(self, t: Tensor) -> Tensor:
+        return self.primal
+
+    def __repr__(self) -> str:
+        return f"VJP tracer of {self.trace!r}"
+
+
+def _alias(t: Any) -> Any:
+    if t.__class__ is Tensor or isinstance(t, Tensor):
+        n = _new(Tensor)
+        n._a = t._a
+        n._xp = t._xp
+        n._t = t._t
+        return n
+    return t
+
+
+class VJPTrace(Trace):
+    __slots__ = ("tape",)
+    kind_name = "grad"
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.tape: list[Node] = []
+
+    def new_input(self, x: Tensor) -> Tensor:
+        node = Node(None, {}, [], [], x, False)
+        return make_tracer(VJPPayload(self, x, node, -1), x._xp)
+
+    def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
+        primals = []
+        parents = []
+        for a in args:
+            if isinstance(a, Tensor):
+                p = a._t
+                if p is not None and p.trace is self:
+                    primals.append(p.primal)
+                    parents.append(p)
+                    continue
+                a = _alias(a)  # later rebinding of the caller's Tensor must not change residuals
+            primals.append(a)
+            parents.append(None)
+        out = bind(prim, primals, params)
+        if not prim.differentiable:
+            return out
+        if prim.vjp is None:
+            raise NotImplementedError(f"{prim.name}: no vjp rule; reverse-mode differentiation of it is not supported.")
+        if prim is _astype_prim() and params["dtype"].kind not in "fc":
+            return out
+        multi = prim.multiple_results
+        node = Node(prim, params, parents, primals, out, multi)
+        self.tape.append(node)
+        if multi:
+            node.ct = [None] * len(out)
+            return tuple(
+                make_tracer(VJPPayload(self, o, node, i), o._xp) if o.dtype.kind in "fc" else o
+                for i, o in enumerate(out)
+            )
+        return make_tracer(VJPPayload(self, out, node, -1), out._xp)
+
+    def record(self, rule: Any, params: dict[str, Any], args: Any, out: Any, multi: bool) -> Any:
+        """Record a custom node (custom_vjp / custom_jvp / checkpoint) whose outputs are ``out``."""
+        primals = []
+        parents = []
+        for a in args:
+            if isinstance(a, Tensor):
+                p = a._t
+                if p is not None and p.trace is self:
+                    primals.append(p.primal)
+                    parents.append(p)
+                    continue
+                a = _alias(a)
+            primals.append(a)
+            parents.append(None)
+        node = Node(rule, params, parents, primals, out, multi)
+        self.tape.append(node)
+        if multi:
+            node.ct = [None] * len(out)
+            return tuple(
+                make_tracer(VJPPayload(self, o, node, i), o._xp) if isinstance(o, Tensor) and o.dtype.kind in "fc" else o
+                for i, o in enumerate(out)
+            )
+        return make_tracer(VJPPayload(self, out, node, -1), out._xp)
+
+    def unpack_primals(self, args: Any) -> list[Any]:
+        out = []
+        for a in args:
+            if isinstance(a, Tensor):
+                p = a._t
+                if p is not None and p.trace is self:
+                    out.append(p.primal)
+                    continue
+            out.append(a)
+        return out
+
+    def process_custom(self, call: Any, args: Any) -> Any:
+        return call.vjp_process(self, args)
+
+
+_ASTYPE: list[Any] = []
+
+
+def _astype_prim() -> Any:
+    if not _ASTYPE:
+        from .._ops.dtypes import astype_p
+
+        _ASTYPE.append(astype_p)
+    return _ASTYPE[0]
+
+
+def _accumulate(p: VJPPayload, c: Any) -> None:
+    node = p.node
+    if node.multi:
+        cur = node.ct[p.idx]
+        node.ct[p.idx] = c if cur is None else cur + c
+    else:
+        cur = node.ct
+        node.ct = c if cur is None else cur + c
+
+
+def backward(tape: list[Node], free: bool) -> None:
+    """Propagate the cotangents set on output nodes back through ``tape``."""
+    for node in reversed(tape):
+        ct = node.ct
+        if ct is None:
+            continue
+        if node.multi:
+            if all(c is None for c in ct):
+                continue
+            node.ct = [None] * len(ct)
+        else:
+            node.ct = None
+        primals = node.primals
+        cts = node.prim.vjp(ct, node.out, *primals, **node.params)
+        for i, par in enumerate(node.parents):
+            if par is None:
+                continue
+            c = cts[i]
+            if c is None:
+                continue
+            if c.__class__ is FunctionType:
+                c = c()
+                if c is None:
+                    continue
+            _accumulate(par, fit_cotangent(c, primals[i]))
+        if free:
+            node.primals = node.out = node.params = None  # type: ignore[assignment]
+
+
+def forward_replay(tape: list[Node]) -> None:
+    """Propagate tangents set on input nodes forward through ``tape`` (for linearize)."""
+    for node in tape:
+        tans = []
+        any_t = False
+        for par in node.parents:
+            if par is None:
+                tans.append(None)
+                continue
+            src = par.node
+            t = src.tan[par.idx] if src.multi else src.tan
+            tans.append(t)
+            any_t = any_t or t is not None
+        if not any_t:
+            node.tan = [None] * len(node.out) if node.multi else None
+            continue
+        rule = node.prim.jvp
+        t_out = rule(tans, node.out, *node.primals, **node.params)
+        if node.multi:
+            node.tan = [None if t is None else fit_tangent(t, o) for t, o in zip(t_out, node.out, strict=True)]
+        else:
+            node.tan = None if t_out is None else fit_tangent(t_out, node.out)

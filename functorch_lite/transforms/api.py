@@ -1,0 +1,770 @@
+"""The transforms: grad, value_and_grad, vjp, jvp, linearize, vmap, jacrev, jacfwd, hessian."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._core import tree_util as tu
+from .._core.engine import Primitive, active_traces, bind, new_trace
+from .._core.tensor import Tensor
+from .._errors import BatchAxisError, NonScalarOutputError, TransformError
+from ._ad import JVPTrace, VJPTrace, backward, forward_replay
+from ._batch import BatchTrace
+
+__all__ = [
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "linearize",
+    "vmap",
+    "jacrev",
+    "jacfwd",
+    "hessian",
+    "stop_gradient",
+]
+
+
+def _stack_str() -> str:
+    s = " > ".join(repr(t) for t in active_traces())
+    return f" (inside {s})" if s else ""
+
+
+def _to_leaf(x: Any, what: str) -> Tensor:
+    from .._ops._base import asarray
+
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return asarray(x)
+    except Exception as exc:
+        raise TransformError(
+            f"{what}: every leaf of the inputs must be an array or a number; got "
+            f"{type(x).__name__} ({exc}). Mark non-array arguments static by closing over them."
+        ) from None
+
+
+def _is_float(t: Tensor) -> bool:
+    return t.dtype.kind in "fc"
+
+
+# --------------------------------------------------------------------------------------
+# vjp / grad
+# --------------------------------------------------------------------------------------
+class _Tape:
+    __slots__ = ("trace", "in_payloads", "in_leaves", "in_tree", "out_payloads", "out_primals", "out_tree")
+
+
+def _record(f: Callable[..., Any], primals: Sequence[Any], has_aux: bool, what: str) -> tuple[_Tape, Any, Any]:
+    leaves, in_tree = tu.tree_flatten(tuple(primals))
+    leaves = [_to_leaf(x, what) for x in leaves]
+    tape = _Tape()
+    with new_trace(VJPTrace) as tr:
+        tracers = [tr.new_input(x) if _is_float(x) else x for x in leaves]
+        out = f(*tu.tree_unflatten(in_tree, tracers))
+        aux = None
+        if has_aux:
+            if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                raise TransformError(
+                    f"{what}(has_aux=True): the function must return a pair (output, aux); got "
+                    f"{type(out).__name__}. Return (out, aux) or set has_aux=False."
+                )
+            out, aux = out
+            aux = _strip(aux, tr)
+        out_leaves, out_tree = tu.tree_flatten(out)
+    tape.trace = tr
+    tape.in_leaves = leaves
+    tape.in_tree = in_tree
+    tape.in_payloads = [t._t if t is not x else None for t, x in zip(tracers, leaves, strict=True)]
+    payloads = []
+    prim_outs = []
+    for o in out_leaves:
+        o = _to_leaf(o, what)
+        p = o._t
+        if p is not None and p.trace is tr:
+            payloads.append(p)
+            prim_outs.append(p.primal)
+        else:
+            payloads.append(None)
+            prim_outs.append(o)
+    tape.out_payloads = payloads
+    tape.out_primals = prim_outs
+    tape.out_tree = out_tree
+    return tape, tu.tree_unflatten(out_tree, prim_outs), aux
+
+
+def _strip(tree: Any, tr: Any) -> Any:
+    """Replace this trace's tracers in ``tree`` by their primal values."""
+
+    def f(x: Any) -> Any:
+        if isinstance(x, Tensor):
+            p = x._t
+            while p is not None and p.trace is tr:
+                x = p.primal
+                p = x._t
+        return x
+
+    return tu.tree_map(f, tree)
+
+
+def _run_backward(tape: _Tape, cts: list[Any], free: bool) -> list[Any]:
+    from .._ops.creation import zeros_like
+    from ._ad import fit_cotangent
+
+    for p, c, o in zip(tape.out_payloads, cts, tape.out_primals, strict=True):
+        if p is None or c is None:
+            continue
+        c = fit_cotangent(c, o)
+        node = p.node
+        if node.multi:
+            cur = node.ct[p.idx]
+            node.ct[p.idx] = c if cur is None else cur + c
+        else:
+            node.ct = c if node.ct is None else node.ct + c
+    backward(tape.trace.tape, free)
+    res = []
+    for p, x in zip(tape.in_payloads, tape.in_leaves, strict=True):
+        if p is None:
+            res.append(zeros_like(x))
+            continue
+        c = p.node.ct
+        p.node.ct = None
+        res.append(zeros_like(x) if c is None else c)
+    return res
+
+
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
+    """Evaluate ``f(*primals)`` and return ``(out, f_vjp)``; ``f_vjp(ct)`` gives the input cotangents.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> out, f_vjp = fl.vjp(fl.sin, fl.asarray(0.0))
+        >>> f_vjp(fl.asarray(1.0))[0].item()
+        1.0
+    """
+    tape, out, aux = _record(f, primals, has_aux, "vjp")
+
+    def f_vjp(ct: Any) -> tuple[Any, ...]:
+        ct_leaves, ct_tree = tu.tree_flatten(ct)
+        if ct_tree != tape.out_tree:
+            raise TransformError(
+                f"vjp: the cotangent must have the structure of the output {tape.out_tree}; got "
+                f"{ct_tree}. Pass one array per output leaf."
+            )
+        cts = []
+        for i, (c, o) in enumerate(zip(ct_leaves, tape.out_primals, strict=True)):
+            c = _to_leaf(c, "vjp")
+            if c.shape != o.shape:
+                raise TransformError(
+                    f"vjp: cotangent {i} has shape {c.shape}, but the output it pairs with has shape "
+                    f"{o.shape}; pass an array of the output's shape."
+                )
+            if c.dtype is not o.dtype and not (c.dtype.kind in "fc" and o.dtype.kind in "fc"):
+                raise TransformError(
+                    f"vjp: cotangent {i} has dtype {c.dtype.name}, but the output has dtype "
+                    f"{o.dtype.name}; pass a floating cotangent of the output's dtype."
+                )
+            cts.append(c)
+        grads = _run_backward(tape, cts, free=False)
+        return tuple(tu.tree_unflatten(tape.in_tree, grads))
+
+    if has_aux:
+        return out, f_vjp, aux
+    return out, f_vjp
+
+
+def _argnums(argnums: int | Sequence[int], nargs: int, what: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not nums:
+        raise TransformError(f"{what}: argnums is empty; name at least one argument to differentiate.")
+    out = []
+    for a in nums:
+        if not isinstance(a, int) or not -nargs <= a < nargs:
+            raise TransformError(
+                f"{what}: argnums {argnums!r} is out of range for a call with {nargs} positional "
+                f"argument(s){_stack_str()}; use indices in [0, {nargs - 1}]."
+            )
+        out.append(a % nargs)
+    return tuple(out)
+
+
+def value_and_grad(
+    f: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    allow_int: bool = False,
+) -> Callable[..., Any]:
+    """Return a function computing ``(f(*args), grad)`` (``((value, aux), grad)`` with has_aux).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> v, g = fl.value_and_grad(lambda x: (x ** 2).sum())(fl.asarray([1.0, 2.0]))
+        >>> float(v), g.tolist()
+        (5.0, [2.0, 4.0])
+    """
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not args:
+            raise TransformError(
+                "grad: the function must be called with at least one positional argument "
+                "(this is the argument that is differentiated)."
+            )
+        nums = _argnums(argnums, len(args), "grad")
+        diff = [args[i] for i in nums]
+        for i, a in zip(nums, diff, strict=True):
+            for leaf in tu.tree_leaves(a):
+                t = _to_leaf(leaf, "grad")
+                if t.dtype.kind not in "fc" and not allow_int:
+                    raise TransformError(
+                        f"grad: argument {i} has a leaf of dtype {t.dtype.name}; gradients need "
+                        "floating inputs. Cast it with astype(x, fl.float32), pass allow_int=True, "
+                        "or leave it out of argnums."
+                    )
+
+        def g(*d: Any) -> Any:
+            full = list(args)
+            for i, v in zip(nums, d, strict=True):
+                full[i] = v
+            return f(*full, **kwargs)
+
+        tape, out, aux = _record(g, diff, has_aux, "grad")
+        if len(tape.out_primals) != 1 or tape.out_primals[0].shape != ():
+            shapes = [o.shape for o in tape.out_primals]
+            got = f"shape {shapes[0]}" if len(shapes) == 1 else f"{len(shapes)} outputs of shapes {shapes}"
+            raise NonScalarOutputError(
+                f"grad requires a scalar output{_stack_str()}; got {got}. Use jacrev, or vjp with a cotangent."
+            )
+        o = tape.out_primals[0]
+        if o.dtype.kind not in "fc":
+            raise NonScalarOutputError(
+                f"grad requires a floating scalar output; got dtype {o.dtype.name}. Cast the output to float."
+            )
+        from .._ops.creation import ones_like
+
+        grads = _run_backward(tape, [ones_like(o)], free=True)
+        gtree = tu.tree_unflatten(tape.in_tree, grads)
+        gres = gtree[0] if isinstance(argnums, int) else tuple(gtree)
+        if has_aux:
+            return (out, aux), gres
+        return out, gres
+
+    return wrapped
+
+
+def grad(
+    f: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    allow_int: bool = False,
+) -> Callable[..., Any]:
+    """Return a function computing the gradient of scalar-valued ``f`` w.r.t. ``argnums``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.grad(lambda x: fl.sum(fl.sin(x)))(fl.asarray([0.0])).tolist()
+        [1.0]
+    """
+    vg = value_and_grad(f, argnums, has_aux, allow_int)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        (v, g) = vg(*args, **kwargs)
+        if has_aux:
+            return g, v[1]
+        return g
+
+    return wrapped
+
+
+# --------------------------------------------------------------------------------------
+# jvp / linearize
+# --------------------------------------------------------------------------------------
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False) -> Any:
+    """Forward mode: ``(f(*primals), J @ tangents)``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> out, t = fl.jvp(fl.sin, (fl.asarray(0.0),), (fl.asarray(2.0),))
+        >>> t.item()
+        2.0
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TransformError(
+            "jvp: primals and tangents must be tuples (one entry per argument of f); got "
+            f"{type(primals).__name__} and {type(tangents).__name__}. Write jvp(f, (x,), (t,))."
+        )
+    p_leaves, p_tree = tu.tree_flatten(tuple(primals))
+    t_leaves, t_tree = tu.tree_flatten(tuple(tangents))
+    if p_tree != t_tree:
+        raise TransformError(
+            f"jvp: tangents must have the structure of primals; primals {p_tree}, tangents {t_tree}."
+        )
+    p_leaves = [_to_leaf(x, "jvp") for x in p_leaves]
+    t_leaves = [_to_leaf(x, "jvp") for x in t_leaves]
+    for i, (p, t) in enumerate(zip(p_leaves, t_leaves, strict=True)):
+        if p.shape != t.shape:
+            raise TransformError(
+                f"jvp: tangent {i} has shape {t.shape} but its primal has shape {p.shape}; they must match."
+            )
+    with new_trace(JVPTrace) as tr:
+        tracers = []
+        for p, t in zip(p_leaves, t_leaves, strict=True):
+            if _is_float(p):
+                if t.dtype is not p.dtype:
+                    from .._ops.dtypes import astype
+
+                    t = astype(t, p.dtype)
+                tracers.append(tr.tracer(p, t))
+            else:
+                tracers.append(p)
+        out = f(*tu.tree_unflatten(p_tree, tracers))
+        aux = None
+        if has_aux:
+            out, aux = out
+            aux = _strip(aux, tr)
+        o_leaves, o_tree = tu.tree_flatten(out)
+    outs = []
+    touts = []
+    from .._ops.creation import zeros_like
+
+    for o in o_leaves:
+        o = _to_leaf(o, "jvp")
+        p = o._t
+        if p is not None and p.trace is tr:
+            outs.append(p.primal)
+            touts.append(p.tangent)
+        else:
+            outs.append(o)
+            touts.append(zeros_like(o))
+    res = (tu.tree_unflatten(o_tree, outs), tu.tree_unflatten(o_tree, touts))
+    return res + (aux,) if has_aux else res
+
+
+def linearize(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
+    """Evaluate ``f`` once; return ``(out, f_jvp)`` with ``f_jvp(*tangents)`` = J @ tangents.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> out, f_jvp = fl.linearize(fl.exp, fl.asarray(0.0))
+        >>> f_jvp(fl.asarray(3.0)).item()
+        3.0
+    """
+    tape, out, _ = _record(f, primals, False, "linearize")
+
+    def f_jvp(*tangents: Any) -> Any:
+        from .._ops.creation import zeros_like
+
+        t_leaves, t_tree = tu.tree_flatten(tuple(tangents))
+        if t_tree != tape.in_tree:
+            raise TransformError(
+                f"linearize: tangents must have the structure of the primals {tape.in_tree}; got {t_tree}."
+            )
+        for p, x, t in zip(tape.in_payloads, tape.in_leaves, t_leaves, strict=True):
+            t = _to_leaf(t, "linearize")
+            if t.shape != x.shape:
+                raise TransformError(f"linearize: a tangent has shape {t.shape}, its primal {x.shape}.")
+            if p is not None:
+                p.node.tan = t
+        forward_replay(tape.trace.tape)
+        res = []
+        for p, o in zip(tape.out_payloads, tape.out_primals, strict=True):
+            if p is None:
+                res.append(zeros_like(o))
+                continue
+            n = p.node
+            t = n.tan[p.idx] if n.multi else n.tan
+            res.append(zeros_like(o) if t is None else t)
+        for p in tape.in_payloads:
+            if p is not None:
+                p.node.tan = None
+        return tu.tree_unflatten(tape.out_tree, res)
+
+    return out, f_jvp
+
+
+# --------------------------------------------------------------------------------------
+# vmap
+# --------------------------------------------------------------------------------------
+def _flat_axes(axes: Any, tree: Any, what: str, argnames: str) -> list[Any]:
+    try:
+        return tu.broadcast_prefix(axes, tree)
+    except ValueError as exc:
+        raise BatchAxisError(
+            f"vmap: {what}={axes!r} does not match the structure of the {argnames} "
+            f"{tu.tree_structure(tree)}: {exc}. Give one entry per argument (or an int / None for all)."
+        ) from None
+
+
+def vmap(
+    f: Callable[..., Any],
+    in_axes: Any = 0,
+    out_axes: Any = 0,
+    axis_size: int | None = None,
+    chunk_size: int | None = None,
+    randomness: str = "error",
+) -> Callable[..., Any]:
+    """Vectorise ``f`` over a batch axis of its inputs (no Python loop over the batch).
+
+    Args:
+        f: the function to vectorise.
+        in_axes: int, None, or a pytree prefix of the positional arguments (None: unmapped).
+        out_axes: int, None or a pytree prefix of the outputs.
+        axis_size: the batch size, needed only when no input is mapped.
+        chunk_size: process the batch in chunks of this size, bounding memory.
+        randomness: "error", "same" or "different": what random ops inside mean.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.vmap(lambda r: r.sum())(fl.ones((3, 4))).tolist()
+        [4.0, 4.0, 4.0]
+    """
+    if randomness not in ("error", "same", "different"):
+        raise TransformError(f"vmap: randomness must be 'error', 'same' or 'different'; got {randomness!r}.")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise TransformError(f"vmap: chunk_size must be a positive int or None; got {chunk_size!r}.")
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        in_ax = in_axes
+        if isinstance(in_ax, list):
+            in_ax = tuple(in_ax)
+        if isinstance(in_ax, tuple) and len(in_ax) != len(args):
+            raise BatchAxisError(
+                f"vmap: in_axes has {len(in_ax)} entries but the function was called with "
+                f"{len(args)} positional argument(s); give one entry per argument."
+            )
+        leaves, tree = tu.tree_flatten(args)
+        axes = _flat_axes(in_ax if isinstance(in_ax, tuple) else (in_ax,) * len(args), args, "in_axes", "arguments")
+        paths = tu.path_names(args)
+        tleaves: list[Any] = []
+        sizes: dict[str, int] = {}
+        norm_axes: list[Any] = []
+        for path, x, ax in zip(paths, leaves, axes, strict=True):
+            if ax is None:
+                tleaves.append(x)
+                norm_axes.append(None)
+                continue
+            t = _to_leaf(x, "vmap")
+            if not isinstance(ax, int):
+                raise BatchAxisError(f"vmap: in_axes entries must be ints or None; got {ax!r} for argument {_argname(path)}.")
+            nd = t.ndim
+            if not -nd <= ax < nd:
+                raise BatchAxisError(
+                    f"vmap: in_axes={ax} for argument {_argname(path)} of shape {t.shape} is out of range; "
+                    f"use an axis in [{-nd}, {nd - 1}] or None to leave it unmapped."
+                )
+            ax %= nd
+            sizes[_argname(path)] = t.shape[ax]
+            tleaves.append(t)
+            norm_axes.append(ax)
+        if len(set(sizes.values())) > 1:
+            detail = ", ".join(f"{k} has size {v}" for k, v in sizes.items())
+            raise BatchAxisError(
+                f"vmap: the mapped axes of the arguments disagree in size: {detail}{_stack_str()}. "
+                "Every mapped input needs the same batch size."
+            )
+        if sizes:
+            n = next(iter(sizes.values()))
+            if axis_size is not None and axis_size != n:
+                raise BatchAxisError(f"vmap: axis_size={axis_size} but the mapped inputs have size {n}.")
+        elif axis_size is not None:
+            n = axis_size
+        else:
+            raise BatchAxisError(
+                "vmap: no argument is mapped (all in_axes are None) and axis_size is not given; "
+                "map at least one input or pass axis_size."
+            )
+        if chunk_size is not None and n > chunk_size:
+            return _chunked(f, tleaves, norm_axes, tree, kwargs, n, chunk_size, out_axes, randomness)
+        return _vmap_once(f, tleaves, norm_axes, tree, kwargs, n, out_axes, randomness)
+
+    return wrapped
+
+
+def _argname(path: str) -> str:
+    head, _, rest = path.partition(".")
+    return f"args[{head}]" + (f".{rest}" if rest else "")
+
+
+def _vmap_once(
+    f: Callable[..., Any],
+    leaves: list[Any],
+    axes: list[Any],
+    tree: Any,
+    kwargs: dict[str, Any],
+    n: int,
+    out_axes: Any,
+    randomness: str,
+) -> Any:
+    with new_trace(BatchTrace, axis_size=n, randomness=randomness) as tr:
+        tracers = [x if ax is None else tr.tracer(x, ax) for x, ax in zip(leaves, axes, strict=True)]
+        out = f(*tu.tree_unflatten(tree, tracers), **kwargs)
+        o_leaves, o_tree = tu.tree_flatten(out)
+        oax = out_axes
+        if isinstance(oax, list):
+            oax = tuple(oax)
+        o_axes = _flat_axes(oax, out, "out_axes", "outputs")
+        res = []
+        for o, ax in zip(o_leaves, o_axes, strict=True):
+            res.append(_unbatch(o, ax, tr, n))
+    return tu.tree_unflatten(o_tree, res)
+
+
+def _unbatch(o: Any, ax: Any, tr: Any, n: int) -> Any:
+    from .._ops.manipulation import broadcast_to, expand_dims, moveaxis
+
+    o = _to_leaf(o, "vmap")
+    p = o._t
+    batched = p is not None and p.trace is tr
+    if ax is None:
+        if batched:
+            raise BatchAxisError(
+                "vmap: an output with out_axes=None varies over the batch; return it with an "
+                "integer out_axes, or make it independent of the mapped inputs."
+            )
+        return o
+    if batched:
+        val, d = p.val, p.bdim
+    else:
+        val = broadcast_to(expand_dims(o, axis=0), (n,) + o.shape)
+        d = 0
+    nd = val.ndim
+    if not -nd <= ax < nd:
+        raise BatchAxisError(f"vmap: out_axes={ax} is out of range for an output of {nd} dimension(s).")
+    ax %= nd
+    return val if ax == d else moveaxis(val, d, ax)
+
+
+def _chunked(
+    f: Callable[..., Any],
+    leaves: list[Any],
+    axes: list[Any],
+    tree: Any,
+    kwargs: dict[str, Any],
+    n: int,
+    chunk: int,
+    out_axes: Any,
+    randomness: str,
+) -> Any:
+    from .._ops.indexing import getitem
+    from .._ops.manipulation import concat
+
+    outs = []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        part = [
+            x if ax is None else getitem(x, (slice(None),) * ax + (slice(start, stop),))
+            for x, ax in zip(leaves, axes, strict=True)
+        ]
+        outs.append(_vmap_once(f, part, axes, tree, kwargs, stop - start, out_axes, randomness))
+    o_leaves0, o_tree = tu.tree_flatten(outs[0])
+    o_axes = _flat_axes(out_axes if not isinstance(out_axes, list) else tuple(out_axes), outs[0], "out_axes", "outputs")
+    per = [tu.tree_leaves(o) for o in outs]
+    res = []
+    for i, ax in enumerate(o_axes):
+        if ax is None:
+            res.append(per[0][i])
+        else:
+            nd = per[0][i].ndim
+            res.append(concat([p[i] for p in per], axis=ax % nd))
+    return tu.tree_unflatten(o_tree, res)
+
+
+# --------------------------------------------------------------------------------------
+# Jacobians
+# --------------------------------------------------------------------------------------
+def _size(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def jacrev(
+    f: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    chunk_size: int | None = None,
+) -> Callable[..., Any]:
+    """Jacobian of ``f`` by reverse mode (one vjp per output element, vectorised by vmap).
+
+    The result has shape ``out.shape + in.shape`` per (output leaf, input leaf).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.jacrev(lambda x: x * 2.0)(fl.ones((2,))).tolist()
+        [[2.0, 0.0], [0.0, 2.0]]
+    """
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        from .._ops.dtypes import astype
+        from .._ops.indexing import getitem
+        from .._ops.manipulation import reshape
+
+        nums = _argnums(argnums, len(args), "jacrev")
+        diff = [args[i] for i in nums]
+
+        def g(*d: Any) -> Any:
+            full = list(args)
+            for i, v in zip(nums, d, strict=True):
+                full[i] = v
+            return f(*full, **kwargs)
+
+        res = vjp(g, *diff, has_aux=has_aux)
+        out, f_vjp = res[0], res[1]
+        o_leaves, o_tree = tu.tree_flatten(out)
+        o_leaves = [_to_leaf(o, "jacrev") for o in o_leaves]
+        sizes = [_size(o.shape) for o in o_leaves]
+        total = sum(sizes)
+        like = o_leaves[0]
+        basis = astype(_eye_like(total, like), like.dtype)
+        cts = []
+        start = 0
+        for o, s in zip(o_leaves, sizes, strict=True):
+            cols = getitem(basis, (slice(None), slice(start, start + s)))
+            cts.append(reshape(astype(cols, o.dtype), (total,) + o.shape))
+            start += s
+        ct_tree = tu.tree_unflatten(o_tree, cts)
+        rows = vmap(lambda c: f_vjp(c), chunk_size=chunk_size)(ct_tree)
+        # rows: tuple over diff args of pytrees with leading axis total
+        in_leaves, in_tree = tu.tree_flatten(tuple(rows))
+        per_out = []
+        start = 0
+        for o, s in zip(o_leaves, sizes, strict=True):
+            leaves_k = [
+                reshape(getitem(x, (slice(start, start + s),)), o.shape + tuple(x.shape[1:])) for x in in_leaves
+            ]
+            sub = tu.tree_unflatten(in_tree, leaves_k)
+            per_out.append(sub[0] if isinstance(argnums, int) else tuple(sub))
+            start += s
+        jac = tu.tree_unflatten(o_tree, per_out)
+        if has_aux:
+            return jac, res[2]
+        return jac
+
+    return wrapped
+
+
+def _eye_like(n: int, like: Tensor) -> Tensor:
+    from .._core.tensor import wrap
+    from .._ops._base import backend_for
+
+    xp = like._xp
+    b = backend_for(xp)
+    dt = like.dtype if like.dtype.kind in "fc" else None
+    from .. import _dtypes as D
+
+    return wrap(xp.eye(n, dtype=b.native(dt or D.float32)), xp)
+
+
+def jacfwd(
+    f: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    chunk_size: int | None = None,
+) -> Callable[..., Any]:
+    """Jacobian of ``f`` by forward mode (one jvp per input element, vectorised by vmap).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.jacfwd(lambda x: x * 2.0)(fl.ones((2,))).tolist()
+        [[2.0, 0.0], [0.0, 2.0]]
+    """
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        from .._ops.dtypes import astype
+        from .._ops.indexing import getitem
+        from .._ops.manipulation import reshape
+
+        nums = _argnums(argnums, len(args), "jacfwd")
+        diff = tuple(args[i] for i in nums)
+        d_leaves, d_tree = tu.tree_flatten(diff)
+        d_leaves = [_to_leaf(x, "jacfwd") for x in d_leaves]
+        for x in d_leaves:
+            if not _is_float(x):
+                raise TransformError(f"jacfwd: inputs to differentiate must be floating; got dtype {x.dtype.name}.")
+        sizes = [_size(x.shape) for x in d_leaves]
+        total = sum(sizes)
+        basis = _eye_like(total, d_leaves[0])
+        # tangent for leaf k, per basis column j: column j of the identity restricted to leaf k
+        tans = []
+        start = 0
+        for x, s in zip(d_leaves, sizes, strict=True):
+            cols = getitem(basis, (slice(None), slice(start, start + s)))  # (total, s)
+            tans.append(reshape(astype(cols, x.dtype), (total,) + x.shape))
+            start += s
+
+        def push(*t_leaves: Any) -> Any:
+            def g(*d: Any) -> Any:
+                full = list(args)
+                for i, v in zip(nums, d, strict=True):
+                    full[i] = v
+                return f(*full, **kwargs)
+
+            res = jvp(g, diff, tu.tree_unflatten(d_tree, list(t_leaves)), has_aux=has_aux)
+            return res[1] if not has_aux else (res[1], res[2])
+
+        res = vmap(push, out_axes=-1, chunk_size=chunk_size)(*tans) if not has_aux else None
+        if has_aux:
+            res_t = vmap(lambda *t: push(*t)[0], out_axes=-1, chunk_size=chunk_size)(*tans)
+            aux = push(*[getitem(t, 0) for t in tans])[1]
+        else:
+            res_t = res
+        o_leaves, o_tree = tu.tree_flatten(res_t)
+        per_out = []
+        for o in o_leaves:
+            oshape = o.shape[:-1]
+            parts = []
+            start = 0
+            for x, s in zip(d_leaves, sizes, strict=True):
+                piece = getitem(o, (..., slice(start, start + s)))
+                parts.append(reshape(piece, oshape + x.shape))
+                start += s
+            sub = tu.tree_unflatten(d_tree, parts)
+            per_out.append(sub[0] if isinstance(argnums, int) else tuple(sub))
+        jac = tu.tree_unflatten(o_tree, per_out)
+        if has_aux:
+            return jac, aux
+        return jac
+
+    return wrapped
+
+
+def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+    """Hessian of scalar ``f``: ``jacfwd(jacrev(f))``.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.hessian(lambda x: (x ** 3).sum())(fl.asarray([1.0, 2.0])).tolist()
+        [[6.0, 0.0], [0.0, 12.0]]
+    """
+    return jacfwd(jacrev(f, argnums, has_aux=has_aux), argnums, has_aux=has_aux)
+
+
+# --------------------------------------------------------------------------------------
+# stop_gradient
+# --------------------------------------------------------------------------------------
+stop_gradient_p = Primitive("stop_gradient", lambda xp, x: x, differentiable=False)
+stop_gradient_p.batch = lambda n, vals, dims: (bind(stop_gradient_p, vals, {}), dims[0])
+
+
+def stop_gradient(x: Any) -> Any:
+    """The value of ``x`` (a pytree) with no gradient flowing through it.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.grad(lambda x: fl.sum(x * fl.stop_gradient(x)))(fl.asarray([3.0])).tolist()
+        [3.0]
+    """
+
+    def f(t: Any) -> Any:
+        if isinstance(t, Tensor):
+            return bind(stop_gradient_p, (t,), {})
+        return t
+
+    return tu.tree_map(f, x)
