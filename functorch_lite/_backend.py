@@ -54,6 +54,13 @@ _LIBRARY_MODULES = {
 }
 
 
+# Per-namespace lookup tables (keyed by the namespace module: dtype objects of different
+# libraries may hash alike, and comparing them across libraries warns).
+DTYPE_MAPS: dict[Any, dict[Any, D.DType]] = {}
+FLOAT_NATIVES: dict[Any, set[Any]] = {}
+BOOL_NATIVES: dict[Any, set[Any]] = {}
+
+
 class Backend:
     """One array library: its namespace, native dtypes and transfer helpers."""
 
@@ -77,6 +84,9 @@ class Backend:
                 self.from_native[nat] = dt
             except TypeError:  # unhashable native dtype objects
                 pass
+        DTYPE_MAPS[xp] = self.from_native
+        FLOAT_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind in "fc"}
+        BOOL_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind == "b"}
         self.host = name in ("numpy", "array_api_strict", "dask") or (
             name in ("torch", "jax")
         )

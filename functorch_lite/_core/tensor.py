@@ -17,6 +17,7 @@ from .._errors import TransformError
 __all__ = ["Tensor", "wrap", "make_tracer", "backend_for"]
 
 _BY_XP: dict[Any, _backend.Backend] = {}
+_DTMAPS = _backend.DTYPE_MAPS
 
 
 def backend_for(xp: Any) -> _backend.Backend:
@@ -58,7 +59,10 @@ class Tensor:
     def dtype(self) -> D.DType:
         """The :class:`DType` of the elements."""
         if self._t is None:
-            return backend_for(self._xp).dtype_of(self._a)
+            dt = _DTMAPS[self._xp].get(self._a.dtype)
+            if dt is None:
+                return backend_for(self._xp).dtype_of(self._a)
+            return dt
         return self._t.dtype
 
     @property

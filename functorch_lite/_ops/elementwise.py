@@ -17,6 +17,7 @@ from typing import Any
 from .. import _dtypes as D
 from .._core.tensor import Tensor
 from .._errors import ShapeError
+from .dtypes import astype as _astype
 from ._base import (
     Primitive,
     as_tensor,
@@ -29,23 +30,12 @@ from ._base import (
 _new = object.__new__
 __all__: list[str] = []
 
-# Native float/complex and bool dtypes of every backend in use (for the scalar fast path).
-_FLOATISH: set[Any] = set()
-_BOOLS: set[Any] = set()
+# Native float/complex and bool dtypes per backend namespace (for the scalar fast path).
+from .._backend import BOOL_NATIVES as _BOOLS_BY_XP, FLOAT_NATIVES as _FLOATS_BY_XP  # noqa: E402
 
 
 def _register_backend_dtypes() -> None:
-    from .. import _backend
-
-    for b in list(_backend._BY_NAME.values()):
-        for nat, dt in b.from_native.items():
-            try:
-                if dt.kind in "fc":
-                    _FLOATISH.add(nat)
-                elif dt.kind == "b":
-                    _BOOLS.add(nat)
-            except TypeError:
-                pass
+    """Kept for compatibility: the tables fill themselves as backends load."""
 
 
 # ----------------------------------------------------------------------------
@@ -141,8 +131,7 @@ def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool 
 
 
 def _prep_scalar(t: Tensor, s: Any) -> tuple[Tensor, Any]:
-    from .dtypes import astype
-
+    astype = _astype
     k = t.dtype.kind
     if s.__class__ is builtins.bool:
         if k in "iu":
@@ -163,8 +152,12 @@ def _prep_scalar(t: Tensor, s: Any) -> tuple[Tensor, Any]:
 
 def prep_binary(op: str, x: Any, y: Any) -> tuple[Any, Any]:
     """Apply the standard's rules for mixing Tensors, arrays and Python scalars."""
-    from .dtypes import astype
-
+    yc = y.__class__
+    if (yc is float or yc is int) and x.__class__ is Tensor:
+        k = x.dtype.kind
+        if k in "fc" or (yc is int and k != "b"):
+            return x, y
+    astype = _astype
     xs = isinstance(x, scalar_types)
     ys = isinstance(y, scalar_types)
     if not xs and not isinstance(x, Tensor):
@@ -202,7 +195,7 @@ def _dunder_slow(slow: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _make_fast_binary(name: str, slow: Callable[..., Any]) -> Any:
-    floatish, bools = _FLOATISH, _BOOLS
+    floats_by_xp, bools_by_xp = _FLOATS_BY_XP, _BOOLS_BY_XP
 
     def op(x: Any, y: Any, /) -> Any:
         if x.__class__ is Tensor and x._t is None:
@@ -215,7 +208,7 @@ def _make_fast_binary(name: str, slow: Callable[..., Any]) -> Any:
                     t._xp = xp
                     t._t = None
                     return t
-            elif (yc is float and x._a.dtype in floatish) or (yc is int and x._a.dtype not in bools):
+            elif (yc is float and x._a.dtype in floats_by_xp[xp]) or (yc is int and x._a.dtype not in bools_by_xp[xp]):
                 t = _new(Tensor)
                 t._a = getattr(xp, name)(x._a, y)
                 t._xp = xp
@@ -501,8 +494,8 @@ def _attach_operators() -> None:
             if self._t is None and (oc is float or oc is int):
                 xp = self._xp
                 a = self._a
-                if oc is int or a.dtype in _FLOATISH:
-                    if not (oc is int and a.dtype in _BOOLS):
+                if oc is int or a.dtype in _FLOATS_BY_XP[xp]:
+                    if not (oc is int and a.dtype in _BOOLS_BY_XP[xp]):
                         t = _new(Tensor)
                         t._a = getattr(xp, _n)(other, a)
                         t._xp = xp

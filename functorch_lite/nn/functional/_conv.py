@@ -1,0 +1,360 @@
+"""Convolutions (1-d, 2-d, transposed) composed from array-API primitives.
+
+A convolution is im2col plus one matmul: for every kernel offset the padded
+input is sliced with the stride (``x[..., i:i + s * (Ho - 1) + 1:s, ...]``),
+the slices are stacked on a new axis and contracted with the weight. The
+only Python loop runs over kernel offsets, never over the batch or over output
+positions; grad and vmap come from the primitives (getitem, concat, matmul).
+A transposed convolution is the convolution of the zero-dilated input with the
+flipped, transposed weight.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from ... import _namespace as fl
+from ..._core.tensor import Tensor, backend_for, wrap
+from ..._errors import ConfigError, ShapeError
+
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
+
+
+# -- helpers shared by the other functional modules of this package ----------------------
+def _ntuple(v: Any, n: int, name: str, op: str) -> tuple[int, ...]:
+    """``v`` as a tuple of ``n`` ints (an int is repeated)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v,) * n
+    try:
+        t = tuple(int(e) for e in v)
+    except TypeError:
+        raise ConfigError(f"{op}: {name} must be an int or a tuple of {n} ints; got {v!r}.") from None
+    if len(t) != n:
+        raise ConfigError(f"{op}: {name} must have {n} entries; got {v!r}.")
+    return t
+
+
+def _tensor(x: Any, op: str) -> Tensor:
+    return x if isinstance(x, Tensor) else fl.asarray(x)
+
+
+def _full_on(like: Tensor, shape: Sequence[int], value: float = 0.0, dtype: Any = None) -> Tensor:
+    """A concrete array filled with ``value`` on ``like``'s backend (works for tracers too)."""
+    xp = like._xp
+    b = backend_for(xp)
+    dt = like.dtype if dtype is None else dtype
+    return wrap(xp.full(tuple(shape), value, dtype=b.native(dt)), xp)
+
+
+def _pad_last(x: Tensor, pads: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
+    """Pad (or, for negative amounts, crop) the last ``len(pads)`` axes with a constant."""
+    nd = len(pads)
+    if all(lo == 0 and hi == 0 for lo, hi in pads):
+        return x
+    lead = x.shape[: x.ndim - nd]
+    sp = x.shape[x.ndim - nd :]
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        crop = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for (lo, hi), n in zip(pads, sp, strict=True))
+        x = x[(Ellipsis,) + crop]
+        pads = [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
+        sp = x.shape[x.ndim - nd :]
+        if all(lo == 0 and hi == 0 for lo, hi in pads):
+            return x
+    shape = tuple(lead) + tuple(n + lo + hi for (lo, hi), n in zip(pads, sp, strict=True))
+    out = _full_on(x, shape, value)
+    out[(Ellipsis,) + tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, sp, strict=True))] = x
+    return out
+
+
+def _out_size(n: int, k: int, s: int, d: int, lo: int, hi: int) -> int:
+    return (n + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def _batchify(x: Tensor, nd: int, op: str, name: str = "input") -> tuple[Tensor, bool]:
+    """Add a batch axis to an unbatched input; check the rank."""
+    if x.ndim == nd + 1:
+        return fl.expand_dims(x, axis=0), True
+    if x.ndim != nd + 2:
+        raise ShapeError(
+            f"{op}: {name} must be {nd + 1}-d (unbatched) or {nd + 2}-d (batched, channels first); "
+            f"got shape {x.shape}."
+        )
+    return x, False
+
+
+def _conv_padding(
+    padding: Any, ks: Sequence[int], ds: Sequence[int], ss: Sequence[int], op: str
+) -> list[tuple[int, int]]:
+    nd = len(ks)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [(0, 0)] * nd
+        if padding == "same":
+            if any(s != 1 for s in ss):
+                raise ConfigError(f"{op}: padding='same' needs stride 1; got stride {tuple(ss)}. Pad explicitly.")
+            out = []
+            for k, d in zip(ks, ds, strict=True):
+                total = d * (k - 1)
+                out.append((total // 2, total - total // 2))  # extra padding on the right, as PyTorch
+            return out
+        raise ConfigError(f"{op}: padding must be an int, a tuple, 'same' or 'valid'; got {padding!r}.")
+    p = _ntuple(padding, nd, "padding", op)
+    if any(v < 0 for v in p):
+        raise ConfigError(f"{op}: padding must be non-negative; got {padding!r}.")
+    return [(v, v) for v in p]
+
+
+def _conv_core(
+    x: Tensor,
+    w: Tensor,
+    ss: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    ds: Sequence[int],
+    groups: int,
+) -> Tensor:
+    """Batched, channels-first convolution (cross-correlation) of ``x`` (N, C, *sp) with ``w``."""
+    nd = len(ss)
+    n, c = x.shape[0], x.shape[1]
+    o = w.shape[0]
+    ks = tuple(w.shape[2:])
+    sp = x.shape[2:]
+    outs = tuple(_out_size(sp[i], ks[i], ss[i], ds[i], *pads[i]) for i in range(nd))
+    if any(v <= 0 for v in outs):
+        raise ShapeError(
+            f"conv: the (padded) input of spatial shape {tuple(sp)} is smaller than the dilated kernel "
+            f"{tuple(ks)} (dilation {tuple(ds)}); use a smaller kernel or more padding."
+        )
+    xp_ = _pad_last(x, pads)
+    kk = 1
+    for k in ks:
+        kk *= k
+    ell = 1
+    for v in outs:
+        ell *= v
+    if kk == 1 and all(s == 1 for s in ss):
+        col = fl.reshape(xp_, (n, groups, c // groups, ell))
+    else:
+        slices = []
+        for offs in itertools.product(*(range(k) for k in ks)):
+            key = (Ellipsis,) + tuple(
+                slice(offs[i] * ds[i], offs[i] * ds[i] + (outs[i] - 1) * ss[i] + 1, ss[i]) for i in range(nd)
+            )
+            slices.append(xp_[key])
+        col = slices[0] if kk == 1 else fl.stack(slices, axis=2)  # (N, C, K, *out)
+        col = fl.reshape(col, (n, groups, (c // groups) * kk, ell))
+    wm = fl.reshape(w, (groups, o // groups, (c // groups) * kk))
+    out = fl.matmul(wm, col)  # (N, g, O/g, L)
+    return fl.reshape(out, (n, o) + outs)
+
+
+def _check_conv(x: Tensor, w: Tensor, groups: int, nd: int, op: str, transposed: bool = False) -> None:
+    if w.ndim != nd + 2:
+        raise ShapeError(f"{op}: weight must be {nd + 2}-d; got shape {w.shape}.")
+    if not isinstance(groups, int) or groups < 1:
+        raise ConfigError(f"{op}: groups must be a positive int; got {groups!r}.")
+    c = x.shape[1]
+    if transposed:
+        if w.shape[0] != c:
+            raise ShapeError(
+                f"{op}: weight of shape {w.shape} expects {w.shape[0]} input channels (weight is "
+                f"(in, out/groups, *kernel)); got input of shape {x.shape} with {c}."
+            )
+        if c % groups:
+            raise ShapeError(f"{op}: input channels {c} are not divisible by groups={groups}.")
+        return
+    if c % groups or w.shape[1] * groups != c:
+        raise ShapeError(
+            f"{op}: input of shape {x.shape} has {c} channels but weight of shape {w.shape} with "
+            f"groups={groups} expects {w.shape[1] * groups} (weight is (out, in/groups, *kernel))."
+        )
+    if w.shape[0] % groups:
+        raise ShapeError(f"{op}: out channels {w.shape[0]} are not divisible by groups={groups}.")
+
+
+def _add_bias(out: Tensor, bias: Any, nd: int) -> Tensor:
+    if bias is None:
+        return out
+    b = _tensor(bias, "conv")
+    return out + fl.reshape(b, (b.shape[0],) + (1,) * nd)
+
+
+def _convnd(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: int, nd: int) -> Tensor:
+    op = f"conv{nd}d"
+    x = _tensor(x, op)
+    w = _tensor(weight, op)
+    x, unb = _batchify(x, nd, op)
+    _check_conv(x, w, groups, nd, op)
+    ss = _ntuple(stride, nd, "stride", op)
+    ds = _ntuple(dilation, nd, "dilation", op)
+    if any(v < 1 for v in ss + ds):
+        raise ConfigError(f"{op}: stride and dilation must be >= 1; got stride={stride!r}, dilation={dilation!r}.")
+    pads = _conv_padding(padding, tuple(w.shape[2:]), ds, ss, op)
+    out = _add_bias(_conv_core(x, w, ss, pads, ds, groups), bias, nd)
+    return out[0] if unb else out
+
+
+def conv1d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: int | tuple[int] = 1,
+    padding: int | tuple[int] | str = 0,
+    dilation: int | tuple[int] = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-d convolution (cross-correlation) over (N, C, L) or unbatched (C, L) input.
+
+    Args:
+        input: (N, C_in, L) or (C_in, L).
+        weight: (C_out, C_in / groups, k).
+        bias: optional (C_out,).
+        stride, padding, dilation, groups: as in ``torch.nn.functional.conv1d``;
+            padding may be ``"same"`` (stride 1 only) or ``"valid"``.
+
+    Returns:
+        (N, C_out, L_out), or (C_out, L_out) for unbatched input.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._conv import conv1d
+        >>> conv1d(fl.ones((2, 3, 10)), fl.ones((4, 3, 3)), padding="same").shape
+        (2, 4, 10)
+    """
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] | str = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-d convolution (cross-correlation) over (N, C, H, W) or unbatched (C, H, W) input.
+
+    Args:
+        input: (N, C_in, H, W) or (C_in, H, W).
+        weight: (C_out, C_in / groups, kh, kw), PyTorch's layout.
+        bias: optional (C_out,).
+        stride, padding, dilation, groups: as in ``torch.nn.functional.conv2d``;
+            padding may be ``"same"`` (stride 1 only) or ``"valid"``.
+
+    Returns:
+        (N, C_out, H_out, W_out), or (C_out, H_out, W_out) for unbatched input.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._conv import conv2d
+        >>> conv2d(fl.ones((2, 3, 8, 8)), fl.ones((4, 3, 3, 3)), stride=2, padding=1).shape
+        (2, 4, 4, 4)
+    """
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def _conv_transposend(
+    x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any, groups: int, dilation: Any, nd: int
+) -> Tensor:
+    op = f"conv_transpose{nd}d"
+    x = _tensor(x, op)
+    w = _tensor(weight, op)
+    x, unb = _batchify(x, nd, op)
+    _check_conv(x, w, groups, nd, op, transposed=True)
+    ss = _ntuple(stride, nd, "stride", op)
+    ds = _ntuple(dilation, nd, "dilation", op)
+    ps = _ntuple(padding, nd, "padding", op)
+    ops_ = _ntuple(output_padding, nd, "output_padding", op)
+    if any(v < 1 for v in ss + ds):
+        raise ConfigError(f"{op}: stride and dilation must be >= 1; got stride={stride!r}, dilation={dilation!r}.")
+    for i in range(nd):
+        if not 0 <= ops_[i] < max(ss[i], ds[i]):
+            raise ConfigError(
+                f"{op}: output_padding must be smaller than stride or dilation; got output_padding="
+                f"{output_padding!r}, stride={stride!r}, dilation={dilation!r}."
+            )
+    cin = w.shape[0]
+    cout_g = w.shape[1]
+    ks = tuple(w.shape[2:])
+    n = x.shape[0]
+    sp = x.shape[2:]
+    # Zero-dilate the input by the stride.
+    if any(s > 1 for s in ss):
+        dil = tuple((sp[i] - 1) * ss[i] + 1 for i in range(nd))
+        xd = _full_on(x, (n, cin) + dil)
+        xd[(Ellipsis,) + tuple(slice(None, None, s) for s in ss)] = x
+    else:
+        xd = x
+    # (in, out/g, *k) -> (out, in/g, *k), flipped in space.
+    wt = fl.reshape(w, (groups, cin // groups, cout_g) + ks)
+    wt = fl.permute_dims(wt, (0, 2, 1) + tuple(range(3, 3 + nd)))
+    wt = fl.reshape(wt, (groups * cout_g, cin // groups) + ks)
+    wt = fl.flip(wt, axis=tuple(range(2, 2 + nd)))
+    pads = [(ds[i] * (ks[i] - 1) - ps[i], ds[i] * (ks[i] - 1) - ps[i] + ops_[i]) for i in range(nd)]
+    out = _add_bias(_conv_core(xd, wt, (1,) * nd, pads, ds, groups), bias, nd)
+    return out[0] if unb else out
+
+
+def conv_transpose1d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: int | tuple[int] = 1,
+    padding: int | tuple[int] = 0,
+    output_padding: int | tuple[int] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int] = 1,
+) -> Tensor:
+    """1-d transposed convolution (the gradient of conv1d with respect to its input).
+
+    Args:
+        input: (N, C_in, L) or (C_in, L).
+        weight: (C_in, C_out / groups, k), PyTorch's layout.
+        bias: optional (C_out,).
+        stride, padding, output_padding, groups, dilation: as in
+            ``torch.nn.functional.conv_transpose1d``.
+
+    Returns:
+        (N, C_out, (L - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._conv import conv_transpose1d
+        >>> conv_transpose1d(fl.ones((2, 3, 5)), fl.ones((3, 4, 3)), stride=2).shape
+        (2, 4, 11)
+    """
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    output_padding: int | tuple[int, int] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, int] = 1,
+) -> Tensor:
+    """2-d transposed convolution (the gradient of conv2d with respect to its input).
+
+    Args:
+        input: (N, C_in, H, W) or (C_in, H, W).
+        weight: (C_in, C_out / groups, kh, kw), PyTorch's layout.
+        bias: optional (C_out,).
+        stride, padding, output_padding, groups, dilation: as in
+            ``torch.nn.functional.conv_transpose2d``.
+
+    Returns:
+        (N, C_out, H_out, W_out), or (C_out, H_out, W_out) for unbatched input.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._conv import conv_transpose2d
+        >>> conv_transpose2d(fl.ones((1, 3, 4, 4)), fl.ones((3, 2, 3, 3)), stride=2, padding=1,
+        ...                  output_padding=1).shape
+        (1, 2, 8, 8)
+    """
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups, dilation, 2)
