@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from .api import (
     grad,
     hessian,
@@ -26,4 +27,8 @@ __all__ = [
     "jacfwd",
     "hessian",
     "stop_gradient",
+    "custom_vjp",
+    "custom_jvp",
+    "checkpoint",
+    "remat",
 ]
