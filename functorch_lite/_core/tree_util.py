@@ -259,3 +259,32 @@ def register_dataclass(
         return c
 
     return wrap if cls is None else wrap(cls)
+
+
+_COTANGENT = __import__("threading").local()
+
+
+def in_cotangent_unflatten() -> bool:
+    """True while :func:`tree_unflatten_cotangent` rebuilds a tree of gradients.
+
+    Registered nodes with static data (nn.Module: frozen parameters, buffers)
+    put ``None`` there instead of the static values.
+    """
+    return getattr(_COTANGENT, "on", False)
+
+
+def tree_unflatten_cotangent(treedef: PyTreeDef, leaves: Iterable[Any]) -> Any:
+    """Rebuild a tree of gradients (cotangents) of the inputs described by ``treedef``.
+
+    Example:
+        >>> from functorch_lite import tree_util
+        >>> _, treedef = tree_util.tree_flatten([1.0, 2.0])
+        >>> tree_util.tree_unflatten_cotangent(treedef, [0.5, 0.5])
+        [0.5, 0.5]
+    """
+    prev = getattr(_COTANGENT, "on", False)
+    _COTANGENT.on = True
+    try:
+        return optree.tree_unflatten(treedef, leaves)
+    finally:
+        _COTANGENT.on = prev

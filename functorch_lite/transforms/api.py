@@ -168,7 +168,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
                 )
             cts.append(c)
         grads = _run_backward(tape, cts, free=False)
-        return tuple(tu.tree_unflatten(tape.in_tree, grads))
+        return tuple(tu.tree_unflatten_cotangent(tape.in_tree, grads))
 
     if has_aux:
         return out, f_vjp, aux
@@ -245,7 +245,7 @@ def value_and_grad(
         from .._ops.creation import ones_like
 
         grads = _run_backward(tape, [ones_like(o)], free=True)
-        gtree = tu.tree_unflatten(tape.in_tree, grads)
+        gtree = tu.tree_unflatten_cotangent(tape.in_tree, grads)
         gres = gtree[0] if isinstance(argnums, int) else tuple(gtree)
         if has_aux:
             return (out, aux), gres
