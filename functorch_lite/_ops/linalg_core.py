@@ -15,6 +15,10 @@ _new = object.__new__
 
 
 def _mm_impl(xp: Any, x: Any, y: Any) -> Any:
+    # Outer products (k = 1, e.g. per-example weight gradients): a broadcast multiply is
+    # exact (one product per entry) and about 2x faster than a stacked matmul in numpy.
+    if x.shape[-1] == 1 and x.ndim >= 2 and y.ndim >= 2:
+        return x * y
     return x @ y
 
 
@@ -48,7 +52,15 @@ matmul_p.vjp = lambda g, out, x, y: (
 def _matmul_batch(n: int, vals: Any, dims: Any) -> Any:
     from .elementwise import elementwise_batch
 
-    return bind(matmul_p, elementwise_batch(n, vals, dims)[0], {}), 0
+    x, y = elementwise_batch(n, vals, dims)[0]
+    if dims[1] is None and y.ndim == 2:
+        # Batched x times one matrix: fold the batch into the rows (one gemm, not n gemv).
+        from .manipulation import reshape
+
+        s = x.shape
+        out = bind(matmul_p, (reshape(x, (-1, s[-1])), y), {})
+        return reshape(out, s[:-1] + (y.shape[-1],)), 0
+    return bind(matmul_p, (x, y), {}), 0
 
 
 matmul_p.batch = _matmul_batch
