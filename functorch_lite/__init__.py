@@ -41,6 +41,7 @@ from ._namespace import *  # noqa: F403
 from ._namespace import __all__ as _namespace_all
 from .transforms import *  # noqa: F403
 from .transforms import __all__ as _transforms_all
+from . import fft, linalg  # noqa: E402  (the array API extensions: fl.linalg, fl.fft)
 
 bool = _dtypes.bool_  # noqa: A001  (the standard's name for the bool dtype)
 
