@@ -18,19 +18,21 @@ import builtins
 import math
 from typing import Any
 
+from . import _dtypes as D
 from ._core.tensor import Tensor
 from ._errors import DTypeError, ShapeError
 from ._ops._base import as_tensor, normalize_axes, normalize_axis
 from ._ops.dtypes import astype, finfo
 from ._ops.elementwise import abs as _abs
-from ._ops.elementwise import conj, pow as _pow, prep_binary, real, sqrt
+from ._ops.elementwise import conj, prep_binary, real, sqrt
+from ._ops.elementwise import pow as _pow
 from ._ops.linalg import (
+    _H,
     EighResult,
     QRResult,
     SlogdetResult,
     SVDResult,
     _eye,
-    _H,
     _matrix,
     cholesky,
     det,
@@ -160,7 +162,7 @@ def vector_norm(
     ax = normalize_axes(axis, x.ndim, "linalg.vector_norm")
     if isinstance(ord, builtins.bool) or not isinstance(ord, (int, float)):
         raise ValueError(f"linalg.vector_norm: ord must be a real number, inf or -inf; got {ord!r}.")
-    kw = {"axis": ax, "keepdims": keepdims}
+    kw: dict[str, Any] = {"axis": ax, "keepdims": keepdims}
     if ord == 2:
         sq = real(conj(x) * x) if x.dtype.kind == "c" else x * x
         return sqrt(_sum(sq, **kw))
@@ -194,9 +196,7 @@ def matrix_norm(x: Any, /, *, keepdims: builtins.bool = False, ord: Any = "fro")
     if ord == "nuc":
         return _keep(_sum(svdvals(x), axis=-1), keepdims)
     if isinstance(ord, str) or isinstance(ord, builtins.bool) or ord not in (1, -1, 2, -2, math.inf, -math.inf):
-        raise ValueError(
-            f"linalg.matrix_norm: ord must be 'fro', 'nuc', 1, -1, 2, -2, inf or -inf; got {ord!r}."
-        )
+        raise ValueError(f"linalg.matrix_norm: ord must be 'fro', 'nuc', 1, -1, 2, -2, inf or -inf; got {ord!r}.")
     if ord in (2, -2):  # singular values are sorted in descending order
         return _keep(svdvals(x)[..., 0 if ord == 2 else -1], keepdims)
     sums = _sum(_abs(x), axis=-2 if ord in (1, -1) else -1)
@@ -218,8 +218,8 @@ def matrix_power(x: Any, n: int, /) -> Tensor:
         return broadcast_to(_eye(x.shape[-1], x), x.shape)
     if n < 0:
         x, n = inv(x), -n
-    result = None
-    base = x
+    result: Any = None
+    base: Any = x
     while True:
         if n & 1:
             result = base if result is None else result @ base
@@ -248,7 +248,7 @@ def matrix_rank(x: Any, /, *, rtol: float | Tensor | None = None) -> Tensor:
     """
     x = _matrix(x, "matrix_rank")
     s = svdvals(x)
-    return _sum(s > _tolerance(s, x, rtol), axis=-1)
+    return _sum(astype(s > _tolerance(s, x, rtol), D.int64), axis=-1)
 
 
 def pinv(x: Any, /, *, rtol: float | Tensor | None = None) -> Tensor:

@@ -61,9 +61,7 @@ def _c2c_impl(xp: Any, x: Any, *, inverse: builtins.bool, s: tuple[int, ...], ax
 
 fftn_p = Primitive("fft.c2c", _c2c_impl)
 fftn_p.jvp = lambda ts, out, x, **p: bind(fftn_p, (ts[0],), p)
-fftn_p.vjp = lambda g, out, x, **p: (
-    lambda: resize(bind(fftn_p, (g,), p), p["axes"], [x.shape[a] for a in p["axes"]]),
-)
+fftn_p.vjp = lambda g, out, x, **p: (lambda: resize(bind(fftn_p, (g,), p), p["axes"], [x.shape[a] for a in p["axes"]]),)
 _batch(fftn_p)
 
 

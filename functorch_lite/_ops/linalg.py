@@ -30,7 +30,6 @@ from .creation import tril
 from .elementwise import conj, imag, real
 from .linalg_core import matmul, tensordot, vecdot
 from .manipulation import broadcast_shapes, broadcast_to, concat, expand_dims, matrix_transpose, squeeze
-from .reduction import sum as _sum
 
 __all__ = [
     "EighResult",
