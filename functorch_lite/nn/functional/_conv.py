@@ -7,6 +7,14 @@ only Python loop runs over kernel offsets, never over the batch or over output
 positions; grad and vmap come from the primitives (getitem, concat, matmul).
 A transposed convolution is the convolution of the zero-dilated input with the
 flipped, transposed weight.
+
+Two linear primitives, ``unfold`` (the stacked window slices) and its
+transpose ``fold`` (adding windows back in place into one buffer), exist for
+speed only: composed from ``getitem`` + ``stack``, the backward pass made one
+zero-filled input-sized array per kernel offset and a copy for each scatter,
+and dispatched ~4 ops per offset; as primitives each direction is one backend
+call. Their rules use only public ops (each other), so they differentiate to
+any order and batch (leading axes are free).
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ... import _namespace as fl
+from ..._core.engine import Primitive, bind
 from ..._core.tensor import Tensor, backend_for, wrap
 from ..._errors import ConfigError, ShapeError
+from ..._ops._rules import def_linear, move_bdim_to_front
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 
@@ -66,6 +76,78 @@ def _pad_last(x: Tensor, pads: Sequence[tuple[int, int]], value: float = 0.0) ->
     out = _full_on(x, shape, value)
     out[(Ellipsis,) + tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, sp, strict=True))] = x
     return out
+
+
+# -- unfold / fold: window extraction and its transpose (primitives, for speed) ----------------
+def _window_keys(
+    ks: Sequence[int], ss: Sequence[int], ds: Sequence[int], outs: Sequence[int]
+) -> list[tuple[Any, ...]]:
+    """One index per kernel offset: the strided slice of the padded input that offset sees."""
+    nd = len(ks)
+    return [
+        (Ellipsis,)
+        + tuple(slice(offs[i] * ds[i], offs[i] * ds[i] + (outs[i] - 1) * ss[i] + 1, ss[i]) for i in range(nd))
+        for offs in itertools.product(*(range(k) for k in ks))
+    ]
+
+
+def _unfold_impl(xp: Any, x: Any, *, ks: Any, ss: Any, ds: Any, outs: Any, sp: Any, axis: int) -> Any:
+    return xp.stack([x[k] for k in _window_keys(ks, ss, ds, outs)], axis=axis)
+
+
+def _fold_impl(xp: Any, c: Any, *, ks: Any, ss: Any, ds: Any, outs: Any, sp: Any, axis: int) -> Any:
+    nd = len(ks)
+    lead = tuple(c.shape[:axis]) + tuple(c.shape[axis + 1 : c.ndim - nd])
+    immutable = backend_for(xp).immutable
+    out = xp.zeros(lead + tuple(sp), dtype=c.dtype)
+    pre = (slice(None),) * axis
+    disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(ks, ss, ds, strict=True))
+    for k, key in enumerate(_window_keys(ks, ss, ds, outs)):
+        piece = c[pre + (k,)]
+        if immutable:
+            out = out.at[key].add(piece)
+        elif disjoint:
+            out[key] = piece  # windows do not overlap (pooling): plain writes, no adds
+        else:
+            out[key] += piece  # a fresh buffer of our own: in-place accumulation is safe
+    return out
+
+
+unfold_p = Primitive("nn_unfold", _unfold_impl)
+fold_p = Primitive("nn_fold", _fold_impl)
+def_linear(unfold_p, lambda g, x, **p: bind(fold_p, (g,), p))
+def_linear(fold_p, lambda g, c, **p: bind(unfold_p, (g,), p))
+
+
+def _window_batch(prim: Primitive) -> Any:
+    def rule(n: int, vals: Any, dims: Any, **p: Any) -> tuple[Any, int]:
+        x = move_bdim_to_front(vals[0], dims[0])
+        return bind(prim, (x,), {**p, "axis": p["axis"] + 1}), 0
+
+    return rule
+
+
+unfold_p.batch = _window_batch(unfold_p)
+fold_p.batch = _window_batch(fold_p)
+
+
+def unfold_windows(
+    x: Tensor, ks: Sequence[int], ss: Sequence[int], ds: Sequence[int], outs: Sequence[int], axis: int
+) -> Tensor:
+    """Windows of the (already padded) last ``len(ks)`` axes of ``x``, stacked on a new ``axis``.
+
+    Output shape: ``x.shape[:-nd]`` with ``K = prod(ks)`` inserted at ``axis``, then ``outs``.
+    """
+    nd = len(ks)
+    params = {
+        "ks": tuple(ks),
+        "ss": tuple(ss),
+        "ds": tuple(ds),
+        "outs": tuple(outs),
+        "sp": tuple(x.shape[x.ndim - nd :]),
+        "axis": axis,
+    }
+    return bind(unfold_p, (x,), params)
 
 
 def _out_size(n: int, k: int, s: int, d: int, lo: int, hi: int) -> int:
@@ -126,27 +208,29 @@ def _conv_core(
             f"conv: the (padded) input of spatial shape {tuple(sp)} is smaller than the dilated kernel "
             f"{tuple(ks)} (dilation {tuple(ds)}); use a smaller kernel or more padding."
         )
-    xp_ = _pad_last(x, pads)
     kk = 1
     for k in ks:
         kk *= k
-    ell = 1
+    ell = n
     for v in outs:
         ell *= v
+    # Channels first, then batch: the contraction is one GEMM (O/g, C/g*K) @ (C/g*K, N*L) per
+    # group, whose gradients are GEMMs too (no batched matmul, no reduction over the batch).
+    xt = fl.permute_dims(x, (1, 0) + tuple(range(2, 2 + nd)))  # (C, N, *sp)
+    xt = _pad_last(xt, pads)
     if kk == 1 and all(s == 1 for s in ss):
-        col = fl.reshape(xp_, (n, groups, c // groups, ell))
+        col = fl.reshape(xt, (groups, c // groups, ell))
     else:
-        slices = []
-        for offs in itertools.product(*(range(k) for k in ks)):
-            key = (Ellipsis,) + tuple(
-                slice(offs[i] * ds[i], offs[i] * ds[i] + (outs[i] - 1) * ss[i] + 1, ss[i]) for i in range(nd)
-            )
-            slices.append(xp_[key])
-        col = slices[0] if kk == 1 else fl.stack(slices, axis=2)  # (N, C, K, *out)
-        col = fl.reshape(col, (n, groups, (c // groups) * kk, ell))
-    wm = fl.reshape(w, (groups, o // groups, (c // groups) * kk))
-    out = fl.matmul(wm, col)  # (N, g, O/g, L)
-    return fl.reshape(out, (n, o) + outs)
+        col = unfold_windows(xt, ks, ss, ds, outs, axis=1)  # (C, K, N, *out)
+        col = fl.reshape(col, (groups, (c // groups) * kk, ell))
+    if groups == 1:  # plain 2-d GEMM (O, C*K) @ (C*K, N*L)
+        col = fl.reshape(col, ((c // groups) * kk, ell))
+        wm = fl.reshape(w, (o, c * kk))
+    else:
+        wm = fl.reshape(w, (groups, o // groups, (c // groups) * kk))
+    out = fl.matmul(wm, col)  # (g, O/g, N*L) or (O, N*L)
+    out = fl.reshape(out, (o, n) + outs)
+    return fl.permute_dims(out, (1, 0) + tuple(range(2, 2 + nd)))
 
 
 def _check_conv(x: Tensor, w: Tensor, groups: int, nd: int, op: str, transposed: bool = False) -> None:
