@@ -357,3 +357,37 @@ def scatter_add(b: Backend, out: Any, key: Any, value: Any) -> Any:
     starts = xp.searchsorted(p, grid, side="left")
     seg = xp.astype(xp.take(c, ends) - xp.take(c, starts), out.dtype)
     return out + xp.reshape(seg, out.shape)
+
+
+# -- host (numpy) round trips for checkpoints ----------------------------------------------------
+def tensor_to_host(t: Any) -> np.ndarray:
+    """A C-contiguous host numpy copy of concrete Tensor ``t`` (any backend), for file formats."""
+    from ._core.tensor import backend_for
+
+    c = t.concrete()
+    b = backend_for(c._xp)
+    return np.ascontiguousarray(b.to_numpy(b.fix(c._a)))
+
+
+def host_to_tensor(a: Any, backend: str | None = None) -> Any:
+    """A Tensor on ``backend`` (default: the default backend) holding host numpy array ``a``."""
+    from ._core.tensor import wrap
+
+    b = get_backend(backend) if backend is not None else current_default()
+    arr = np.asarray(a)
+    if arr.dtype.byteorder not in ("=", "|"):
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return wrap(b.from_numpy(np.ascontiguousarray(arr)), b.xp)
+
+
+def host_array_key(t: Any) -> tuple[int, int, tuple[int, ...], str]:
+    """Identity of a concrete Tensor's memory (data pointer, size, shape, dtype) for deduplication.
+
+    Two Tensors with equal keys hold the same bytes (tied weights).
+    """
+    c = t.concrete()
+    a = c._a
+    if isinstance(a, np.ndarray):
+        ptr = a.__array_interface__["data"][0]
+        return (ptr, a.nbytes, a.shape, a.dtype.str)
+    return (id(a), 0, tuple(a.shape), str(a.dtype))
