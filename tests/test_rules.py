@@ -518,29 +518,251 @@ def _vecdot(draw: Draw) -> Case:
 
 
 # ---------------------------------------------------------------------------------------
-# Optional modules (sorting, clip, linalg, fft): enrolled when they exist
+# Sorting, clip, linalg, fft
 # ---------------------------------------------------------------------------------------
-if hasattr(fl, "sort"):
-
-    @spec("sort")
-    def _sort(draw: Draw) -> Case:
-        shape = draw(shapes(1, 3))
-        axis = draw(st.integers(-len(shape), len(shape) - 1))
-        desc = draw(st.booleans())
-        return Case(lambda x: fl.sort(x, axis=axis, descending=desc), [shape], [REAL])
+@spec("sort")
+def _sort(draw: Draw) -> Case:
+    shape = draw(shapes(1, 3))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    desc = draw(st.booleans())
+    return Case(lambda x: fl.sort(x, axis=axis, descending=desc) * x, [shape], [REAL])
 
 
-if hasattr(fl, "clip"):
+@spec("clip")
+def _clip(draw: Draw) -> Case:
+    shape = draw(shapes())
+    form = draw(st.sampled_from(["scalars", "arrays", "min_only", "max_only"]))
+    if form == "scalars":
+        return Case(lambda x: fl.clip(x, -0.5, 0.7) * x, [shape], [REAL])
+    if form == "min_only":
+        return Case(lambda x: fl.clip(x, min=0.1), [shape], [REAL])
+    if form == "max_only":
+        return Case(lambda x: fl.clip(x, max=0.1), [shape], [REAL])
+    shs = draw(broadcastable(3))
+    return Case(lambda x, lo, hi: fl.clip(x, lo, lo + fl.abs(hi)), shs, [REAL, REAL, NONZERO])
 
-    @spec("clip")
-    def _clip(draw: Draw) -> Case:
-        shape = draw(shapes())
-        form = draw(st.sampled_from(["scalars", "arrays", "min_only"]))
-        if form == "scalars":
-            return Case(lambda x: fl.clip(x, -0.5, 0.7), [shape], [REAL])
-        if form == "min_only":
-            return Case(lambda x: fl.clip(x, min=0.1), [shape], [REAL])
-        return Case(lambda x, lo, hi: fl.clip(x, lo, lo + fl.abs(hi)), [shape, shape, shape], [REAL, REAL, NONZERO])
+
+def _square(draw: Draw, min_n: int = 1) -> tuple[int, ...]:
+    n = draw(st.integers(min_n, 3))
+    batch = draw(shapes(0, 1, max_side=2))
+    return tuple(batch) + (n, n)
+
+
+def _well(x: Any) -> Any:
+    """A well-conditioned matrix near the identity."""
+    n = x.shape[-1]
+    return x * 0.3 + fl.eye(n, dtype=x.dtype)
+
+
+def _spd(x: Any) -> Any:
+    n = x.shape[-1]
+    return x @ x.mT + fl.eye(n, dtype=x.dtype) * float(n)
+
+
+def _sym(x: Any) -> Any:
+    return x + x.mT
+
+
+def _weights(n: int, like: Any) -> Any:
+    return fl.astype(fl.arange(1, n + 1), like.dtype)
+
+
+@spec("linalg.cholesky")
+def _cholesky(draw: Draw) -> Case:
+    upper = draw(st.booleans())
+    return Case(lambda x: fl.linalg.cholesky(_spd(x), upper=upper), [_square(draw)], [REAL])
+
+
+@spec("linalg.det_inv_slogdet")
+def _det(draw: Draw) -> Case:
+    def f(x: Any) -> Any:
+        a = _well(x)
+        sd = fl.linalg.slogdet(a)
+        return fl.linalg.inv(a) * fl.expand_dims(fl.expand_dims(fl.linalg.det(a) + sd.logabsdet, axis=-1), axis=-1)
+
+    return Case(f, [_square(draw)], [REAL])
+
+
+@spec("linalg.solve")
+def _solve(draw: Draw) -> Case:
+    sq = _square(draw)
+    n = sq[-1]
+    rhs = draw(st.sampled_from([(n,), (n, 2)])) if len(sq) == 2 else sq[:-2] + (n, 2)
+    return Case(lambda a, b: fl.linalg.solve(_well(a), b), [sq, rhs], [REAL, REAL])
+
+
+@spec("linalg.eigh")
+def _eigh(draw: Draw) -> Case:
+    def f(x: Any) -> Any:
+        lam, v = fl.linalg.eigh(_sym(x))
+        w = _weights(x.shape[-1], x)
+        # eigenvectors only up to sign: use a sign-invariant function of them
+        return lam + fl.sum(v * v * fl.expand_dims(w, axis=-1), axis=-2) + fl.linalg.eigvalsh(_sym(x)) * 0.5
+
+    return Case(f, [_square(draw)], [REAL])
+
+
+@spec("linalg.qr")
+def _qr(draw: Draw) -> Case:
+    def f(x: Any) -> Any:
+        q, r = fl.linalg.qr(_well(x))
+        return fl.concat([q, r], axis=-1)
+
+    return Case(f, [_square(draw)], [REAL])
+
+
+@spec("linalg.svd")
+def _svd(draw: Draw) -> Case:
+    m, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+
+    def f(x: Any) -> Any:
+        u, sv, vh = fl.linalg.svd(x, full_matrices=False)
+        # singular vectors only up to a joint sign: use a sign-invariant function of them
+        k = sv.shape[-1]
+        w = _weights(k, x)
+        return fl.concat(
+            [sv, fl.linalg.svdvals(x), fl.sum(u * u * w, axis=-2), fl.sum(vh * vh * fl.expand_dims(w, axis=-1), axis=-1)],
+            axis=-1,
+        )
+
+    return Case(f, [(m, n)], [REAL])
+
+
+@spec("linalg.diagonal_trace")
+def _diag(draw: Draw) -> Case:
+    shape = draw(shapes(2, 3))
+    off = draw(st.integers(-1, 1))
+    return Case(
+        lambda x: fl.linalg.diagonal(x, offset=off) * 2.0 + fl.expand_dims(fl.linalg.trace(x, offset=off), axis=-1),
+        [shape],
+        [REAL],
+    )
+
+
+@spec("linalg.norms")
+def _norms(draw: Draw) -> Case:
+    sq = _square(draw)
+    vord = draw(st.sampled_from([2, 1, 3, float("inf")]))
+    mord = draw(st.sampled_from(["fro", "nuc", 2]))
+
+    def f(x: Any) -> Any:
+        m = fl.linalg.matrix_norm(x, ord=mord, keepdims=True)
+        return fl.linalg.vector_norm(x, axis=-1, ord=vord, keepdims=True) + m * 0.5
+
+    return Case(f, [sq], [NONZERO])
+
+
+@spec("linalg.composites")
+def _lcomp(draw: Draw) -> Case:
+    n = draw(st.integers(1, 3))
+    p = draw(st.integers(0, 3))
+
+    def f(x: Any, a: Any, b: Any, c: Any, d: Any) -> Any:
+        return (
+            fl.linalg.matrix_power(_well(x), p)
+            + fl.linalg.pinv(_well(x)) * 0.5
+            + fl.linalg.outer(a, b)
+            + fl.sum(fl.linalg.cross(c, d) * c)
+        )
+
+    return Case(f, [(n, n), (n,), (n,), (3,), (3,)], [REAL] * 5)
+
+
+@spec("fft.complex")
+def _fft(draw: Draw) -> Case:
+    shape = draw(shapes(1, 2))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    nn = draw(st.sampled_from([None, 1, 2, 4]))
+    norm = draw(st.sampled_from(["backward", "ortho", "forward"]))
+
+    def f(x: Any, y: Any) -> Any:
+        c = fl.complex64 if x.dtype == fl.float32 else fl.complex128
+        z = fl.astype(x, c) + fl.astype(y, c) * 1j
+        w = fl.fft.fft(z, n=nn, axis=axis, norm=norm) + fl.fft.ifft(z, n=nn, axis=axis, norm=norm) * 0.5
+        return fl.real(w) + fl.imag(w) * 0.3
+
+    return Case(f, [shape, shape], [REAL, REAL])
+
+
+@spec("fft.real")
+def _rfft(draw: Draw) -> Case:
+    shape = draw(shapes(1, 2, min_side=2))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    norm = draw(st.sampled_from(["backward", "ortho", "forward"]))
+    nn = draw(st.sampled_from([None, 2, 4]))
+
+    def f(x: Any) -> Any:
+        r = fl.fft.rfft(x, n=nn, axis=axis, norm=norm)
+        back = fl.fft.irfft(r * r, n=nn, axis=axis, norm=norm)
+        h = fl.fft.ihfft(x, axis=axis, norm=norm)
+        hb = fl.fft.hfft(h * 1.5, n=shape[axis], axis=axis, norm=norm)
+        return fl.sum(back) + fl.sum(fl.real(r) * 2.0 + fl.imag(r)) + hb * x
+
+    return Case(f, [shape], [REAL])
+
+
+@spec("fft.nd")
+def _fftn(draw: Draw) -> Case:
+    shape = draw(shapes(2, 3, min_side=2))
+    axes = tuple(draw(st.lists(st.integers(0, len(shape) - 1), unique=True, min_size=1, max_size=2)))
+    norm = draw(st.sampled_from(["backward", "ortho", "forward"]))
+
+    def f(x: Any) -> Any:
+        c = fl.complex64 if x.dtype == fl.float32 else fl.complex128
+        z = fl.fft.fftn(fl.astype(x, c), axes=axes, norm=norm)
+        z = fl.fft.ifftn(z * z, axes=axes, norm=norm)
+        r = fl.fft.rfftn(x, axes=axes, norm=norm)
+        back = fl.fft.irfftn(r * 2.0, s=tuple(shape[a] for a in axes), axes=axes, norm=norm)
+        return fl.real(z) + fl.imag(z) + back + fl.fft.fftshift(x, axes=axes) + fl.fft.ifftshift(x)
+
+    return Case(f, [shape], [REAL])
+
+
+# ---------------------------------------------------------------------------------------
+# nn.functional primitives (erf, the unfold / fold behind convolutions and pooling)
+# ---------------------------------------------------------------------------------------
+def _nnf() -> Any:
+    from functorch_lite.nn import functional as F
+
+    return F
+
+
+@spec("nn.erf")
+def _erf(draw: Draw) -> Case:
+    return Case(lambda x: _nnf().erf(x) + _nnf().gelu(x), [draw(shapes())], [REAL])
+
+
+@spec("nn.conv")
+def _conv(draw: Draw) -> Case:
+    F = _nnf()
+    dims = draw(st.sampled_from([1, 2]))
+    n, cin, cout = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    k = draw(st.integers(1, 2))
+    size = draw(st.integers(k, 4))
+    stride = draw(st.integers(1, 2))
+    padding = draw(st.integers(0, 1))
+    sp = (size,) * dims
+    ks = (k,) * dims
+    conv = F.conv1d if dims == 1 else F.conv2d
+    convt = F.conv_transpose1d if dims == 1 else F.conv_transpose2d
+
+    def f(x: Any, w: Any, b: Any, wt: Any) -> Any:
+        y = conv(x, w, b, stride=stride, padding=padding)
+        return convt(y, wt, stride=stride)
+
+    return Case(f, [(n, cin) + sp, (cout, cin) + ks, (cout,), (cout, cin) + ks], [REAL] * 4)
+
+
+@spec("nn.pool")
+def _pool(draw: Draw) -> Case:
+    F = _nnf()
+    size = draw(st.integers(2, 4))
+    k = draw(st.integers(1, 2))
+
+    def f(x: Any) -> Any:
+        return F.max_pool2d(x, k) + F.avg_pool2d(x, k)
+
+    return Case(f, [(1, 2, size, size)], [REAL])
 
 
 # ---------------------------------------------------------------------------------------
@@ -762,6 +984,12 @@ def _exercised() -> set[str]:
 
 
 def test_every_differentiable_primitive_has_a_spec() -> None:
+    import importlib
+    import pkgutil
+
+    for m in pkgutil.walk_packages(fl.__path__, "functorch_lite."):  # register every primitive
+        if not m.name.endswith("__main__"):
+            importlib.import_module(m.name)
     seen = _exercised()
     missing = sorted(
         name for name, p in PRIMITIVES.items() if p.differentiable and name not in seen and name not in NOT_IN_TABLE
