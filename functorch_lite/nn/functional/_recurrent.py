@@ -1,0 +1,350 @@
+"""Recurrent cells and sequence functions (Elman RNN, LSTM, GRU) in PyTorch's conventions.
+
+Weights use PyTorch's layouts: ``w_ih`` (G * hidden, input), ``w_hh`` (G * hidden,
+hidden) with gates stacked in PyTorch's order (LSTM i, f, g, o; GRU r, z, n).
+A sequence function projects the whole input sequence with one matmul per
+layer and direction, then loops over time steps in Python (vectorised over the
+batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ... import _namespace as fl
+from ..._core.tensor import Tensor
+from ..._errors import ConfigError, ShapeError
+from ._conv import _tensor
+
+__all__ = [
+    "rnn_tanh_cell",
+    "rnn_relu_cell",
+    "lstm_cell",
+    "gru_cell",
+    "rnn",
+    "lstm",
+    "gru",
+]
+
+
+def _sigmoid(x: Tensor) -> Tensor:
+    from ._activations import sigmoid
+
+    return sigmoid(x)
+
+
+def _lin(x: Tensor, w: Tensor, b: Any) -> Tensor:
+    y = fl.matmul(x, fl.matrix_transpose(w))
+    return y if b is None else y + b
+
+
+def _chunk(x: Tensor, n: int) -> list[Tensor]:
+    h = x.shape[-1] // n
+    return [x[..., i * h : (i + 1) * h] for i in range(n)]
+
+
+def _cell_args(input: Any, hx: Any, w_ih: Any, hidden: int, op: str) -> tuple[Tensor, Any, bool]:
+    x = _tensor(input, op)
+    if x.ndim not in (1, 2):
+        raise ShapeError(f"{op}: input must be (batch, input_size) or (input_size,); got shape {x.shape}.")
+    if x.shape[-1] != _tensor(w_ih, op).shape[1]:
+        raise ShapeError(
+            f"{op}: input has {x.shape[-1]} features but w_ih of shape {tuple(_tensor(w_ih, op).shape)} expects "
+            f"{_tensor(w_ih, op).shape[1]}."
+        )
+    unb = x.ndim == 1
+    if unb:
+        x = fl.expand_dims(x, axis=0)
+    return x, hx, unb
+
+
+def _zeros_like_shape(like: Tensor, shape: tuple[int, ...]) -> Tensor:
+    from ._conv import _full_on
+
+    return _full_on(like, shape, 0.0)
+
+
+def _rnn_step(x: Tensor, h: Tensor, w_hh: Tensor, b_hh: Any, relu: bool) -> Tensor:
+    a = x + _lin(h, w_hh, b_hh)
+    return fl.maximum(a, 0.0) if relu else fl.tanh(a)
+
+
+def _lstm_step(x: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Any) -> tuple[Tensor, Tensor]:
+    gates = x + _lin(h, w_hh, b_hh)
+    i, f, g, o = _chunk(gates, 4)
+    c2 = _sigmoid(f) * c + _sigmoid(i) * fl.tanh(g)
+    return _sigmoid(o) * fl.tanh(c2), c2
+
+
+def _gru_step(x: Tensor, h: Tensor, w_hh: Tensor, b_hh: Any) -> Tensor:
+    xr, xz, xn = _chunk(x, 3)
+    hr, hz, hn = _chunk(_lin(h, w_hh, b_hh), 3)
+    r = _sigmoid(xr + hr)
+    z = _sigmoid(xz + hz)
+    n = fl.tanh(xn + r * hn)  # PyTorch: the reset gate multiplies (W_hn h + b_hn)
+    return n + z * (h - n)  # (1 - z) * n + z * h
+
+
+def _hx(hx: Any, x: Tensor, hidden: int, unb: bool) -> Tensor:
+    if hx is None:
+        return _zeros_like_shape(x, (x.shape[0], hidden))
+    h = _tensor(hx, "cell")
+    return fl.expand_dims(h, axis=0) if unb else h
+
+
+def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Tensor:
+    """One Elman RNN step: h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._recurrent import rnn_tanh_cell
+        >>> rnn_tanh_cell(fl.ones((2, 3)), None, fl.ones((4, 3)), fl.ones((4, 4))).shape
+        (2, 4)
+    """
+    hidden = _tensor(w_hh, "rnn_tanh_cell").shape[1]
+    x, _, unb = _cell_args(input, hx, w_ih, hidden, "rnn_tanh_cell")
+    h = _rnn_step(_lin(x, _tensor(w_ih, "rnn"), b_ih), _hx(hx, x, hidden, unb), _tensor(w_hh, "rnn"), b_hh, False)
+    return h[0] if unb else h
+
+
+def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Tensor:
+    """One Elman RNN step with ReLU: h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._recurrent import rnn_relu_cell
+        >>> rnn_relu_cell(fl.ones((3,)), fl.zeros((4,)), fl.ones((4, 3)), fl.ones((4, 4))).tolist()
+        [3.0, 3.0, 3.0, 3.0]
+    """
+    hidden = _tensor(w_hh, "rnn_relu_cell").shape[1]
+    x, _, unb = _cell_args(input, hx, w_ih, hidden, "rnn_relu_cell")
+    h = _rnn_step(_lin(x, _tensor(w_ih, "rnn"), b_ih), _hx(hx, x, hidden, unb), _tensor(w_hh, "rnn"), b_hh, True)
+    return h[0] if unb else h
+
+
+def lstm_cell(
+    input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None
+) -> tuple[Tensor, Tensor]:
+    """One LSTM step (gates i, f, g, o as PyTorch); ``hx`` is ``(h, c)`` or None for zeros.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._recurrent import lstm_cell
+        >>> h, c = lstm_cell(fl.ones((2, 3)), None, fl.ones((16, 3)), fl.ones((16, 4)))
+        >>> h.shape, c.shape
+        ((2, 4), (2, 4))
+    """
+    hidden = _tensor(w_hh, "lstm_cell").shape[1]
+    x, _, unb = _cell_args(input, hx, w_ih, hidden, "lstm_cell")
+    if hx is None:
+        h0 = c0 = None
+    else:
+        h0, c0 = hx
+    h, c = _lstm_step(
+        _lin(x, _tensor(w_ih, "lstm"), b_ih), _hx(h0, x, hidden, unb), _hx(c0, x, hidden, unb), _tensor(w_hh, "lstm"), b_hh
+    )
+    return (h[0], c[0]) if unb else (h, c)
+
+
+def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Tensor:
+    """One GRU step (gates r, z, n and PyTorch's n-gate: tanh(W_in x + b_in + r * (W_hn h + b_hn))).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._recurrent import gru_cell
+        >>> gru_cell(fl.ones((2, 3)), None, fl.ones((12, 3)), fl.ones((12, 4))).shape
+        (2, 4)
+    """
+    hidden = _tensor(w_hh, "gru_cell").shape[1]
+    x, _, unb = _cell_args(input, hx, w_ih, hidden, "gru_cell")
+    h = _gru_step(_lin(x, _tensor(w_ih, "gru"), b_ih), _hx(hx, x, hidden, unb), _tensor(w_hh, "gru"), b_hh)
+    return h[0] if unb else h
+
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _run(
+    mode: str,
+    input: Any,
+    hx: Any,
+    weights: Sequence[Sequence[Any]],
+    num_layers: int,
+    bidirectional: bool,
+    batch_first: bool,
+    dropout: float,
+    training: bool,
+    key: Any,
+) -> tuple[Tensor, Any]:
+    op = mode.lower()
+    x = _tensor(input, op)
+    dirs = 2 if bidirectional else 1
+    if len(weights) != num_layers * dirs:
+        raise ConfigError(
+            f"{op}: weights must hold one (w_ih, w_hh[, b_ih, b_hh]) tuple per layer and direction "
+            f"({num_layers * dirs}); got {len(weights)}."
+        )
+    if x.ndim not in (2, 3):
+        raise ShapeError(f"{op}: input must be (seq, batch, features), (batch, seq, features) or (seq, features); got {x.shape}.")
+    unb = x.ndim == 2
+    if unb:
+        x = fl.expand_dims(x, axis=1)
+    elif batch_first:
+        x = fl.permute_dims(x, (1, 0, 2))
+    t_len, n = x.shape[0], x.shape[1]
+    hidden = _tensor(weights[0][1], op).shape[1]
+    lstm = mode == "LSTM"
+    if hx is None:
+        h0 = c0 = None
+    elif lstm:
+        h0, c0 = (_tensor(v, op) for v in hx)
+    else:
+        h0, c0 = _tensor(hx, op), None
+
+    def initial(s: Any, i: int) -> Tensor:
+        if s is None:
+            return _zeros_like_shape(x, (n, hidden))
+        if unb:
+            return fl.expand_dims(s[i], axis=0)
+        return s[i]
+
+    if dropout and training and num_layers > 1:
+        from functorch_lite.nn.layers.basic import split_key
+
+        keys = split_key(key, num_layers - 1)
+    h_n: list[Tensor] = []
+    c_n: list[Tensor] = []
+    layer_in = x
+    for layer in range(num_layers):
+        outs = []
+        for d in range(dirs):
+            idx = layer * dirs + d
+            wts = list(weights[idx]) + [None] * (4 - len(weights[idx]))
+            w_ih, w_hh, b_ih, b_hh = (None if v is None else _tensor(v, op) for v in wts)
+            if w_ih.shape[1] != layer_in.shape[-1]:
+                raise ShapeError(
+                    f"{op}: layer {layer} expects {w_ih.shape[1]} input features; got {layer_in.shape[-1]}."
+                )
+            xp_ = _lin(layer_in, w_ih, b_ih)  # (T, N, G*H): the whole sequence in one matmul
+            h = initial(h0, idx)
+            c = initial(c0, idx) if lstm else None
+            steps = range(t_len - 1, -1, -1) if d == 1 else range(t_len)
+            hs: list[Any] = [None] * t_len
+            for t in steps:
+                if lstm:
+                    h, c = _lstm_step(xp_[t], h, c, w_hh, b_hh)
+                elif mode == "GRU":
+                    h = _gru_step(xp_[t], h, w_hh, b_hh)
+                else:
+                    h = _rnn_step(xp_[t], h, w_hh, b_hh, mode == "RNN_RELU")
+                hs[t] = h
+            outs.append(fl.stack(hs, axis=0))
+            h_n.append(h)
+            if lstm:
+                c_n.append(c)
+        layer_in = outs[0] if dirs == 1 else fl.concat(outs, axis=-1)
+        if dropout and training and layer < num_layers - 1:
+            from ._basic import dropout as _dropout
+
+            layer_in = _dropout(layer_in, dropout, True, key=keys[layer])
+    out = layer_in
+    hn = fl.stack(h_n, axis=0)
+    cn = fl.stack(c_n, axis=0) if lstm else None
+    if unb:
+        out = out[:, 0]
+        hn = hn[:, 0]
+        cn = cn[:, 0] if lstm else None
+    elif batch_first:
+        out = fl.permute_dims(out, (1, 0, 2))
+    return out, ((hn, cn) if lstm else hn)
+
+
+def rnn(
+    input: Any,
+    hx: Any,
+    weights: Sequence[Sequence[Any]],
+    *,
+    num_layers: int = 1,
+    nonlinearity: str = "tanh",
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    training: bool = True,
+    key: Any = None,
+) -> tuple[Tensor, Tensor]:
+    """A multi-layer Elman RNN over a sequence; returns ``(output, h_n)`` like ``torch.nn.RNN``.
+
+    Args:
+        input: (T, N, I), (N, T, I) with ``batch_first``, or unbatched (T, I).
+        hx: initial hidden state (num_layers * dirs, N, H), or None for zeros.
+        weights: one ``(w_ih, w_hh, b_ih, b_hh)`` tuple per layer and direction
+            (layer 0 forward, layer 0 reverse, layer 1 forward, ...); biases may be None.
+        nonlinearity: ``"tanh"`` or ``"relu"``.
+        dropout: dropout on the outputs of every layer but the last (training only);
+            ``key`` seeds it (global generator otherwise).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._recurrent import rnn
+        >>> out, h = rnn(fl.ones((5, 2, 3)), None, [(fl.ones((4, 3)), fl.ones((4, 4)))])
+        >>> out.shape, h.shape
+        ((5, 2, 4), (1, 2, 4))
+    """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ConfigError(f"rnn: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}.")
+    mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+    return _run(mode, input, hx, weights, num_layers, bidirectional, batch_first, dropout, training, key)
+
+
+def lstm(
+    input: Any,
+    hx: Any,
+    weights: Sequence[Sequence[Any]],
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    training: bool = True,
+    key: Any = None,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """A multi-layer LSTM over a sequence; returns ``(output, (h_n, c_n))`` like ``torch.nn.LSTM``.
+
+    Args as :func:`rnn`; ``hx`` is ``(h_0, c_0)`` or None.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._recurrent import lstm
+        >>> w = [(fl.ones((16, 3)), fl.ones((16, 4))), (fl.ones((16, 3)), fl.ones((16, 4)))]
+        >>> out, (h, c) = lstm(fl.ones((5, 2, 3)), None, w, bidirectional=True)
+        >>> out.shape, h.shape
+        ((5, 2, 8), (2, 2, 4))
+    """
+    return _run("LSTM", input, hx, weights, num_layers, bidirectional, batch_first, dropout, training, key)  # type: ignore[return-value]
+
+
+def gru(
+    input: Any,
+    hx: Any,
+    weights: Sequence[Sequence[Any]],
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    training: bool = True,
+    key: Any = None,
+) -> tuple[Tensor, Tensor]:
+    """A multi-layer GRU over a sequence; returns ``(output, h_n)`` like ``torch.nn.GRU``.
+
+    Args as :func:`rnn`.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.functional._recurrent import gru
+        >>> out, h = gru(fl.ones((2, 5, 3)), None, [(fl.ones((12, 3)), fl.ones((12, 4)))], batch_first=True)
+        >>> out.shape, h.shape
+        ((2, 5, 4), (1, 2, 4))
+    """
+    return _run("GRU", input, hx, weights, num_layers, bidirectional, batch_first, dropout, training, key)
