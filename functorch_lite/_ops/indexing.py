@@ -106,7 +106,11 @@ def _int_or_none(v: Any, op: str) -> int | None:
 
 
 def _build(spec: tuple[Any, ...], arrays: Any) -> tuple[Any, ...]:
-    return tuple(arrays[s.i] if isinstance(s, _Arr) else s for s in spec)
+    key = tuple(arrays[s.i] if isinstance(s, _Arr) else s for s in spec)
+    # a trailing ellipsis: array-api-strict refuses basic keys that do not cover every axis
+    if any(s is Ellipsis or isinstance(s, _Arr) for s in spec):
+        return key
+    return key + (Ellipsis,)
 
 
 def _expand_ellipsis(spec: tuple[Any, ...], ndim: int, op: str) -> tuple[Any, ...]:
@@ -318,7 +322,7 @@ def _tensor_getitem(self: Tensor, key: Any) -> Tensor:
         elif kc is not slice:
             return getitem(self, key)
         t = _new(Tensor)
-        t._a = a[key]
+        t._a = a[key] if a.ndim == 1 and kc is slice else a[key, ...]  # (key, ...): strict needs every axis
         t._xp = self._xp
         t._t = None
         return t
