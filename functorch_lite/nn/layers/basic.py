@@ -318,7 +318,7 @@ class Embedding(Module):
         init.normal_(self.weight, key=key)
         if self.padding_idx is not None:
             w = self.weight
-            w[self.padding_idx] = 0.0
+            w[self.padding_idx, ...] = 0.0
 
     @classmethod
     def from_pretrained(cls, embeddings: Any, freeze: bool = True, padding_idx: int | None = None) -> Embedding:
