@@ -41,6 +41,8 @@ from ._namespace import *  # noqa: F403
 from ._namespace import __all__ as _namespace_all
 from .transforms import *  # noqa: F403
 from .transforms import __all__ as _transforms_all
+from . import random
+from .random import manual_seed
 from . import fft, linalg  # noqa: E402  (the array API extensions: fl.linalg, fl.fft)
 
 bool = _dtypes.bool_  # noqa: A001  (the standard's name for the bool dtype)
@@ -70,6 +72,8 @@ __all__ = [
     "complex64",
     "complex128",
     "__array_api_version__",
+    "random",
+    "manual_seed",
     *_errors_all,
     *_namespace_all,
     *_transforms_all,

@@ -10,7 +10,7 @@ from . import _backend
 from . import _dtypes as D
 from ._core.tensor import Tensor, backend_for, wrap
 from ._ops import creation, dtypes, elementwise, indexing, linalg_core, manipulation, reduction, searching
-from ._ops import sorting, sets
+from ._ops import sorting, sets, clip as _clip_mod
 from ._ops._base import asarray, get_default_dtype, set_default_dtype
 from ._ops.creation import *  # noqa: F403
 from ._ops.dtypes import *  # noqa: F403
@@ -22,6 +22,7 @@ from ._ops.reduction import *  # noqa: F403
 from ._ops.searching import *  # noqa: F403
 from ._ops.sorting import *  # noqa: F403
 from ._ops.sets import *  # noqa: F403
+from ._ops.clip import *  # noqa: F403
 
 e = math.e
 pi = math.pi
@@ -41,6 +42,7 @@ __all__ = sorted(
         + searching.__all__
         + sorting.__all__
         + sets.__all__
+        + _clip_mod.__all__
         + [
             "e",
             "pi",

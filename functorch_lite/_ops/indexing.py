@@ -198,7 +198,10 @@ def _batched_key(
     for i, a in new_idx:
         arrays[i] = a
     arrays[len(idx)] = ar
-    key = (_Arr(len(idx), False, rank),) + full
+    # Record the batched arrays' real ranks, so a further vmap level aligns them correctly.
+    key = (_Arr(len(idx), False, rank + 1),) + tuple(
+        _Arr(s.i, s.is_bool, arrays[s.i].ndim) if isinstance(s, _Arr) else s for s in full
+    )
     # Per-example layout: are the advanced items (arrays and ints) contiguous?
     adv_pos = [i for i, s in enumerate(full) if isinstance(s, (_Arr, int))]
     contiguous = adv_pos == list(range(adv_pos[0], adv_pos[-1] + 1))

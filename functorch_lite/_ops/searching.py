@@ -157,26 +157,24 @@ searchsorted_p = Primitive(
 
 
 def _searchsorted_batch(n: int, vals: Any, dims: Any, *, side: str, sorter: Any = None) -> Any:
-    # NOTE: one searchsorted per batch row is a Python loop; instead offset each row's values
-    # into a disjoint range is impossible for arbitrary floats, so count with a comparison:
-    # index = number of elements < v (left) or <= v (right), vectorised over the batch.
-    from .creation import zeros_like  # noqa: F401
-    from .dtypes import astype
-    from .reduction import sum as _sum
-    from .elementwise import less, less_equal
-    from .manipulation import expand_dims
+    # Per example, the insertion index of v is the number of elements of the sorted row that are
+    # < v (side="left") or <= v (side="right"): one broadcast comparison and a sum, no loop.
+    # x1 (n, m) -> (n, 1, ..., 1, m); x2 (n, *vs) -> (n, *vs, 1); compare, sum the last axis.
+    # NOTE: this costs O(n * |v| * m) memory instead of a binary search's O(n * |v|).
     from .. import _dtypes as D
+    from .dtypes import astype
+    from .elementwise import less, less_equal
+    from .manipulation import expand_dims, reshape
+    from .reduction import sum as _sum
 
-    x1 = move_bdim_to_front(vals[0], dims[0], n)
-    x2 = move_bdim_to_front(vals[1], dims[1], n)
-    cmp = less if side == "left" else less_equal
-    c = cmp(expand_dims(x1, axis=-1 if x2.ndim == 1 else 1), expand_dims(x2, axis=1) if x2.ndim > 1 else x2)
-    if x2.ndim == 1:
-        # x2 per batch is 0-d
-        c = cmp(x1, expand_dims(x2, axis=1))
-        return astype(_sum(astype(c, D.int64), axis=1), D.int64), 0
-    c = cmp(x1[(slice(None), None) + (None,) * (x2.ndim - 2) + (slice(None),)], expand_dims(x2, axis=-1))
-    return astype(_sum(astype(c, D.int64), axis=-1), D.int64), 0
+    x1 = move_bdim_to_front(vals[0], dims[0])
+    x2 = move_bdim_to_front(vals[1], dims[1])
+    if dims[1] is None:  # an unbatched x2 broadcasts against the batched rows
+        x2 = expand_dims(x2, axis=0)
+    vrank = x2.ndim - 1
+    rows = reshape(x1, (n if dims[0] is not None else 1,) + (1,) * vrank + (x1.shape[-1],))
+    below = (less if side == "left" else less_equal)(rows, expand_dims(x2, axis=-1))
+    return _sum(astype(below, D.int64), axis=-1), 0
 
 
 searchsorted_p.batch = _searchsorted_batch
