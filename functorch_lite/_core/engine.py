@@ -219,6 +219,23 @@ def eager(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
             t._xp = xp
             t._t = None
             return t
+    elif len(args) == 2 and not prim.multiple_results:
+        a, b = args
+        ac, bc = a.__class__, b.__class__
+        if ac is Tensor and (bc is float or bc is int):
+            xp = a._xp
+            t = _new(Tensor)
+            t._a = prim.impl(xp, a._a, b, **params)
+            t._xp = xp
+            t._t = None
+            return t
+        if ac is Tensor and bc is Tensor and a._xp is b._xp:
+            xp = a._xp
+            t = _new(Tensor)
+            t._a = prim.impl(xp, a._a, b._a, **params)
+            t._xp = xp
+            t._t = None
+            return t
     xp = None
     raw = []
     for a in args:

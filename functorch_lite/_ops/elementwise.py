@@ -187,7 +187,8 @@ _DUNDERS: dict[str, Any] = {}
 
 def _dunder_slow(slow: Callable[..., Any]) -> Callable[..., Any]:
     def f(x: Any, y: Any) -> Any:
-        if not _operand_ok(y):
+        yc = y.__class__
+        if not (yc is float or yc is int or yc is Tensor) and not _operand_ok(y):
             return NotImplemented
         return slow(x, y)
 
@@ -288,6 +289,10 @@ _unary("tanh", lambda v, x, o: v * (1.0 - o * o))
 _unary("conj", lambda v, x, o: g["conj"](v))
 _unary("real", lambda v, x, o: g["real"](v))
 _unary("imag", lambda v, x, o: g["imag"](v))
+# The transpose of imag (pairing <c, t> = real(c * t), as for every rule here) is c -> -1j * c.
+g["imag"].prim.vjp = lambda ct, out, x, **p: (ct * -1j,)
+# Likewise abs of complex x: <c, real(conj(x) t) / |x|> = real((c conj(x) / |x|) t).
+g["abs"].prim.vjp = lambda ct, out, x, **p: (ct * g["sign"](x) if x.dtype.kind != "c" else ct * g["conj"](x) / out,)
 # NOTE: zero-derivative ops (rounding, sign) are non-differentiable: outputs carry no gradient.
 for _n in ("ceil", "floor", "round", "trunc", "sign"):
     _unary(_n, None, differentiable=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import FunctionType
 from typing import Any
 
-from .._core.engine import Payload, Primitive, Trace, bind
+from .._core.engine import Payload, Primitive, Trace, bind, eager
 from .._core.tensor import Tensor, make_tracer
 
 __all__ = ["JVPTrace", "VJPTrace", "Node", "fit_cotangent", "fit_tangent", "backward", "forward_replay"]
@@ -158,12 +158,22 @@ class JVPTrace(Trace):
 # ---------------------------------------------------------------------------------
 # Reverse mode: a tape of nodes; rules run outside this trace, on the primal values
 # ---------------------------------------------------------------------------------
-class Node:
-    """One recorded op: its rule carrier, params, parents and residuals."""
+class Node(Payload):
+    """One recorded op: its rule carrier, params, parents and residuals.
 
-    __slots__ = ("prim", "params", "parents", "primals", "out", "ct", "tan", "multi")
+    A single-output node is also the payload of its output tracer (one object
+    instead of two); multi-output nodes hand out one VJPPayload per output.
+    """
 
-    def __init__(self, prim: Any, params: dict[str, Any], parents: list[Any], primals: list[Any], out: Any, multi: bool) -> None:
+    __slots__ = ("primal", "node", "idx", "prim", "params", "parents", "primals", "out", "ct", "tan", "multi")
+
+    def __init__(
+        self, trace: Any, prim: Any, params: Any, parents: list[Any], primals: list[Any], out: Any, multi: bool
+    ) -> None:
+        self.trace = trace
+        self.primal = out
+        self.node = self
+        self.idx = -1
         self.prim = prim
         self.params = params
         self.parents = parents
@@ -172,6 +182,20 @@ class Node:
         self.ct: Any = None
         self.tan: Any = None
         self.multi = multi
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.primal.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.primal.dtype
+
+    def concrete(self, t: Tensor) -> Tensor:
+        return self.primal
+
+    def __repr__(self) -> str:
+        return f"VJP tracer of {self.trace!r}"
 
 
 class VJPPayload(Payload):
@@ -217,39 +241,53 @@ class VJPTrace(Trace):
         self.tape: list[Node] = []
 
     def new_input(self, x: Tensor) -> Tensor:
-        node = Node(None, {}, [], [], x, False)
-        return make_tracer(VJPPayload(self, x, node, -1), x._xp)
+        return make_tracer(Node(self, None, None, [], [], x, False), x._xp)
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         primals = []
         parents = []
+        lower = False
         for a in args:
             if isinstance(a, Tensor):
                 p = a._t
-                if p is not None and p.trace is self:
-                    primals.append(p.primal)
-                    parents.append(p)
-                    continue
-                a = _alias(a)  # later rebinding of the caller's Tensor must not change residuals
+                if p is not None:
+                    if p.trace is self:
+                        pr = p.primal
+                        primals.append(pr)
+                        parents.append(p)
+                        if pr._t is not None:
+                            lower = True
+                        continue
+                    lower = True
+                n = _new(Tensor)  # an alias: later rebinding of the caller's Tensor must not change residuals
+                n._a = a._a
+                n._xp = a._xp
+                n._t = a._t
+                a = n
             primals.append(a)
             parents.append(None)
-        out = bind(prim, primals, params)
+        out = bind(prim, primals, params) if lower else eager(prim, primals, params)
         if not prim.differentiable:
             return out
         if prim.vjp is None:
             raise NotImplementedError(f"{prim.name}: no vjp rule; reverse-mode differentiation of it is not supported.")
-        if prim is _astype_prim() and params["dtype"].kind not in "fc":
+        if prim.name == "astype" and params["dtype"].kind not in "fc":
             return out
-        multi = prim.multiple_results
-        node = Node(prim, params, parents, primals, out, multi)
-        self.tape.append(node)
-        if multi:
+        if prim.multiple_results:
+            node = Node(self, prim, params, parents, primals, out, True)
+            self.tape.append(node)
             node.ct = [None] * len(out)
             return tuple(
                 make_tracer(VJPPayload(self, o, node, i), o._xp) if o.dtype.kind in "fc" else o
                 for i, o in enumerate(out)
             )
-        return make_tracer(VJPPayload(self, out, node, -1), out._xp)
+        node = Node(self, prim, params, parents, primals, out, False)
+        self.tape.append(node)
+        t = _new(Tensor)
+        t._a = None
+        t._xp = out._xp
+        t._t = node
+        return t
 
     def record(self, rule: Any, params: dict[str, Any], args: Any, out: Any, multi: bool) -> Any:
         """Record a custom node (custom_vjp / custom_jvp / checkpoint) whose outputs are ``out``."""
@@ -265,7 +303,7 @@ class VJPTrace(Trace):
                 a = _alias(a)
             primals.append(a)
             parents.append(None)
-        node = Node(rule, params, parents, primals, out, multi)
+        node = Node(self, rule, params, parents, primals, out, multi)
         self.tape.append(node)
         if multi:
             node.ct = [None] * len(out)
@@ -273,7 +311,7 @@ class VJPTrace(Trace):
                 make_tracer(VJPPayload(self, o, node, i), o._xp) if isinstance(o, Tensor) and o.dtype.kind in "fc" else o
                 for i, o in enumerate(out)
             )
-        return make_tracer(VJPPayload(self, out, node, -1), out._xp)
+        return make_tracer(node, out._xp)
 
     def unpack_primals(self, args: Any) -> list[Any]:
         out = []
@@ -335,7 +373,22 @@ def backward(tape: list[Node], free: bool) -> None:
                 c = c()
                 if c is None:
                     continue
-            _accumulate(par, fit_cotangent(c, primals[i]))
+            pr = primals[i]
+            if not (
+                c.__class__ is Tensor
+                and c._t is None
+                and pr._t is None
+                and c._a.shape == pr._a.shape
+                and c._a.dtype is pr._a.dtype
+            ):
+                c = fit_cotangent(c, pr)
+            tgt = par.node
+            if tgt.multi:
+                cur = tgt.ct[par.idx]
+                tgt.ct[par.idx] = c if cur is None else cur + c
+            else:
+                cur = tgt.ct
+                tgt.ct = c if cur is None else cur + c
         if free:
             node.primals = node.out = node.params = None  # type: ignore[assignment]
 
