@@ -37,7 +37,7 @@ def resize(x: Any, axes: Sequence[int], sizes: Sequence[int]) -> Any:
     for a, n in zip(axes, sizes, strict=True):
         cur = x.shape[a]
         if cur > n:
-            x = x[(slice(None),) * a + (slice(0, n),)]
+            x = x[(slice(None),) * a + (slice(0, n), ...)]
         elif cur < n:
             shape = x.shape[:a] + (n - cur,) + x.shape[a + 1 :]
             xp = x._xp
