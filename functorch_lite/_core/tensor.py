@@ -184,13 +184,12 @@ class Tensor:
     def _scalar(self, op: str) -> Any:
         c = self.concrete()
         a = c._a
+        if _size(a.shape) != 1:
+            raise TypeError(
+                f"{op}: only a Tensor with one element converts to a Python scalar; "
+                f"got shape {tuple(a.shape)}. Index or reduce it first (t[0], t.sum())."
+            )
         if a.ndim != 0:
-            if builtins.sum(1 for s in a.shape if s != 1) or a.ndim > 0 and op != "__bool__":
-                if not (op == "__bool__" and _size(a.shape) == 1):
-                    raise TypeError(
-                        f"{op}: only a Tensor with one element converts to a Python scalar; "
-                        f"got shape {tuple(a.shape)}. Index or reduce it first (t[0], t.sum())."
-                    )
             a = backend_for(c._xp).xp.reshape(a, ())
         return getattr(a, op)()
 
