@@ -43,6 +43,7 @@ from .transforms import *  # noqa: F403
 from .transforms import __all__ as _transforms_all
 from . import random
 from .random import manual_seed
+from . import data, optim  # noqa: E402  (optim and data sit above the transforms)
 from . import fft, linalg  # noqa: E402  (the array API extensions: fl.linalg, fl.fft)
 
 bool = _dtypes.bool_  # noqa: A001  (the standard's name for the bool dtype)
