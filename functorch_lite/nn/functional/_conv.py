@@ -103,7 +103,7 @@ def _fold_impl(xp: Any, c: Any, *, ks: Any, ss: Any, ds: Any, outs: Any, sp: Any
     pre = (slice(None),) * axis
     disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(ks, ss, ds, strict=True))
     for k, key in enumerate(_window_keys(ks, ss, ds, outs)):
-        piece = c[pre + (k,)]
+        piece = c[pre + (k, Ellipsis)]
         if immutable:
             out = out.at[key].add(piece)
         elif disjoint:

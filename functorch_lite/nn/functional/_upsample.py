@@ -1,6 +1,8 @@
 """Resizing: ``interpolate`` / ``upsample`` (nearest, nearest-exact, linear, bilinear).
 
-Nearest modes gather rows and columns with ``take``; linear modes multiply by
+Nearest modes gather rows and columns with slices and broadcasts (a repeat
+for integer scales; no integer-array indexing, which array-api-strict limits);
+linear modes multiply by
 small (out, in) interpolation matrices, one per spatial axis, built with
 PyTorch's source-index formulas (``align_corners`` included). Both are plain
 array-API compositions, so grad and vmap need no extra rules.
@@ -12,7 +14,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ... import _dtypes as _D
 from ... import _namespace as fl
 from ..._core.tensor import Tensor
 from ..._errors import ConfigError, ShapeError
@@ -48,6 +49,37 @@ def _nearest_index(n_in: int, n_out: int, scale: float | None, exact: bool) -> l
     s = n_in / n_out if scale is None else scale
     off = 0.5 if exact else 0.0
     return [min(int(math.floor((i + off) * s)), n_in - 1) for i in range(n_out)]
+
+
+def _gather_axis(x: Tensor, idx: list[int], axis: int) -> Tensor:
+    """``x`` at the (non-decreasing) indices ``idx`` along ``axis``, without integer-array indexing."""
+    n = x.shape[axis]
+    m = len(idx)
+    if idx == list(range(n)):
+        return x
+    pre = (slice(None),) * axis
+    if m % n == 0 and idx == [i // (m // n) for i in range(m)]:  # integer upscale: repeat each row
+        k = m // n
+        y = fl.expand_dims(x, axis=axis + 1)
+        y = fl.broadcast_to(y, x.shape[: axis + 1] + (k,) + x.shape[axis + 1 :])
+        return fl.reshape(y, x.shape[:axis] + (m,) + x.shape[axis + 1 :])
+    step = idx[1] - idx[0] if m > 1 else 1
+    if step > 0 and idx == list(range(idx[0], idx[0] + step * m, step)):  # integer downscale: strided slice
+        return x[pre + (slice(idx[0], idx[0] + step * (m - 1) + 1, step), Ellipsis)]
+    # General ratio: concatenate one broadcast slice per run of equal source indices.
+    pieces = []
+    start = 0
+    while start < m:
+        j = idx[start]
+        stop = start
+        while stop < m and idx[stop] == j:
+            stop += 1
+        piece = x[pre + (slice(j, j + 1), Ellipsis)]
+        if stop - start > 1:
+            piece = fl.broadcast_to(piece, x.shape[:axis] + (stop - start,) + x.shape[axis + 1 :])
+        pieces.append(piece)
+        start = stop
+    return fl.concat(pieces, axis=axis)
 
 
 def _linear_matrix(n_in: int, n_out: int, scale: float | None, align_corners: bool, like: Tensor) -> Tensor:
@@ -114,13 +146,9 @@ def interpolate(
     if mode in ("nearest", "nearest-exact"):
         if align_corners is not None:
             raise ConfigError(f"{op}: align_corners only applies to linear modes; got mode={mode!r}.")
-        from ..._ops.creation import asarray_like
-
         for i in range(nd):
-            if out[i] == sp[i] and scales[i] in (None, 1.0):
-                continue
-            idx = asarray_like(_nearest_index(sp[i], out[i], scales[i], mode == "nearest-exact"), x, dtype=_D.int64)
-            x = fl.take(x, idx, axis=2 + i)
+            idx = _nearest_index(sp[i], out[i], scales[i], mode == "nearest-exact")
+            x = _gather_axis(x, idx, 2 + i)
         return x
     if mode in _LINEAR:
         if _LINEAR[mode] != nd:
