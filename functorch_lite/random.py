@@ -30,11 +30,13 @@ from ._core.engine import active_traces
 from ._core.tensor import Tensor
 from ._errors import DTypeError, RandomnessError, ShapeError
 from ._ops._base import as_tensor, check_dtype, get_default_dtype
-from ._ops.creation import arange, asarray_like, zeros_like
+from ._ops._special import erf as _erf
+from ._ops._special import erfinv as _erfinv
+from ._ops.creation import asarray_like
 from ._ops.dtypes import astype, iinfo
-from ._ops.elementwise import copysign, exp, log, log1p, nextafter, sqrt
+from ._ops.elementwise import log, nextafter
 from ._ops.indexing import take, take_along_axis
-from ._ops.manipulation import broadcast_shapes, expand_dims, reshape, stack
+from ._ops.manipulation import broadcast_shapes, reshape, stack
 from ._ops.reduction import cumulative_sum
 from ._ops.searching import argmax, searchsorted, where
 from ._ops.sorting import argsort
@@ -61,100 +63,30 @@ __all__ = [
     "set_state",
 ]
 
-_M32 = 0xFFFFFFFF
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-# ---------------------------------------------------------------------------------------
-# 32-bit words: native uint32 Tensors, or int64 Tensors holding [0, 2**32) where a backend
-# lacks uint32 arithmetic (torch). Both give the same bits.
-# ---------------------------------------------------------------------------------------
-_NATIVE_U32: dict[str, builtins.bool] = {}
-
-
-def _probe_u32(backend: str) -> builtins.bool:
-    """Whether ``backend`` does wrapping uint32 add, shifts and xor correctly."""
-    from ._namespace import asarray, to_backend
-
-    a_py, b_py = [0xFFFFFFFF, 0x80000001, 7], [2, 0xFFFFFFFF, 0x12345678]
-    try:
-        a = to_backend(asarray(a_py, dtype=D.uint32), backend)
-        b = to_backend(asarray(b_py, dtype=D.uint32), backend)
-        got = (((a + b) ^ (a << 13)) | (b >> 19)).tolist()
-    except Exception:
-        return False
-    want = [(((x + y) & _M32) ^ ((x << 13) & _M32)) | (y >> 19) for x, y in zip(a_py, b_py, strict=True)]
-    return [int(v) for v in got] == want
-
-
-def _emulated(like: Tensor) -> builtins.bool:
-    name = like.backend
-    native = _NATIVE_U32.get(name)
-    if native is None:
-        native = _NATIVE_U32[name] = _probe_u32(name)
-    return not native
-
-
-def _add(a: Any, b: Any, emu: builtins.bool) -> Any:
-    return (a + b) & _M32 if emu else a + b
-
-
-def _rotl(x: Any, r: int, emu: builtins.bool) -> Any:
-    if emu:
-        return ((x << r) & _M32) | (x >> (32 - r))
-    return (x << r) | (x >> (32 - r))
-
-
-def _threefry2x32(k0: Any, k1: Any, x0: Any, x1: Any, emu: builtins.bool) -> tuple[Any, Any]:
-    """Threefry-2x32 with 20 rounds (Salmon et al. 2011), JAX's rotations and key schedule."""
-    ks = (k0, k1, k0 ^ k1 ^ 0x1BD11BDA)
-    x0 = _add(x0, ks[0], emu)
-    x1 = _add(x1, ks[1], emu)
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            x0 = _add(x0, x1, emu)
-            x1 = _rotl(x1, r, emu) ^ x0
-        x0 = _add(x0, ks[(i + 1) % 3], emu)
-        x1 = _add(_add(x1, ks[(i + 2) % 3], emu), i + 1, emu)
-    return x0, x1
-
-
-def _key_words(k: Tensor, emu: builtins.bool) -> tuple[Any, Any]:
-    k0, k1 = k[0], k[1]
-    if emu:
-        k0, k1 = astype(k0, D.int64), astype(k1, D.int64)
-    return k0, k1
-
-
-def _iota(n: int, like: Tensor) -> Tensor:
-    """``arange(n)`` (int64) on ``like``'s backend."""
-    t = arange(n, dtype=D.int64)
-    if t._xp is not like._xp:
-        from ._namespace import to_backend
-
-        t = to_backend(t, like.backend)
-    return t
-
-
-def _counter_bits(k: Tensor, shape: tuple[int, ...], emu: builtins.bool) -> tuple[Any, Any]:
-    """JAX's partitionable threefry: the two output words for counters (0, i), i the flat index."""
-    size = math.prod(shape)
-    if size >= 2**32:
-        raise ShapeError(f"random: at most 2**32 - 1 values per call; got shape {shape} ({size} values).")
-    lo = reshape(_iota(size, k), shape)
-    if not emu:
-        lo = astype(lo, D.uint32)
-    k0, k1 = _key_words(k, emu)
-    return _tf_counts(k0, k1, lo, emu)
-
-
-def _tf_counts(k0: Any, k1: Any, lo: Any, emu: builtins.bool) -> tuple[Any, Any]:
-    """threefry2x32 of the counters (hi=0, lo) under the key words (k0, k1)."""
-    return _threefry2x32(k0, k1, zeros_like(lo), lo, emu)
-
-
-def _to_u32(w: Any, emu: builtins.bool) -> Tensor:
-    return astype(w, D.uint32) if emu else w
+from ._ops._threefry import (
+    M32 as _M32,
+)
+from ._ops._threefry import (
+    bits32 as _bits32,
+)
+from ._ops._threefry import (
+    counter_bits as _counter_bits,
+)
+from ._ops._threefry import (
+    emulated as _emulated,
+)
+from ._ops._threefry import (
+    iota as _iota,
+)
+from ._ops._threefry import (
+    key_words as _key_words,
+)
+from ._ops._threefry import (
+    tf_counts as _tf_counts,
+)
+from ._ops._threefry import (
+    to_u32 as _to_u32,
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -314,12 +246,6 @@ def fold_in(key: Any, data: Any) -> Tensor:
 # ---------------------------------------------------------------------------------------
 # Bits and floats
 # ---------------------------------------------------------------------------------------
-def _bits32(k: Tensor, shape: tuple[int, ...]) -> tuple[Any, builtins.bool]:
-    emu = _emulated(k)
-    b0, b1 = _counter_bits(k, shape, emu)
-    return b0 ^ b1, emu
-
-
 def bits(key: Any, shape: Any = (), dtype: Any = None) -> Tensor:
     """Raw random bits (JAX's ``random_bits``): uint32 by default; uint8, uint16, uint64 too.
 
@@ -384,123 +310,6 @@ def uniform(key: Any, shape: Any = (), dtype: Any = None, minval: Any = 0.0, max
     """
     k = _prep(key, "uniform")
     return _uniform(k, _shape_arg(shape, "uniform"), _float_dtype(dtype, "uniform"), minval, maxval)
-
-
-# -- erfinv / erf (the standard has neither): Giles' and Cephes' approximations, as XLA ----
-_ERFINV32 = (
-    (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-     -0.00125372503, -0.00417768164, 0.246640727, 1.50140941),
-    (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-     -0.0076224613, 0.00943887047, 1.00167406, 2.83297682),
-)  # fmt: skip
-_ERFINV64 = (
-    (-3.6444120640178196996e-21, -1.685059138182016589e-19, 1.2858480715256400167e-18,
-     1.115787767802518096e-17, -1.333171662854620906e-16, 2.0972767875968561637e-17,
-     6.6376381343583238325e-15, -4.0545662729752068639e-14, -8.1519341976054721522e-14,
-     2.6335093153082322977e-12, -1.2975133253453532498e-11, -5.4154120542946279317e-11,
-     1.051212273321532285e-09, -4.1126339803469836976e-09, -2.9070369957882005086e-08,
-     4.2347877827932403518e-07, -1.3654692000834678645e-06, -1.3882523362786468719e-05,
-     0.0001867342080340571352, -0.00074070253416626697512, -0.0060336708714301490533,
-     0.24015818242558961693, 1.6536545626831027356),
-    (2.2137376921775787049e-09, 9.0756561938885390979e-08, -2.7517406297064545428e-07,
-     1.8239629214389227755e-08, 1.5027403968909827627e-06, -4.013867526981545969e-06,
-     2.9234449089955446044e-06, 1.2475304481671778723e-05, -4.7318229009055733981e-05,
-     6.8284851459573175448e-05, 2.4031110387097893999e-05, -0.0003550375203628474796,
-     0.00095328937973738049703, -0.0016882755560235047313, 0.0024914420961078508066,
-     -0.0037512085075692412107, 0.005370914553590063617, 1.0052589676941592334,
-     3.0838856104922207635),
-    (-2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572693500548083e-09,
-     -3.7894654401267369937e-09, 7.6157012080783393804e-09, -1.4960026627149240478e-08,
-     2.9147953450901080826e-08, -6.7711997758452339498e-08, 2.2900482228026654717e-07,
-     -9.9298272942317002539e-07, 4.5260625972231537039e-06, -1.9681778105531670567e-05,
-     7.5995277030017761139e-05, -0.00021503011930044477347, -0.00013871931833623122026,
-     1.0103004648645343977, 4.8499064014085844221),
-)  # fmt: skip
-
-
-def _horner(w: Any, coeffs: Sequence[float]) -> Any:
-    p = w * coeffs[0] + coeffs[1]
-    for c in coeffs[2:]:
-        p = p * w + c
-    return p
-
-
-def _erfinv(x: Tensor) -> Tensor:
-    """Inverse error function, float32 / float64 accurate (Giles 2010, as XLA computes it)."""
-    # NOTE: every branch sees a safe input ("double where"), so gradients stay finite and
-    # |x| == 1 (whose answer is +-inf) raises no floating-point warning.
-    one = abs(x) == 1.0
-    xs = where(one, 0.0, x)
-    w = -log1p(-(xs * xs))
-    if x.dtype is D.float32:
-        small = w < 5.0
-        p = where(
-            small,
-            _horner(where(small, w, 2.5) - 2.5, _ERFINV32[0]),
-            _horner(sqrt(where(small, 5.0, w)) - 3.0, _ERFINV32[1]),
-        )
-    else:
-        a, b = w < 6.25, w < 16.0
-        mid = b & ~a
-        p = where(
-            a,
-            _horner(where(a, w, 3.125) - 3.125, _ERFINV64[0]),
-            where(
-                mid,
-                _horner(sqrt(where(mid, w, 10.0)) - 3.25, _ERFINV64[1]),
-                _horner(sqrt(where(b, 16.0, w)) - 5.0, _ERFINV64[2]),
-            ),
-        )
-    return where(one, copysign(math.inf, x), p * xs)
-
-
-_ERF32 = (
-    (0.00022905065861350646, 0.0034082910107109506, 0.050955695062380861, 0.18520832239976145,
-     1.128379143519084),
-    (-1.1791602954361697e-7, 0.000023547966471313185, 0.0010179625278914885, 0.014070470171167667,
-     0.11098505178285362, 0.49746925110067538, 1.0),
-)  # fmt: skip
-_ERF64_TU = (
-    (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
-     7.00332514112805075473e3, 5.55923013010394962768e4),
-    (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
-     2.26290000613890934246e4, 4.92673942608635921086e4),
-)  # fmt: skip
-_ERFC64_PQRS = (
-    (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0,
-     4.86371970985681366614e1, 1.96520832956077098242e2, 5.26445194995477358631e2,
-     9.34528527171957607540e2, 1.02755188689515710272e3, 5.57535335369399327526e2),
-    (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2,
-     9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3,
-     1.65666309194161350182e3, 5.57535340817727675546e2),
-    (5.64189583547755073984e-1, 1.27536670759978104416e0, 5.01905042251180477414e0,
-     6.16021097993053585195e0, 7.40974269950448939160e0, 2.97886665372100240670e0),
-    (1.0, 2.26052863220117276590e0, 9.39603524938001434673e0, 1.20489539808096656605e1,
-     1.70814450747565897222e1, 9.60896809063285878198e0, 3.36907645100081516050e0),
-)  # fmt: skip
-
-
-def _erf(x: Tensor) -> Tensor:
-    """Error function: a rational approximation (float32) or Cephes' erf / erfc (float64), as XLA."""
-    from ._ops.clip import clip
-
-    if x.dtype is D.float32:
-        c = clip(x, -3.7439211627767994, 3.7439211627767994)
-        z = c * c
-        return c * _horner(z, _ERF32[0]) / _horner(z, _ERF32[1])
-    P, Q, R, S = _ERFC64_PQRS
-    small = abs(x) < 1.0
-    xs = where(small, x, 0.5)
-    zs = xs * xs
-    erf_small = xs * _horner(zs, _ERF64_TU[0]) / _horner(zs, _ERF64_TU[1])
-    xb = where(small, 2.0, x)
-    ab = abs(xb)
-    e = exp(-(xb * xb))
-    near = ab < 8.0
-    y = where(near, e * _horner(ab, P) / _horner(ab, Q), e * _horner(ab, R) / _horner(ab, S))
-    y = where(-(xb * xb) < -7.09782712893383996843e2, 0.0, y)
-    erfc_big = where(xb < 0.0, 2.0 - y, y)
-    return where(small, erf_small, 1.0 - erfc_big)
 
 
 def _normal(k: Tensor, shape: tuple[int, ...], dt: D.DType) -> Tensor:
