@@ -43,6 +43,10 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+# The clock: "cpu" (default) is the CPU time of this process (all its threads), which on a
+# shared machine ignores the time the process spends descheduled; "wall" is perf_counter.
+# With one compute thread and an idle machine the two agree. Both are recorded.
+CLOCK = os.environ.get("BENCH_CLOCK", "cpu")
 
 
 # ----------------------------------------------------------------------------------
@@ -141,6 +145,7 @@ class Case:
     atol: float = 1e-5
     note: str = ""
     times: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
     error: str = ""
 
 
@@ -162,11 +167,16 @@ def check_cases(cases: Sequence[Case], reference: Any) -> list[Case]:
     return ok
 
 
-def _block(fn: Callable[[], Any], n: int) -> float:
-    t0 = time.perf_counter()
+def _block(fn: Callable[[], Any], n: int) -> tuple[float, float]:
+    """(clock time, wall time) per call over a block of ``n`` calls."""
+    w0 = time.perf_counter()
+    c0 = time.process_time()
     for _ in range(n):
         fn()
-    return (time.perf_counter() - t0) / n
+    c1 = time.process_time()
+    w1 = time.perf_counter()
+    c, w = (c1 - c0) / n, (w1 - w0) / n
+    return (c if CLOCK == "cpu" else w), w
 
 
 def measure(
@@ -187,11 +197,11 @@ def measure(
     for c in cases:
         for _ in range(warmup):
             c.run()
-        t = _block(c.run, 1)
+        t = _block(c.run, 1)[1]
         n = 1
         while t * n < block_s / 4 and n < max_calls:  # calibrate on a short block
             n = min(max_calls, max(n * 2, int(block_s / 4 / max(t, 1e-9))))
-            t = _block(c.run, n)
+            t = _block(c.run, n)[1]
         calls.append(max(1, min(max_calls, int(round(block_s / max(t, 1e-9))))))
     k = len(cases)
     gc_was = gc.isenabled()
@@ -202,7 +212,9 @@ def measure(
             gc.collect()
             gc.disable()
             try:
-                c.times.append(_block(c.run, calls[i]))
+                t, w = _block(c.run, calls[i])
+                c.times.append(t)
+                c.wall.append(w)
             finally:
                 if gc_was:
                     gc.enable()
@@ -227,7 +239,7 @@ def summarize(cases: Sequence[Case], baseline: str | None, group: str = "") -> l
             rows.append(row)
             continue
         q1, med, q3 = quartiles(c.times)
-        row.update(median_s=med, q1_s=q1, q3_s=q3)
+        row.update(median_s=med, q1_s=q1, q3_s=q3, wall_median_s=statistics.median(c.wall), clock=CLOCK)
         if base is not None and base.times:
             ratios = [a / b for a, b in zip(c.times, base.times, strict=False)]
             r1, rm, r3 = quartiles(ratios)

@@ -35,24 +35,25 @@ def data(n: int, d_in: int, n_cls: int, seed: int = 1) -> tuple[np.ndarray, np.n
 # Hand-written numpy: the floor
 # ----------------------------------------------------------------------------------
 def np_loss_and_grads(p: dict[str, np.ndarray], x: np.ndarray, yoh: np.ndarray) -> tuple[Any, dict[str, np.ndarray]]:
-    w1, b1, w2, b2, w3, b3 = (p[k] for k in KEYS)
-    h1 = x @ w1 + b1
-    a1 = np.maximum(h1, 0)
-    h2 = a1 @ w2 + b2
-    a2 = np.maximum(h2, 0)
-    z = a2 @ w3 + b3
+    """Mean softmax cross-entropy of a ReLU MLP of any depth, and its gradients."""
+    n = len(p) // 2
+    acts, pre = [x], []
+    for i in range(1, n):
+        h = acts[-1] @ p[f"w{i}"] + p[f"b{i}"]
+        pre.append(h)
+        acts.append(np.maximum(h, 0))
+    z = acts[-1] @ p[f"w{n}"] + p[f"b{n}"]
     m = z.max(axis=1, keepdims=True)
     e = np.exp(z - m)
     s = e.sum(axis=1, keepdims=True)
     loss = np.mean(np.log(s[:, 0]) + m[:, 0] - np.sum(yoh * z, axis=1))
-    dz = (e / s - yoh) / np.float32(x.shape[0])
-    g = {"w3": a2.T @ dz, "b3": dz.sum(axis=0)}
-    dh2 = (dz @ w3.T) * (h2 > 0)
-    g["w2"] = a1.T @ dh2
-    g["b2"] = dh2.sum(axis=0)
-    dh1 = (dh2 @ w2.T) * (h1 > 0)
-    g["w1"] = x.T @ dh1
-    g["b1"] = dh1.sum(axis=0)
+    d = (e / s - yoh) / np.float32(x.shape[0])
+    g = {}
+    for i in range(n, 0, -1):
+        g[f"w{i}"] = acts[i - 1].T @ d
+        g[f"b{i}"] = d.sum(axis=0)
+        if i > 1:
+            d = (d @ p[f"w{i}"].T) * (pre[i - 2] > 0)
     return loss, g
 
 
@@ -83,9 +84,10 @@ def fl_loss(fl: Any) -> Any:
     sg = fl.stop_gradient
 
     def loss(p: dict[str, Any], x: Any, yoh: Any) -> Any:
-        a = fl.maximum(x @ p["w1"] + p["b1"], 0.0)
-        a = fl.maximum(a @ p["w2"] + p["b2"], 0.0)
-        z = a @ p["w3"] + p["b3"]
+        n = len(p) // 2
+        for i in range(1, n):
+            x = fl.maximum(x @ p[f"w{i}"] + p[f"b{i}"], 0.0)
+        z = x @ p[f"w{n}"] + p[f"b{n}"]
         m = sg(fl.max(z, axis=-1, keepdims=True))  # NOTE: logsumexp is invariant to the shift m
         lse = fl.log(fl.sum(fl.exp(z - m), axis=-1)) + m[..., 0]
         return fl.mean(lse - fl.sum(yoh * z, axis=-1))
@@ -100,9 +102,10 @@ def ag_loss() -> Any:
     import autograd.numpy as anp
 
     def loss(p: dict[str, Any], x: Any, yoh: Any) -> Any:
-        a = anp.maximum(x @ p["w1"] + p["b1"], 0.0)
-        a = anp.maximum(a @ p["w2"] + p["b2"], 0.0)
-        z = a @ p["w3"] + p["b3"]
+        n = len(p) // 2
+        for i in range(1, n):
+            x = anp.maximum(x @ p[f"w{i}"] + p[f"b{i}"], 0.0)
+        z = x @ p[f"w{n}"] + p[f"b{n}"]
         m = anp.max(z, axis=-1, keepdims=True)
         lse = anp.log(anp.sum(anp.exp(z - m), axis=-1)) + m[..., 0]
         return anp.mean(lse - anp.sum(yoh * z, axis=-1))
@@ -114,9 +117,10 @@ def torch_loss(torch: Any) -> Any:
     F = torch.nn.functional
 
     def loss(p: dict[str, Any], x: Any, y: Any) -> Any:
-        a = torch.relu(x @ p["w1"] + p["b1"])
-        a = torch.relu(a @ p["w2"] + p["b2"])
-        return F.cross_entropy(a @ p["w3"] + p["b3"], y)
+        n = len(p) // 2
+        for i in range(1, n):
+            x = torch.relu(x @ p[f"w{i}"] + p[f"b{i}"])
+        return F.cross_entropy(x @ p[f"w{n}"] + p[f"b{n}"], y)
 
     return loss
 
@@ -125,9 +129,10 @@ def jax_loss(jax: Any) -> Any:
     jnp = jax.numpy
 
     def loss(p: dict[str, Any], x: Any, yoh: Any) -> Any:
-        a = jax.nn.relu(x @ p["w1"] + p["b1"])
-        a = jax.nn.relu(a @ p["w2"] + p["b2"])
-        z = a @ p["w3"] + p["b3"]
+        n = len(p) // 2
+        for i in range(1, n):
+            x = jax.nn.relu(x @ p[f"w{i}"] + p[f"b{i}"])
+        z = x @ p[f"w{n}"] + p[f"b{n}"]
         return jnp.mean(jax.nn.logsumexp(z, axis=-1) - jnp.sum(yoh * z, axis=-1))
 
     return loss
@@ -138,7 +143,8 @@ def jax_loss(jax: Any) -> Any:
 # ----------------------------------------------------------------------------------
 def fl_nn_model(fl: Any, params: dict[str, np.ndarray]) -> Any:
     """An nn.Sequential with the given weights (nn.Linear stores weight as (out, in))."""
-    nn = fl.nn
+    import functorch_lite.nn as nn
+
     n = len(params) // 2
     layers: list[Any] = []
     for i in range(1, n + 1):

@@ -125,15 +125,9 @@ def build_cases(p0, x, y, yoh):
 
 def fl_nn_case(fl, p0, x, y, yoh):
     """functorch_lite.nn + optim, when those subpackages exist."""
-    try:
-        nn = fl.nn
-        optim = fl.optim
-    except AttributeError:
-        try:
-            import functorch_lite.nn as nn
-            import functorch_lite.optim as optim
-        except ImportError as exc:
-            return [H.Case("functorch_lite nn+optim", lambda: None, note="", error=f"missing: {exc}")]
+    nn, optim = H.peer("functorch_lite.nn"), H.peer("functorch_lite.optim")
+    if nn is None or optim is None:
+        return [H.Case("functorch_lite nn+optim", lambda: None, error="functorch_lite.nn / optim missing")]
     try:
         model = M.fl_nn_model(fl, p0)
         xf, yf = fl.asarray(x), fl.asarray(y)
