@@ -65,7 +65,16 @@ def _d(*shape: int) -> np.ndarray:
     return RNG.uniform(-2.0, 2.0, size=shape)
 
 
-def _c(name: str, cls: str, args: tuple[Any, ...], kwargs: dict[str, Any], *shapes: tuple[int, ...], out: Any = None, dtype: bool = True, fd: bool = True) -> Case:
+def _c(
+    name: str,
+    cls: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *shapes: tuple[int, ...],
+    out: Any = None,
+    dtype: bool = True,
+    fd: bool = True,
+) -> Case:
     def make(dt: Any) -> nn.Module:
         return getattr(nn, cls)(*args, **kwargs, **({"dtype": dt} if dtype else {}))
 
@@ -73,18 +82,59 @@ def _c(name: str, cls: str, args: tuple[Any, ...], kwargs: dict[str, Any], *shap
 
 
 CASES: list[Case] = [
-    _c("Conv1d", "Conv1d", (4, 6, 3), {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}, (2, 4, 11), out=(2, 6, 5)),
+    _c(
+        "Conv1d",
+        "Conv1d",
+        (4, 6, 3),
+        {"stride": 2, "padding": 1, "dilation": 2, "groups": 2},
+        (2, 4, 11),
+        out=(2, 6, 5),
+    ),
     _c("Conv1d-same", "Conv1d", (3, 2, 4), {"padding": "same"}, (2, 3, 7), out=(2, 2, 7)),
     _c("Conv1d-reflect", "Conv1d", (3, 2, 3), {"padding": 2, "padding_mode": "reflect", "bias": False}, (2, 3, 7)),
     _c("Conv2d", "Conv2d", (3, 4, 3), {}, (2, 3, 6, 5), out=(2, 4, 4, 3)),
-    _c("Conv2d-stride-pad", "Conv2d", (2, 4, (3, 2)), {"stride": (2, 1), "padding": (1, 2)}, (2, 2, 7, 5), out=(2, 4, 4, 8)),
+    _c(
+        "Conv2d-stride-pad",
+        "Conv2d",
+        (2, 4, (3, 2)),
+        {"stride": (2, 1), "padding": (1, 2)},
+        (2, 2, 7, 5),
+        out=(2, 4, 4, 8),
+    ),
     _c("Conv2d-dil-groups", "Conv2d", (4, 6, 3), {"dilation": (2, 1), "groups": 2, "padding": 1}, (2, 4, 7, 6)),
-    _c("Conv2d-same-even", "Conv2d", (2, 3, (4, 2)), {"padding": "same", "dilation": (1, 2)}, (2, 2, 6, 5), out=(2, 3, 6, 5)),
+    _c(
+        "Conv2d-same-even",
+        "Conv2d",
+        (2, 3, (4, 2)),
+        {"padding": "same", "dilation": (1, 2)},
+        (2, 2, 6, 5),
+        out=(2, 3, 6, 5),
+    ),
     _c("Conv2d-valid-unbatched", "Conv2d", (2, 3, 2), {"padding": "valid", "stride": 2}, (2, 5, 6), out=(3, 2, 3)),
     _c("Conv2d-circular", "Conv2d", (2, 3, 3), {"padding": 1, "padding_mode": "circular"}, (2, 2, 5, 4)),
-    _c("Conv2d-replicate-depthwise", "Conv2d", (3, 3, 3), {"padding": (1, 2), "padding_mode": "replicate", "groups": 3}, (1, 3, 4, 4)),
-    _c("ConvTranspose1d", "ConvTranspose1d", (4, 6, 3), {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2}, (2, 4, 5), out=(2, 6, 10)),
-    _c("ConvTranspose2d", "ConvTranspose2d", (3, 2, 3), {"stride": 2, "padding": 1, "output_padding": 1}, (2, 3, 4, 3), out=(2, 2, 8, 6)),
+    _c(
+        "Conv2d-replicate-depthwise",
+        "Conv2d",
+        (3, 3, 3),
+        {"padding": (1, 2), "padding_mode": "replicate", "groups": 3},
+        (1, 3, 4, 4),
+    ),
+    _c(
+        "ConvTranspose1d",
+        "ConvTranspose1d",
+        (4, 6, 3),
+        {"stride": 2, "padding": 1, "output_padding": 1, "groups": 2},
+        (2, 4, 5),
+        out=(2, 6, 10),
+    ),
+    _c(
+        "ConvTranspose2d",
+        "ConvTranspose2d",
+        (3, 2, 3),
+        {"stride": 2, "padding": 1, "output_padding": 1},
+        (2, 3, 4, 3),
+        out=(2, 2, 8, 6),
+    ),
     _c(
         "ConvTranspose2d-dil-groups",
         "ConvTranspose2d",
@@ -96,18 +146,54 @@ CASES: list[Case] = [
     _c("MaxPool1d", "MaxPool1d", (3,), {"stride": 2, "padding": 1, "ceil_mode": True}, (2, 3, 8), dtype=False),
     _c("MaxPool2d", "MaxPool2d", (2,), {}, (2, 3, 6, 6), out=(2, 3, 3, 3), dtype=False),
     _c("MaxPool2d-3s2p1", "MaxPool2d", (3,), {"stride": 2, "padding": 1}, (2, 2, 7, 6), dtype=False),
-    _c("MaxPool2d-dil-ceil", "MaxPool2d", ((2, 3),), {"stride": (2, 1), "dilation": (2, 1), "ceil_mode": True}, (1, 2, 7, 6), dtype=False),
+    _c(
+        "MaxPool2d-dil-ceil",
+        "MaxPool2d",
+        ((2, 3),),
+        {"stride": (2, 1), "dilation": (2, 1), "ceil_mode": True},
+        (1, 2, 7, 6),
+        dtype=False,
+    ),
     _c("MaxPool2d-unbatched", "MaxPool2d", (2,), {"stride": 1}, (3, 4, 4), out=(3, 3, 3), dtype=False),
     _c("AvgPool1d", "AvgPool1d", (3,), {"stride": 2, "padding": 1}, (2, 3, 8), dtype=False),
     _c("AvgPool2d", "AvgPool2d", (2,), {}, (2, 3, 6, 6), out=(2, 3, 3, 3), dtype=False),
-    _c("AvgPool2d-ceil-nopad", "AvgPool2d", (3,), {"stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}, (2, 2, 6, 7), dtype=False),
-    _c("AvgPool2d-divisor", "AvgPool2d", ((3, 2),), {"stride": (2, 1), "padding": (1, 0), "divisor_override": 4}, (2, 2, 5, 4), dtype=False),
+    _c(
+        "AvgPool2d-ceil-nopad",
+        "AvgPool2d",
+        (3,),
+        {"stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+        (2, 2, 6, 7),
+        dtype=False,
+    ),
+    _c(
+        "AvgPool2d-divisor",
+        "AvgPool2d",
+        ((3, 2),),
+        {"stride": (2, 1), "padding": (1, 0), "divisor_override": 4},
+        (2, 2, 5, 4),
+        dtype=False,
+    ),
     _c("AdaptiveAvgPool1d", "AdaptiveAvgPool1d", (4,), {}, (2, 3, 10), out=(2, 3, 4), dtype=False),
     _c("AdaptiveAvgPool2d", "AdaptiveAvgPool2d", ((3, None),), {}, (2, 3, 7, 5), out=(2, 3, 3, 5), dtype=False),
     _c("AdaptiveAvgPool2d-global", "AdaptiveAvgPool2d", (1,), {}, (3, 5, 4), out=(3, 1, 1), dtype=False),
     _c("Upsample", "Upsample", (), {"scale_factor": 2}, (2, 3, 3, 4), out=(2, 3, 6, 8), dtype=False),
-    _c("Upsample-bilinear", "Upsample", (), {"size": (5, 7), "mode": "bilinear"}, (2, 2, 3, 4), out=(2, 2, 5, 7), dtype=False),
-    _c("Upsample-bilinear-ac", "Upsample", (), {"scale_factor": (1.5, 2.5), "mode": "bilinear", "align_corners": True}, (1, 2, 4, 3), dtype=False),
+    _c(
+        "Upsample-bilinear",
+        "Upsample",
+        (),
+        {"size": (5, 7), "mode": "bilinear"},
+        (2, 2, 3, 4),
+        out=(2, 2, 5, 7),
+        dtype=False,
+    ),
+    _c(
+        "Upsample-bilinear-ac",
+        "Upsample",
+        (),
+        {"scale_factor": (1.5, 2.5), "mode": "bilinear", "align_corners": True},
+        (1, 2, 4, 3),
+        dtype=False,
+    ),
     _c("Upsample-linear", "Upsample", (), {"scale_factor": 1.7, "mode": "linear"}, (2, 3, 5), dtype=False),
     _c("Upsample-nearest-exact", "Upsample", (), {"size": (5, 7), "mode": "nearest-exact"}, (2, 2, 3, 4), dtype=False),
     _c("UpsamplingNearest2d", "UpsamplingNearest2d", (), {"size": (5, 3)}, (1, 2, 3, 2), dtype=False),
@@ -157,11 +243,11 @@ def test_finite_differences(case: Case) -> None:
     for _ in range(2):
         vp = {n: T(RNG.normal(size=p.shape), fl.float64) for n, p in params.items()}
         vx = [T(RNG.normal(size=x.shape), fl.float64) for x in xs]
-        plus = f({n: p + h * vp[n] for n, p in params.items()}, *[x + h * v for x, v in zip(xs, vx)])
-        minus = f({n: p - h * vp[n] for n, p in params.items()}, *[x - h * v for x, v in zip(xs, vx)])
+        plus = f({n: p + h * vp[n] for n, p in params.items()}, *[x + h * v for x, v in zip(xs, vx, strict=True)])
+        minus = f({n: p - h * vp[n] for n, p in params.items()}, *[x - h * v for x, v in zip(xs, vx, strict=True)])
         fd = (float(plus) - float(minus)) / (2 * h)
         an = sum(float(fl.sum(g[0][n] * vp[n])) for n in params)
-        an += sum(float(fl.sum(gx * v)) for gx, v in zip(g[1:], vx))
+        an += sum(float(fl.sum(gx * v)) for gx, v in zip(g[1:], vx, strict=True))
         assert math.isclose(an, fd, rel_tol=1e-6, abs_tol=1e-7), (case.name, an, fd)
 
 
@@ -195,7 +281,7 @@ def test_matches_torch(case: Case) -> None:
 
     (_, out), g = fl.value_and_grad(f, argnums=tuple(range(1 + len(xs))), has_aux=True)(params, *xs)
     np.testing.assert_allclose(N(out), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
-    for gx, tx in zip(g[1:], txs):
+    for gx, tx in zip(g[1:], txs, strict=True):
         np.testing.assert_allclose(N(gx), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
     tparams = dict(tm.named_parameters())
     for n in params:
@@ -223,7 +309,11 @@ def test_default_init_bounds_like_torch() -> None:
 def test_max_pool_return_indices_match_torch() -> None:
     torch = pytest.importorskip("torch")
     x = _d(2, 3, 7, 6)
-    for kw in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, {"kernel_size": (2, 3), "dilation": (2, 1)}):
+    for kw in (
+        {"kernel_size": 2},
+        {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+        {"kernel_size": (2, 3), "dilation": (2, 1)},
+    ):
         out, idx = FP.max_pool2d(T(x, fl.float64), return_indices=True, **kw)
         tout, tidx = torch.nn.functional.max_pool2d(torch.from_numpy(x), return_indices=True, **kw)
         np.testing.assert_array_equal(N(out), tout.numpy())
@@ -292,7 +382,9 @@ def test_interpolate_matches_torch() -> None:
         {"size": 1, "mode": "bilinear", "align_corners": True},
     ):
         np.testing.assert_allclose(
-            N(FU.interpolate(T(x, fl.float64), **kw)), torch.nn.functional.interpolate(torch.from_numpy(x), **kw).numpy(), atol=1e-12
+            N(FU.interpolate(T(x, fl.float64), **kw)),
+            torch.nn.functional.interpolate(torch.from_numpy(x), **kw).numpy(),
+            atol=1e-12,
         )
 
 
@@ -337,8 +429,14 @@ def test_typed_errors() -> None:
 def test_conv_net_training_step_decreases_loss() -> None:
     fl.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding="same"), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding="same"),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 3),
     )
     x = T(RNG.normal(size=(16, 1, 8, 8)), fl.float32)
     y = T(RNG.integers(0, 3, size=16))
@@ -351,6 +449,6 @@ def test_conv_net_training_step_decreases_loss() -> None:
     for _ in range(15):
         value, grads = step()
         new = {n: p - 0.2 * grads[n] for n, p in model.named_parameters()}
-        model.load_state_dict(new, strict=False)
+        model.load_state_dict(new, strict=True)
         assert all(p.dtype == fl.float32 for p in model.parameters())
     assert float(step()[0]) < float(first)

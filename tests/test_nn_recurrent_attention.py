@@ -84,7 +84,14 @@ def _d(*shape: int) -> np.ndarray:
     return RNG.uniform(-1.5, 1.5, size=shape)
 
 
-def _c(name: str, cls: str, args: tuple[Any, ...], kw: dict[str, Any], *shapes: tuple[int, ...], call: dict[str, Any] | None = None) -> Case:
+def _c(
+    name: str,
+    cls: str,
+    args: tuple[Any, ...],
+    kw: dict[str, Any],
+    *shapes: tuple[int, ...],
+    call: dict[str, Any] | None = None,
+) -> Case:
     def make(dt: Any) -> nn.Module:
         return getattr(nn, cls)(*args, **kw, dtype=dt)
 
@@ -100,10 +107,19 @@ def _mask(*shape: int, p: float = 0.3) -> np.ndarray:
 L_, S_, B_, E_ = 4, 5, 2, 8
 CASES: list[Case] = [
     _c("RNN", "RNN", (3, 4, 2), {}, (5, 2, 3), (2, 2, 4)),
-    _c("RNN-relu-bi-bf", "RNN", (3, 4), {"nonlinearity": "relu", "bidirectional": True, "batch_first": True}, (2, 5, 3)),
+    _c(
+        "RNN-relu-bi-bf", "RNN", (3, 4), {"nonlinearity": "relu", "bidirectional": True, "batch_first": True}, (2, 5, 3)
+    ),
     _c("LSTM", "LSTM", (3, 4), {}, (5, 2, 3)),
     _c("LSTM-2l-bi-bf", "LSTM", (3, 4), {"num_layers": 2, "bidirectional": True, "batch_first": True}, (2, 4, 3)),
-    _c("LSTM-nobias-unbatched-hx", "LSTM", (3, 4), {"bias": False, "num_layers": 2}, (5, 3), call={"hx": (_d(2, 4), _d(2, 4))}),
+    _c(
+        "LSTM-nobias-unbatched-hx",
+        "LSTM",
+        (3, 4),
+        {"bias": False, "num_layers": 2},
+        (5, 3),
+        call={"hx": (_d(2, 4), _d(2, 4))},
+    ),
     _c("GRU", "GRU", (3, 4, 2), {"bidirectional": True}, (5, 2, 3), (4, 2, 4)),
     _c("GRU-unbatched", "GRU", (3, 4), {"batch_first": True}, (6, 3), (1, 4)),
     _c("RNNCell", "RNNCell", (3, 4), {"nonlinearity": "relu"}, (2, 3), (2, 4)),
@@ -115,7 +131,9 @@ CASES: list[Case] = [
         "MultiheadAttention",
         (E_, 4),
         {"batch_first": True},
-        (B_, L_, E_), (B_, S_, E_), (B_, S_, E_),
+        (B_, L_, E_),
+        (B_, S_, E_),
+        (B_, S_, E_),
         call={"attn_mask": _mask(L_, S_), "key_padding_mask": _mask(B_, S_), "average_attn_weights": False},
     ),
     _c(
@@ -123,7 +141,9 @@ CASES: list[Case] = [
         "MultiheadAttention",
         (E_, 2),
         {"kdim": 5, "vdim": 3, "bias": False},
-        (L_, B_, E_), (S_, B_, 5), (S_, B_, 3),
+        (L_, B_, E_),
+        (S_, B_, 5),
+        (S_, B_, 3),
         call={"attn_mask": _d(B_ * 2, L_, S_)},
     ),
     _c(
@@ -131,10 +151,21 @@ CASES: list[Case] = [
         "MultiheadAttention",
         (E_, 2),
         {"add_bias_kv": True, "add_zero_attn": True},
-        (L_, B_, E_), (S_, B_, E_), (S_, B_, E_),
+        (L_, B_, E_),
+        (S_, B_, E_),
+        (S_, B_, E_),
         call={"key_padding_mask": _mask(B_, S_)},
     ),
-    _c("MultiheadAttention-unbatched", "MultiheadAttention", (E_, 2), {}, (L_, E_), (S_, E_), (S_, E_), call={"need_weights": False}),
+    _c(
+        "MultiheadAttention-unbatched",
+        "MultiheadAttention",
+        (E_, 2),
+        {},
+        (L_, E_),
+        (S_, E_),
+        (S_, E_),
+        call={"need_weights": False},
+    ),
     _c(
         "TransformerEncoderLayer",
         "TransformerEncoderLayer",
@@ -156,7 +187,8 @@ CASES: list[Case] = [
         "TransformerDecoderLayer",
         (E_, 2, 16),
         {"norm_first": True},
-        (L_, B_, E_), (S_, B_, E_),
+        (L_, B_, E_),
+        (S_, B_, E_),
         call={"tgt_mask": np.triu(np.ones((L_, L_), dtype=bool), 1), "memory_key_padding_mask": _mask(B_, S_)},
     ),
 ]
@@ -184,10 +216,18 @@ def _tdecoder() -> Any:
 
 
 CASES += [
-    Case("TransformerEncoder", _encoder, (_d(L_, B_, E_),), _tencoder, {"mask": np.triu(np.full((L_, L_), -np.inf), 1)}),
+    Case(
+        "TransformerEncoder", _encoder, (_d(L_, B_, E_),), _tencoder, {"mask": np.triu(np.full((L_, L_), -np.inf), 1)}
+    ),
     Case("TransformerDecoder", _decoder, (_d(B_, L_, E_), _d(B_, S_, E_)), _tdecoder),
-    Case("SinusoidalPositionalEncoding", lambda dt: nn.SinusoidalPositionalEncoding(E_, dropout=0.0), (_d(L_, B_, E_),)),
-    Case("SinusoidalPositionalEncoding-bf", lambda dt: nn.SinusoidalPositionalEncoding(6, dropout=0.0, batch_first=True), (_d(B_, L_, 6),)),
+    Case(
+        "SinusoidalPositionalEncoding", lambda dt: nn.SinusoidalPositionalEncoding(E_, dropout=0.0), (_d(L_, B_, E_),)
+    ),
+    Case(
+        "SinusoidalPositionalEncoding-bf",
+        lambda dt: nn.SinusoidalPositionalEncoding(6, dropout=0.0, batch_first=True),
+        (_d(B_, L_, 6),),
+    ),
     Case("RotaryEmbedding", lambda dt: nn.RotaryEmbedding(8), (_d(B_, 2, L_, 8),)),
     Case("RotaryEmbedding-partial-interleaved", lambda dt: nn.RotaryEmbedding(4, interleaved=True), (_d(B_, L_, 6),)),
 ]
@@ -244,11 +284,11 @@ def test_finite_differences(case: Case) -> None:
     h = 1e-6
     vp = {n: T(RNG.normal(size=p.shape), fl.float64) for n, p in params.items()}
     vx = [T(RNG.normal(size=x.shape), fl.float64) for x in xs]
-    plus = f({n: p + h * vp[n] for n, p in params.items()}, *[x + h * v for x, v in zip(xs, vx)])
-    minus = f({n: p - h * vp[n] for n, p in params.items()}, *[x - h * v for x, v in zip(xs, vx)])
+    plus = f({n: p + h * vp[n] for n, p in params.items()}, *[x + h * v for x, v in zip(xs, vx, strict=True)])
+    minus = f({n: p - h * vp[n] for n, p in params.items()}, *[x - h * v for x, v in zip(xs, vx, strict=True)])
     fd = (float(plus) - float(minus)) / (2 * h)
     an = sum(float(fl.sum(g[0][n] * vp[n])) for n in params)
-    an += sum(float(fl.sum(gx * v)) for gx, v in zip(g[1:], vx))
+    an += sum(float(fl.sum(gx * v)) for gx, v in zip(g[1:], vx, strict=True))
     assert math.isclose(an, fd, rel_tol=1e-6, abs_tol=1e-7), (case.name, an, fd)
 
 
@@ -289,7 +329,7 @@ def test_matches_torch(case: Case) -> None:
 
     (_, out), g = fl.value_and_grad(f, argnums=tuple(range(1 + len(xs))), has_aux=True)(params, *xs)
     np.testing.assert_allclose(N(out), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
-    for gx, tx in zip(g[1:], txs):
+    for gx, tx in zip(g[1:], txs, strict=True):
         np.testing.assert_allclose(N(gx), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
     tparams = dict(tm.named_parameters())
     assert set(tparams) == set(params)
@@ -333,7 +373,7 @@ def test_sdpa_matches_torch(kw: dict[str, Any], qs: tuple[int, ...], ks: tuple[i
     args = [T(a, fl.float64) for a in (q, k, v)]
     out = FA.scaled_dot_product_attention(*args, attn_mask=fm, **kw)
     np.testing.assert_allclose(N(out), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
-    for g, t in zip(fl.grad(f, argnums=(0, 1, 2))(*args), (tq, tk, tv)):
+    for g, t in zip(fl.grad(f, argnums=(0, 1, 2))(*args), (tq, tk, tv), strict=True):
         np.testing.assert_allclose(N(g), t.grad.numpy(), rtol=1e-9, atol=1e-11)
 
 
@@ -346,9 +386,10 @@ def test_sdpa_dropout_uses_the_key() -> None:
     np.testing.assert_array_equal(N(a), N(b))
     assert not np.allclose(N(a), N(c)) and not np.allclose(N(a), N(d))
     # Same key under vmap with randomness="same" equals the unbatched call.
-    out = fl.vmap(lambda x: FA.scaled_dot_product_attention(x, x, x, dropout_p=0.5, dropout_key=fl.random.key(3)), randomness="same")(
-        fl.stack([q, q])
-    )
+    out = fl.vmap(
+        lambda x: FA.scaled_dot_product_attention(x, x, x, dropout_p=0.5, dropout_key=fl.random.key(3)),
+        randomness="same",
+    )(fl.stack([q, q]))
     np.testing.assert_allclose(N(out[1]), N(a), rtol=1e-12)
 
 
@@ -382,7 +423,12 @@ def test_functional_sequences_and_hidden_state_grads() -> None:
     ws = []
     for layer in range(2):
         for sfx in ("", "_reverse"):
-            ws.append(tuple(T(getattr(tm, f"{n}_l{layer}{sfx}").detach().numpy()) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+            ws.append(
+                tuple(
+                    T(getattr(tm, f"{n}_l{layer}{sfx}").detach().numpy())
+                    for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                )
+            )
     x, h0 = _d(6, 2, 3), _d(4, 2, 4)
     th0 = torch.from_numpy(h0).requires_grad_(True)
     out, hn = tm(torch.from_numpy(x), th0)

@@ -111,7 +111,9 @@ def scaled_dot_product_attention(
     op = "scaled_dot_product_attention"
     q, k, v = (_tensor(t, op) for t in (query, key, value))
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
-        raise ShapeError(f"{op}: query, key and value need at least 2 dims (..., seq, features); got {q.shape}, {k.shape}, {v.shape}.")
+        raise ShapeError(
+            f"{op}: query, key and value need at least 2 dims (..., seq, features); got {q.shape}, {k.shape}, {v.shape}."
+        )
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ShapeError(
             f"{op}: query (..., L, E) and key (..., S, E) must share E, and key and value must share S; got "
@@ -122,7 +124,9 @@ def scaled_dot_product_attention(
     if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:
         hq, hk = q.shape[-3], k.shape[-3]
         if hq % hk or v.shape[-3] != hk:
-            raise ShapeError(f"{op}: with enable_gqa the query heads ({hq}) must be a multiple of the key/value heads ({hk}).")
+            raise ShapeError(
+                f"{op}: with enable_gqa the query heads ({hq}) must be a multiple of the key/value heads ({hk})."
+            )
         k = fl.repeat(k, hq // hk, axis=k.ndim - 3)
         v = fl.repeat(v, hq // hk, axis=v.ndim - 3)
     mask = None
@@ -242,8 +246,8 @@ def multi_head_attention_forward(
         return y if b is None else y + b
 
     q = lin(q_in, wq, bq)
-    k = lin(k_in, wk, bk) if static_k is None else None
-    v = lin(v_in, wv, bv) if static_v is None else None
+    k: Any = lin(k_in, wk, bk) if static_k is None else None
+    v: Any = lin(v_in, wv, bv) if static_v is None else None
     # -- masks (PyTorch: boolean True = not allowed) ------------------------------------------------
     mask = None
     if attn_mask is not None:
@@ -256,7 +260,12 @@ def multi_head_attention_forward(
         elif mask.ndim != 3 or mask.shape[0] != bsz * num_heads:
             raise ShapeError(f"{op}: attn_mask must be (L, S) or (N * num_heads, L, S); got shape {mask.shape}.")
     elif is_causal:
-        mask = _as_float_mask(fl.logical_not(causal_mask(tgt_len, k_in.shape[0] if static_k is None else _tensor(static_k, op).shape[1], q)), q)
+        mask = _as_float_mask(
+            fl.logical_not(
+                causal_mask(tgt_len, k_in.shape[0] if static_k is None else _tensor(static_k, op).shape[1], q)
+            ),
+            q,
+        )
         mask = fl.expand_dims(mask, axis=0)
     kpm = None
     if key_padding_mask is not None:

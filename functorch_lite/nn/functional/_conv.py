@@ -79,9 +79,7 @@ def _pad_last(x: Tensor, pads: Sequence[tuple[int, int]], value: float = 0.0) ->
 
 
 # -- unfold / fold: window extraction and its transpose (primitives, for speed) ----------------
-def _window_keys(
-    ks: Sequence[int], ss: Sequence[int], ds: Sequence[int], outs: Sequence[int]
-) -> list[tuple[Any, ...]]:
+def _window_keys(ks: Sequence[int], ss: Sequence[int], ds: Sequence[int], outs: Sequence[int]) -> list[tuple[Any, ...]]:
     """One index per kernel offset: the strided slice of the padded input that offset sees."""
     nd = len(ks)
     return [
@@ -160,8 +158,7 @@ def _batchify(x: Tensor, nd: int, op: str, name: str = "input") -> tuple[Tensor,
         return fl.expand_dims(x, axis=0), True
     if x.ndim != nd + 2:
         raise ShapeError(
-            f"{op}: {name} must be {nd + 1}-d (unbatched) or {nd + 2}-d (batched, channels first); "
-            f"got shape {x.shape}."
+            f"{op}: {name} must be {nd + 1}-d (unbatched) or {nd + 2}-d (batched, channels first); got shape {x.shape}."
         )
     return x, False
 
@@ -283,9 +280,9 @@ def conv1d(
     input: Any,
     weight: Any,
     bias: Any = None,
-    stride: int | tuple[int] = 1,
-    padding: int | tuple[int] | str = 0,
-    dilation: int | tuple[int] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | str = 0,
+    dilation: int | tuple[int, ...] = 1,
     groups: int = 1,
 ) -> Tensor:
     """1-d convolution (cross-correlation) over (N, C, L) or unbatched (C, L) input.
@@ -313,9 +310,9 @@ def conv2d(
     input: Any,
     weight: Any,
     bias: Any = None,
-    stride: int | tuple[int, int] = 1,
-    padding: int | tuple[int, int] | str = 0,
-    dilation: int | tuple[int, int] = 1,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | str = 0,
+    dilation: int | tuple[int, ...] = 1,
     groups: int = 1,
 ) -> Tensor:
     """2-d convolution (cross-correlation) over (N, C, H, W) or unbatched (C, H, W) input.
@@ -385,11 +382,11 @@ def conv_transpose1d(
     input: Any,
     weight: Any,
     bias: Any = None,
-    stride: int | tuple[int] = 1,
-    padding: int | tuple[int] = 0,
-    output_padding: int | tuple[int] = 0,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] = 0,
+    output_padding: int | tuple[int, ...] = 0,
     groups: int = 1,
-    dilation: int | tuple[int] = 1,
+    dilation: int | tuple[int, ...] = 1,
 ) -> Tensor:
     """1-d transposed convolution (the gradient of conv1d with respect to its input).
 
@@ -416,11 +413,11 @@ def conv_transpose2d(
     input: Any,
     weight: Any,
     bias: Any = None,
-    stride: int | tuple[int, int] = 1,
-    padding: int | tuple[int, int] = 0,
-    output_padding: int | tuple[int, int] = 0,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] = 0,
+    output_padding: int | tuple[int, ...] = 0,
     groups: int = 1,
-    dilation: int | tuple[int, int] = 1,
+    dilation: int | tuple[int, ...] = 1,
 ) -> Tensor:
     """2-d transposed convolution (the gradient of conv2d with respect to its input).
 

@@ -29,14 +29,22 @@ __all__ = [
 
 
 def _pool_geometry(
-    sp: Sequence[int], ks: Sequence[int], ss: Sequence[int], ps: Sequence[int], ds: Sequence[int], ceil_mode: bool, op: str
+    sp: Sequence[int],
+    ks: Sequence[int],
+    ss: Sequence[int],
+    ps: Sequence[int],
+    ds: Sequence[int],
+    ceil_mode: bool,
+    op: str,
 ) -> tuple[tuple[int, ...], list[tuple[int, int]]]:
     """Output sizes and the (left, right) padding that makes every window fit."""
     outs = []
     pads = []
     for n, k, s, p, d in zip(sp, ks, ss, ps, ds, strict=True):
         if p > (d * (k - 1) + 1) // 2:
-            raise ConfigError(f"{op}: padding should be at most half of the (dilated) kernel size; got padding {p}, kernel {k}.")
+            raise ConfigError(
+                f"{op}: padding should be at most half of the (dilated) kernel size; got padding {p}, kernel {k}."
+            )
         span = n + 2 * p - d * (k - 1) - 1
         if span < 0:
             raise ShapeError(f"{op}: input of spatial size {tuple(sp)} is smaller than the kernel {tuple(ks)}.")
@@ -51,7 +59,11 @@ def _pool_geometry(
 
 def _args(kernel_size: Any, stride: Any, padding: Any, dilation: Any, nd: int, op: str) -> tuple[tuple[int, ...], ...]:
     ks = _ntuple(kernel_size, nd, "kernel_size", op)
-    ss = ks if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _ntuple(stride, nd, "stride", op)
+    ss = (
+        ks
+        if stride is None or (not isinstance(stride, int) and len(stride) == 0)
+        else _ntuple(stride, nd, "stride", op)
+    )
     ps = _ntuple(padding, nd, "padding", op)
     ds = _ntuple(dilation, nd, "dilation", op)
     if any(v < 1 for v in ks + ss + ds) or any(v < 0 for v in ps):
@@ -77,19 +89,19 @@ def _max_pool(
     # gradient evenly among them; PyTorch sends it all to the first one.
     out = fl.max(win, axis=2)
     if return_indices:
-            flat = 1
-            for n in sp:
-                flat *= n
-            from ..._ops.creation import asarray_like
+        flat = 1
+        for n in sp:
+            flat *= n
+        from ..._ops.creation import asarray_like
 
-            pos = asarray_like(list(range(flat)), x, dtype=_D.int64)
-            pos = fl.reshape(pos, tuple(sp))
-            pos = _pad_last(pos, pads, -1)
-            pidx = unfold_windows(pos, ks, ss, ds, outs, axis=0)  # (K, *outs)
-            am = fl.argmax(win, axis=2, keepdims=True)  # first maximum, as PyTorch
-            idx = fl.take_along_axis(fl.broadcast_to(pidx, am.shape[:2] + pidx.shape), am, axis=2)
-            idx = fl.squeeze(idx, axis=2)
-            return (out[0], idx[0]) if unb else (out, idx)
+        pos = asarray_like(list(range(flat)), x, dtype=_D.int64)
+        pos = fl.reshape(pos, tuple(sp))
+        pos = _pad_last(pos, pads, -1)
+        pidx = unfold_windows(pos, ks, ss, ds, outs, axis=0)  # (K, *outs)
+        am = fl.argmax(win, axis=2, keepdims=True)  # first maximum, as PyTorch
+        idx = fl.take_along_axis(fl.broadcast_to(pidx, am.shape[:2] + pidx.shape), am, axis=2)
+        idx = fl.squeeze(idx, axis=2)
+        return (out[0], idx[0]) if unb else (out, idx)
     return out[0] if unb else out
 
 
@@ -134,7 +146,14 @@ def max_pool2d(
 
 
 def _avg_pool(
-    x: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool, count_include_pad: bool, divisor_override: Any, nd: int
+    x: Any,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Any,
+    nd: int,
 ) -> Tensor:
     op = f"avg_pool{nd}d"
     x = _tensor(x, op)

@@ -48,7 +48,9 @@ def sinusoidal_positional_encoding(
         ((4, 6), [0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
     """
     if dim < 1 or seq_len < 0:
-        raise ConfigError(f"sinusoidal_positional_encoding: need dim >= 1 and seq_len >= 0; got dim={dim}, seq_len={seq_len}.")
+        raise ConfigError(
+            f"sinusoidal_positional_encoding: need dim >= 1 and seq_len >= 0; got dim={dim}, seq_len={seq_len}."
+        )
     dt = dtype if dtype is not None else (like.dtype if like is not None else fl.get_default_dtype())
     half = (dim + 1) // 2
     pos = _positions(seq_len, like, dt)
@@ -143,5 +145,3 @@ def apply_rotary_emb(x: Any, cos: Any, sin: Any, *, interleaved: bool = False) -
     if rd < x.shape[-1]:
         out = fl.concat([out, x[..., rd:]], axis=-1)
     return out
-
-

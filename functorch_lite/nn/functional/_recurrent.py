@@ -123,9 +123,7 @@ def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
     return h[0] if unb else h
 
 
-def lstm_cell(
-    input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None
-) -> tuple[Tensor, Tensor]:
+def lstm_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> tuple[Tensor, Tensor]:
     """One LSTM step (gates i, f, g, o as PyTorch); ``hx`` is ``(h, c)`` or None for zeros.
 
     Example:
@@ -142,7 +140,11 @@ def lstm_cell(
     else:
         h0, c0 = hx
     h, c = _lstm_step(
-        _lin(x, _tensor(w_ih, "lstm"), b_ih), _hx(h0, x, hidden, unb), _hx(c0, x, hidden, unb), _tensor(w_hh, "lstm"), b_hh
+        _lin(x, _tensor(w_ih, "lstm"), b_ih),
+        _hx(h0, x, hidden, unb),
+        _hx(c0, x, hidden, unb),
+        _tensor(w_hh, "lstm"),
+        b_hh,
     )
     return (h[0], c[0]) if unb else (h, c)
 
@@ -186,7 +188,9 @@ def _run(
             f"({num_layers * dirs}); got {len(weights)}."
         )
     if x.ndim not in (2, 3):
-        raise ShapeError(f"{op}: input must be (seq, batch, features), (batch, seq, features) or (seq, features); got {x.shape}.")
+        raise ShapeError(
+            f"{op}: input must be (seq, batch, features), (batch, seq, features) or (seq, features); got {x.shape}."
+        )
     unb = x.ndim == 2
     if unb:
         x = fl.expand_dims(x, axis=1)
@@ -221,14 +225,14 @@ def _run(
         for d in range(dirs):
             idx = layer * dirs + d
             wts = list(weights[idx]) + [None] * (4 - len(weights[idx]))
-            w_ih, w_hh, b_ih, b_hh = (None if v is None else _tensor(v, op) for v in wts)
+            w_ih, w_hh, b_ih, b_hh = (None if v is None else _tensor(v, op) for v in wts)  # type: Any, Any, Any, Any
             if w_ih.shape[1] != layer_in.shape[-1]:
                 raise ShapeError(
                     f"{op}: layer {layer} expects {w_ih.shape[1]} input features; got {layer_in.shape[-1]}."
                 )
             xp_ = _lin(layer_in, w_ih, b_ih)  # (T, N, G*H): the whole sequence in one matmul
-            h = initial(h0, idx)
-            c = initial(c0, idx) if lstm else None
+            h: Any = initial(h0, idx)
+            c: Any = initial(c0, idx) if lstm else None
             steps = range(t_len - 1, -1, -1) if d == 1 else range(t_len)
             hs: list[Any] = [None] * t_len
             for t in steps:

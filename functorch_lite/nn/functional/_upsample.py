@@ -30,13 +30,17 @@ def _sizes(
     """Output sizes and the scales PyTorch uses for source indices (None: in/out)."""
     nd = len(sp)
     if (size is None) == (scale_factor is None):
-        raise ConfigError(f"{op}: give exactly one of size and scale_factor; got size={size!r}, scale_factor={scale_factor!r}.")
+        raise ConfigError(
+            f"{op}: give exactly one of size and scale_factor; got size={size!r}, scale_factor={scale_factor!r}."
+        )
     if size is not None:
         out = (int(size),) * nd if isinstance(size, int) else tuple(int(s) for s in size)
         if len(out) != nd:
             raise ConfigError(f"{op}: size needs {nd} entries for an input with {nd} spatial axes; got {size!r}.")
         return out, (None,) * nd
-    sf = (float(scale_factor),) * nd if isinstance(scale_factor, (int, float)) else tuple(float(s) for s in scale_factor)
+    sf = (
+        (float(scale_factor),) * nd if isinstance(scale_factor, (int, float)) else tuple(float(s) for s in scale_factor)
+    )
     if len(sf) != nd or any(s <= 0 for s in sf):
         raise ConfigError(f"{op}: scale_factor needs {nd} positive entries; got {scale_factor!r}.")
     out = tuple(int(math.floor(n * s)) for n, s in zip(sp, sf, strict=True))

@@ -60,7 +60,9 @@ class MultiheadAttention(Module):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"MultiheadAttention: {n} must be a positive int; got {v!r}.")
         if embed_dim % num_heads:
-            raise ConfigError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads}).")
+            raise ConfigError(
+                f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})."
+            )
         if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
             raise ConfigError(f"MultiheadAttention: dropout must be a probability in [0, 1]; got {dropout!r}.")
         self.embed_dim = embed_dim
@@ -96,7 +98,7 @@ class MultiheadAttention(Module):
             self.bias_k = empty(1, 1, embed_dim)
             self.bias_v = empty(1, 1, embed_dim)
         else:
-            self.bias_k = self.bias_v = None
+            self.bias_k = self.bias_v = None  # type: ignore[assignment]
         self._reset_parameters(key=k_rest)
 
     def _reset_parameters(self, *, key: Any = None) -> None:

@@ -58,7 +58,9 @@ class _ConvNd(Module):
         self.stride = C._ntuple(stride, nd, "stride", name)
         if isinstance(padding, str):
             if padding not in ("same", "valid") or self._transposed:
-                raise ConfigError(f"{name}: padding must be an int, a tuple, or (for Conv) 'same' / 'valid'; got {padding!r}.")
+                raise ConfigError(
+                    f"{name}: padding must be an int, a tuple, or (for Conv) 'same' / 'valid'; got {padding!r}."
+                )
             if padding == "same" and any(s != 1 for s in self.stride):
                 raise ConfigError(f"{name}: padding='same' needs stride 1; got stride {self.stride}.")
             self.padding: Any = padding
@@ -181,7 +183,9 @@ class _ConvTranspose(_ConvNd):
         key: Any = None,
     ) -> None:
         if padding_mode != "zeros":
-            raise ConfigError(f"{type(self).__name__}: only padding_mode='zeros' is supported (as PyTorch); got {padding_mode!r}.")
+            raise ConfigError(
+                f"{type(self).__name__}: only padding_mode='zeros' is supported (as PyTorch); got {padding_mode!r}."
+            )
         super().__init__(
             in_channels,
             out_channels,

@@ -43,7 +43,9 @@ class _MaxPoolNd(Module):
 
     def forward(self, input: Any) -> Any:
         fn = P.max_pool1d if self._nd == 1 else P.max_pool2d
-        return fn(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices)
+        return fn(
+            input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -102,9 +104,17 @@ class _AvgPoolNd(Module):
 
     def forward(self, input: Any) -> Any:
         if self._nd == 1:
-            return P.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+            return P.avg_pool1d(
+                input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
+            )
         return P.avg_pool2d(
-            input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, self.divisor_override
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
         )
 
     def extra_repr(self) -> str:
@@ -124,7 +134,12 @@ class AvgPool1d(_AvgPoolNd):
     _nd = 1
 
     def __init__(
-        self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
 
@@ -205,15 +220,18 @@ class Upsample(Module):
         super().__init__()
         self.size = size
         self.scale_factor = (
-            float(scale_factor) if isinstance(scale_factor, (int, float)) else
-            (tuple(float(s) for s in scale_factor) if scale_factor is not None else None)
+            float(scale_factor)
+            if isinstance(scale_factor, (int, float))
+            else (tuple(float(s) for s in scale_factor) if scale_factor is not None else None)
         )
         self.mode = mode
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor
 
     def forward(self, input: Any) -> Any:
-        return U.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners, self.recompute_scale_factor)
+        return U.interpolate(
+            input, self.size, self.scale_factor, self.mode, self.align_corners, self.recompute_scale_factor
+        )
 
     def extra_repr(self) -> str:
         if self.scale_factor is not None:

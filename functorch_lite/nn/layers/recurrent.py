@@ -139,7 +139,15 @@ class RNN(_RNNBase):
 
     _mode = "RNN_TANH"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ConfigError(f"RNN: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}.")
         self.__dict__["_mode"] = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
@@ -196,7 +204,14 @@ class _CellBase(Module):
     _gates = 1
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None, *, key: Any = None
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        key: Any = None,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -216,7 +231,9 @@ class _CellBase(Module):
             self.register_parameter("bias_hh", None)
         self.reset_parameters(key=key)
 
-    reset_parameters = _RNNBase.reset_parameters
+    def reset_parameters(self, *, key: Any = None) -> None:
+        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) (PyTorch's default)."""
+        _RNNBase.reset_parameters(self, key=key)  # type: ignore[arg-type]
 
     def _args(self) -> tuple[Any, ...]:
         return (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
@@ -238,7 +255,17 @@ class RNNCell(_CellBase):
         (2, 4)
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", device: Any = None, dtype: Any = None, *, key: Any = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        key: Any = None,
+    ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ConfigError(f"RNNCell: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}.")
         super().__init__(input_size, hidden_size, bias, device, dtype, key=key)
