@@ -421,3 +421,17 @@ def test_degenerate_eigenvalues_give_finite_gradients() -> None:
     close(g, 2 * np.eye(3))
     g2 = fl.grad(lambda x: fl.sum(L.svdvals(x)))(T(np.diag([2.0, 2.0, 1.0])))
     assert np.all(np.isfinite(N(g2)))
+
+
+def test_hessian_of_logdet_and_jacfwd() -> None:
+    """hessian (jacfwd of jacrev) of log|det A| is -A^-T (x) A^-T: d2/dA_ij dA_kl = -Ainv_li Ainv_jk."""
+    a = well(np.random.default_rng(23), (3, 3))
+    h = fl.hessian(lambda x: L.slogdet(x).logabsdet)(T(a))
+    ai = np.linalg.inv(a)
+    close(h, -np.einsum("li,jk->ijkl", ai, ai), rtol=1e-8, atol=1e-10)
+    s = rand(np.random.default_rng(29), (3, 3))
+    jf = fl.jacfwd(lambda x: L.eigvalsh(sym(x)))(T(s))
+    jr = fl.jacrev(lambda x: L.eigvalsh(sym(x)))(T(s))
+    close(jf, jr, rtol=1e-10, atol=1e-12)
+    jf = fl.jacfwd(lambda x: fl.real(fl.fft.rfft(x, n=6)))(T(s[0]))
+    close(jf, np.real(np.fft.rfft(np.eye(3), n=6, axis=0)), rtol=1e-10, atol=1e-12)
