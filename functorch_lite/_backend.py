@@ -366,7 +366,8 @@ def tensor_to_host(t: Any) -> np.ndarray:
 
     c = t.concrete()
     b = backend_for(c._xp)
-    return np.ascontiguousarray(b.to_numpy(b.fix(c._a)))
+    a = np.asarray(b.to_numpy(b.fix(c._a)))
+    return a if a.flags.c_contiguous else np.array(a, order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 def host_to_tensor(a: Any, backend: str | None = None) -> Any:
@@ -377,7 +378,9 @@ def host_to_tensor(a: Any, backend: str | None = None) -> Any:
     arr = np.asarray(a)
     if arr.dtype.byteorder not in ("=", "|"):
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    return wrap(b.from_numpy(np.ascontiguousarray(arr)), b.xp)
+    if not arr.flags.c_contiguous:
+        arr = np.array(arr, order="C")
+    return wrap(b.from_numpy(arr), b.xp)
 
 
 def host_array_key(t: Any) -> tuple[int, int, tuple[int, ...], str]:
