@@ -15,20 +15,27 @@ Example:
 
 from __future__ import annotations
 
-import importlib as _importlib
-import importlib.util as _util
-
 from . import functional, init
 from ._containers import ModuleDict, ModuleList, Sequential
 from ._module import Module, Parameter, is_parameter
 from ._state import IncompatibleKeys, load, load_state_dict, save, state_dict
 from ._transforms import functional_call, functional_call_with_state, stack_module_state, value_and_grad
 from .layers import activation as _activation
+from .layers import attention as _attention
 from .layers import basic as _basic
+from .layers import conv as _conv
 from .layers import norm as _norm
+from .layers import pool as _pool
+from .layers import recurrent as _recurrent
+from .layers import transformer as _transformer
 from .layers.activation import *  # noqa: F403
+from .layers.attention import *  # noqa: F403
 from .layers.basic import *  # noqa: F403
+from .layers.conv import *  # noqa: F403
 from .layers.norm import *  # noqa: F403
+from .layers.pool import *  # noqa: F403
+from .layers.recurrent import *  # noqa: F403
+from .layers.transformer import *  # noqa: F403
 
 __all__ = [
     "functional",
@@ -51,16 +58,9 @@ __all__ = [
     *_activation.__all__,
     *[n for n in _basic.__all__ if n != "split_key"],
     *_norm.__all__,
+    *_conv.__all__,
+    *_pool.__all__,
+    *_recurrent.__all__,
+    *_attention.__all__,
+    *_transformer.__all__,
 ]
-
-# Conv, pooling, recurrent, attention and transformer layers live in sibling modules;
-# each is re-exported when present.
-for _name in ("conv", "pool", "recurrent", "attention", "transformer", "upsample"):
-    if _util.find_spec(f"{__name__}.layers.{_name}") is None:
-        continue
-    _mod = _importlib.import_module(f"{__name__}.layers.{_name}")
-    for _sym in getattr(_mod, "__all__", ()):
-        globals()[_sym] = getattr(_mod, _sym)
-        if _sym not in __all__:
-            __all__.append(_sym)
-del _name
