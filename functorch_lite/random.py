@@ -35,7 +35,7 @@ from ._ops._special import erfinv as _erfinv
 from ._ops.creation import asarray_like
 from ._ops.dtypes import astype, iinfo
 from ._ops.elementwise import log, nextafter
-from ._ops.indexing import take, take_along_axis
+from ._ops.indexing import take_along_axis
 from ._ops.manipulation import broadcast_shapes, reshape, stack
 from ._ops.reduction import cumulative_sum
 from ._ops.searching import argmax, searchsorted, where
@@ -529,7 +529,15 @@ def permutation(key: Any, x: Any, axis: int = 0, independent: builtins.bool = Fa
     ax = normalize_axis(axis, t.ndim, "permutation")
     if independent or t.ndim == 1:
         return _shuffle(k, t, ax)
-    return take(t, _shuffle(k, _iota(t.shape[ax], k), 0), axis=ax)
+    return _take_axis(t, _shuffle(k, _iota(t.shape[ax], k), 0), ax)
+
+
+def _take_axis(x: Tensor, idx: Tensor, axis: int) -> Tensor:
+    """``take(x, idx, axis=axis)`` for 1-d ``idx``, as a broadcast take_along_axis (which
+    array_api_strict can index: it refuses slices mixed with integer arrays)."""
+    shape = [1] * x.ndim
+    shape[axis] = idx.shape[0]
+    return take_along_axis(x, reshape(idx, tuple(shape)), axis=axis)
 
 
 def _shuffle(k: Tensor, x: Tensor, axis: int) -> Tensor:
@@ -588,7 +596,7 @@ def choice(key: Any, a: Any, shape: Any = (), replace: builtins.bool = True, p: 
     if arr is None:
         return ind
     flat = reshape(ind, (-1,))
-    r = take(arr, flat, axis=ax)
+    r = _take_axis(arr, flat, ax)
     return reshape(r, arr.shape[:ax] + shape + arr.shape[ax + 1 :])
 
 
