@@ -303,7 +303,8 @@ def getitem(x: Any, key: Any) -> Tensor:
             _check_ints(_split_key(key, x, "getitem")[0], x.shape, "getitem")
             xp = x._xp
             t = _new(Tensor)
-            t._a = x._a[key]
+            # A trailing ellipsis: array_api_strict refuses keys that name fewer axes than ndim.
+            t._a = x._a[key + (...,) if key.__class__ is tuple and ... not in key else key]
             t._xp = xp
             t._t = None
             return t
@@ -414,13 +415,18 @@ def _result_shape(shape: tuple[int, ...], spec: tuple[Any, ...], idx: Any, idims
             if idims[s.i] is not None:
                 sh = sh[: idims[s.i]] + sh[idims[s.i] + 1 :]
             if s.is_bool:
-                raise DataDependentShapeError(
-                    "setitem: a boolean mask index cannot be batched under vmap; use where(mask, v, x)."
-                )
+                if idims[s.i] is not None:
+                    raise DataDependentShapeError(
+                        "setitem: a batched boolean mask index cannot be batched under vmap; use where(mask, v, x)."
+                    )
+                # An unbatched concrete mask selects a known number of elements along its axes.
+                from .reduction import sum as _sum
+
+                sh = (int(_sum(a)),)
             adv_shapes.append(tuple(sh))
             adv_seen = True
             positions.append(i)
-            dim += 1
+            dim += s.ndim if s.is_bool else 1
         elif isinstance(s, int):
             if has_adv:
                 adv_shapes.append(())

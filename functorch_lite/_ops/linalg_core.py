@@ -104,7 +104,8 @@ def matmul(x1: Any, x2: Any, /) -> Tensor:
     if x.ndim == 1 and y.ndim == 1:
         from .reduction import sum as _sum
 
-        return _sum(x * y)
+        p = x * y
+        return _sum(p, dtype=p.dtype)
     if x.ndim == 1:
         return squeeze(bind(matmul_p, (expand_dims(x, axis=0), y), {}), axis=-2)
     if y.ndim == 1:
@@ -147,8 +148,13 @@ def tensordot(x1: Any, x2: Any, /, *, axes: int | tuple[Sequence[int], Sequence[
     k = 1
     for a in ax:
         k *= x.shape[a]
-    xm = reshape(permute_dims(x, tuple(fx + ax)), (-1, k))
-    ym = reshape(permute_dims(y, tuple(ay + fy)), (k, -1))
+    m = n = 1  # explicit sizes, not -1: zero-size operands cannot infer a -1
+    for i in fx:
+        m *= x.shape[i]
+    for i in fy:
+        n *= y.shape[i]
+    xm = reshape(permute_dims(x, tuple(fx + ax)), (m, k))
+    ym = reshape(permute_dims(y, tuple(ay + fy)), (k, n))
     out = bind(matmul_p, (xm, ym), {})
     return reshape(out, tuple(x.shape[i] for i in fx) + tuple(y.shape[i] for i in fy))
 
@@ -176,4 +182,5 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Tensor:
         )
     if x.dtype.kind == "c":
         x = conj(x)
-    return _sum(x * y, axis=axis % nd if nd else axis)
+    p = x * y
+    return _sum(p, axis=axis % nd if nd else axis, dtype=p.dtype)  # the standard keeps the input dtype
