@@ -89,6 +89,10 @@ def sum(
         k = x.dtype
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
+    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
+        from .dtypes import astype
+
+        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(sum_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": dt})
 
 
@@ -157,6 +161,10 @@ def prod(
         k = x.dtype
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
+    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
+        from .dtypes import astype
+
+        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(prod_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": dt})
 
 
@@ -351,6 +359,10 @@ def cumulative_sum(
         k = x.dtype
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
+    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
+        from .dtypes import astype
+
+        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(cumulative_sum_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
 
 
@@ -407,6 +419,10 @@ def cumulative_prod(
         k = x.dtype
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
+    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
+        from .dtypes import astype
+
+        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(cumulative_prod_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
 
 
