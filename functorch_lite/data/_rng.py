@@ -2,8 +2,8 @@
 
 Python's ``random.Random(seed)`` draws the keys; the arrays are made by integer
 ops on the backend (all within int64): a permutation is a keyed Feistel network
-over ``arange(n)`` with cycle-walking, random integers and floats come from a
-counter-based hash. So a 60k-sample epoch costs a few array ops, not a Python loop
+over ``arange(4**k)`` (``4**k >= n``) restricted to the values below ``n``; random
+integers and floats come from a counter-based hash. So a 60k-sample epoch costs a few array ops, not a Python loop
 or a sort.
 """
 
@@ -79,12 +79,9 @@ class Generator:
         bits = max(2, (n - 1).bit_length())
         half = (bits + 1) // 2
         rounds = [(self._py.getrandbits(32) | 1, self._py.getrandbits(32)) for _ in range(6)]
-        y = _feistel(fl.arange(n, dtype=D.int64), half, rounds)
-        while True:  # cycle-walk the values that landed outside [0, n): a bijection on [0, n)
-            bad = fl.nonzero(y >= n)[0]
-            if bad.shape[0] == 0:
-                return y
-            y = fl.setitem(y, bad, _feistel(fl.take(y, bad), half, rounds))
+        # a keyed bijection of [0, 4**half), restricted (in order) to the values below n
+        y = _feistel(fl.arange(1 << (2 * half), dtype=D.int64), half, rounds)
+        return y[y < n]
 
     def randint(self, high: int, size: int) -> Tensor:
         """``size`` integers drawn uniformly from ``[0, high)``, int64."""

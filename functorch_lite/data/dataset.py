@@ -111,7 +111,18 @@ class TensorDataset(Dataset):
     def get_batch(self, indices: Any) -> tuple[Tensor, ...]:
         """The rows at ``indices`` (an int Tensor or list), one gather per tensor."""
         idx = _as_index(indices)
-        return tuple(fl.take(t, _on(idx, t), axis=0) for t in self.tensors)
+        if idx.dtype.kind not in "iu" or idx.ndim != 1:
+            raise TypeError(
+                f"TensorDataset.get_batch: indices must be a 1-D int sequence; got {idx.dtype.name}, shape {idx.shape}."
+            )
+        n = len(self)
+        if idx.shape[0]:
+            lo, hi = int(fl.min(idx)), int(fl.max(idx))
+            if lo < -n or hi >= n:
+                raise IndexError(f"TensorDataset.get_batch: index {hi if hi >= n else lo} is out of range for {n} samples.")
+            if lo < 0:
+                idx = idx % n
+        return self._gather_unchecked(idx)
 
     def _rows(self, start: int, stop: int) -> tuple[Tensor, ...]:
         return tuple(t[start:stop] for t in self.tensors)
