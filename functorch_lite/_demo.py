@@ -1,0 +1,334 @@
+"""The demo behind ``functorch-lite demo``: a CNN and an MLP on scikit-learn's bundled digits.
+
+Everything a first training run needs, in one file: data (scikit-learn's 1797 8x8 digits,
+bundled, no download; a stratified 80/20 split with ``random_state=0``, pixels scaled by
+1/16), two models built with :mod:`functorch_lite.nn`, AdamW with a cosine learning-rate
+decay from :mod:`functorch_lite.optim`, a :class:`functorch_lite.data.DataLoader`, a tqdm
+progress bar per epoch, loss and accuracy curves drawn with matplotlib, and a safetensors
+checkpoint that is reloaded into a fresh model and evaluated again.
+
+Example:
+    >>> from functorch_lite._demo import run_demo
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     result = run_demo(epochs=1, out=out, progress=False, models=("mlp",), max_train=64, verbose=False)
+    >>> result.ok, sorted(result.test_accuracy)
+    (True, ['mlp'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import functorch_lite as fl
+from functorch_lite import data, nn, optim
+
+__all__ = ["MODELS", "DemoResult", "History", "ModelSpec", "load_digits_split", "run_demo"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """How one of the demo's models is built and trained."""
+
+    description: str
+    make: Callable[[], nn.Module]
+    epochs: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+
+
+def make_mlp() -> nn.Module:
+    """64 -> 256 -> 10 with ReLU."""
+    return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def make_cnn() -> nn.Module:
+    """Two 3x3 convolutions (16 and 32 channels) with ReLU, a 2x2 max-pool, a linear classifier."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),  # (batch, 64) -> (batch, channels=1, 8, 8)
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # -> (batch, 32, 4, 4)
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 10),
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mlp": ModelSpec("MLP 64-256-10", make_mlp, epochs=20, lr=1e-2, weight_decay=1e-2, batch_size=32),
+    "cnn": ModelSpec("CNN conv16-conv32-pool-linear", make_cnn, epochs=12, lr=1e-2, weight_decay=1e-2, batch_size=32),
+}
+
+
+@dataclasses.dataclass
+class History:
+    """Per-epoch curves of one model."""
+
+    train_loss: list[float] = dataclasses.field(default_factory=list)
+    train_acc: list[float] = dataclasses.field(default_factory=list)
+    test_loss: list[float] = dataclasses.field(default_factory=list)
+    test_acc: list[float] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class DemoResult:
+    """What :func:`run_demo` did: curves, accuracies, files written."""
+
+    backend: str
+    seed: int
+    histories: dict[str, History]
+    test_accuracy: dict[str, float]
+    reloaded_accuracy: dict[str, float]
+    checkpoints: dict[str, Path]
+    plot: Path | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every reloaded checkpoint gave exactly the accuracy of the trained model."""
+        return all(self.reloaded_accuracy.get(k) == v for k, v in self.test_accuracy.items())
+
+
+def load_digits_split(
+    backend: str | None = None, max_train: int | None = None
+) -> tuple[fl.Tensor, fl.Tensor, fl.Tensor, fl.Tensor]:
+    """scikit-learn's digits as float32 pixels in [0, 1]: ``(x_train, y_train, x_test, y_test)``.
+
+    A stratified 80/20 split with ``random_state=0`` (1437 training, 360 test images), on
+    ``backend`` (default: the current default backend).
+
+    Example:
+        >>> from functorch_lite._demo import load_digits_split
+        >>> x_train, y_train, x_test, y_test = load_digits_split()
+        >>> x_train.shape, x_test.shape, y_test.dtype
+        ((1437, 64), (360, 64), functorch_lite.int64)
+    """
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ImportError(
+            'the demo needs scikit-learn: pip install "functorch_lite[examples]" (or pip install scikit-learn)'
+        ) from None
+    name = backend or fl.default_backend_name()
+    images, labels = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(images, labels, test_size=0.2, stratify=labels, random_state=0)
+    if max_train is not None:
+        x_tr, y_tr = x_tr[:max_train], y_tr[:max_train]
+
+    def pixels(a: Any) -> fl.Tensor:
+        return fl.to_backend(fl.astype(fl.asarray(a), fl.float32) / 16.0, name)
+
+    def targets(a: Any) -> fl.Tensor:
+        return fl.to_backend(fl.astype(fl.asarray(a), fl.int64), name)
+
+    return pixels(x_tr), targets(y_tr), pixels(x_te), targets(y_te)
+
+
+def _evaluate(model: nn.Module, x: fl.Tensor, y: fl.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on the whole of ``x``, ``y``."""
+    model.eval()
+    logits = model(x)
+    loss = float(nn.functional.cross_entropy(logits, y))
+    acc = float(fl.mean(fl.astype(fl.argmax(logits, axis=1) == y, fl.float32)))
+    return loss, acc
+
+
+def _train(
+    name: str,
+    spec: ModelSpec,
+    splits: tuple[fl.Tensor, fl.Tensor, fl.Tensor, fl.Tensor],
+    epochs: int,
+    seed: int,
+    progress: bool,
+) -> tuple[nn.Module, History]:
+    x_tr, y_tr, x_te, y_te = splits
+    fl.manual_seed(seed)
+    model = spec.make()
+    loader = data.DataLoader(data.TensorDataset(x_tr, y_tr), batch_size=spec.batch_size, shuffle=True, seed=seed)
+    schedule = optim.cosine_decay(spec.lr, epochs * len(loader))
+    opt = optim.AdamW(lr=schedule, weight_decay=spec.weight_decay)
+
+    def loss_fn(x: fl.Tensor, y: fl.Tensor) -> tuple[fl.Tensor, fl.Tensor]:
+        logits = model(x)
+        return nn.functional.cross_entropy(logits, y), logits
+
+    step = nn.value_and_grad(model, loss_fn)  # -> ((loss, logits), grads keyed by parameter name)
+    history = History()
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = _progress(len(loader), desc=f"{name} epoch {epoch + 1:>2}/{epochs}", enabled=progress)
+        for xb, yb in loader:
+            (loss, logits), grads = step(xb, yb)
+            opt.update(model, grads)
+            n = int(yb.shape[0])
+            total_loss += float(loss) * n
+            correct += int(fl.sum(fl.astype(fl.argmax(logits, axis=1) == yb, fl.int64)))
+            seen += n
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", refresh=False)
+            bar.update(1)
+        test_loss, test_acc = _evaluate(model, x_te, y_te)
+        history.train_loss.append(total_loss / seen)
+        history.train_acc.append(correct / seen)
+        history.test_loss.append(test_loss)
+        history.test_acc.append(test_acc)
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", test_acc=f"{test_acc:.2%}")
+        bar.close()
+    history.seconds = time.perf_counter() - start
+    return model, history
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    """A tqdm bar over ``total`` batches (updated by hand), or a silent stand-in."""
+    if not enabled:
+        return _Quiet()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ImportError('the demo needs tqdm: pip install "functorch_lite[examples]" (or pip install tqdm)') from None
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+
+class _Quiet:
+    """A stand-in for a tqdm bar that shows nothing."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _plot(histories: dict[str, History], path: Path, title: str) -> Path:
+    """Loss and accuracy curves of every model, written to ``path`` (PNG, Agg canvas)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ImportError(
+            'the demo needs matplotlib: pip install "functorch_lite[examples]" (or pip install matplotlib)'
+        ) from None
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    colors = {"mlp": "tab:blue", "cnn": "tab:orange"}
+    for name, h in histories.items():
+        epochs = list(range(1, len(h.train_loss) + 1))
+        c = colors.get(name)
+        ax_loss.plot(epochs, h.train_loss, "-o", ms=3, color=c, label=f"{name} train")
+        ax_loss.plot(epochs, h.test_loss, "--s", ms=3, color=c, label=f"{name} test")
+        ax_acc.plot(epochs, [100 * a for a in h.train_acc], "-o", ms=3, color=c, label=f"{name} train")
+        ax_acc.plot(epochs, [100 * a for a in h.test_acc], "--s", ms=3, color=c, label=f"{name} test")
+    ax_loss.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss", yscale="log")
+    ax_acc.axhline(97.0, color="gray", lw=0.8, ls=":", label="97%")
+    lowest = min((min(h.test_acc + h.train_acc) for h in histories.values()), default=0.9)
+    ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)", ylim=(max(0.0, 100 * lowest - 2), 100.5))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def run_demo(
+    backend: str | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    out: str | Path = "demo-results",
+    progress: bool = True,
+    models: Sequence[str] = ("mlp", "cnn"),
+    max_train: int | None = None,
+    verbose: bool = True,
+) -> DemoResult:
+    """Train the demo's models, plot their curves, save and reload a checkpoint of each.
+
+    Args:
+        backend: array backend to train on (default: the current default backend).
+        epochs: epochs for every model (default: each model's own, see ``MODELS``).
+        seed: seeds the initial weights and the shuffling; the run is deterministic for a seed.
+        out: folder for ``training.png`` and the ``<model>.safetensors`` checkpoints.
+        progress: show a tqdm progress bar per epoch.
+        models: which of ``MODELS`` to train.
+        max_train: use only the first ``max_train`` training images (quick checks).
+        verbose: print the summary.
+
+    Returns:
+        A :class:`DemoResult`; ``result.ok`` says whether every reloaded checkpoint matched.
+
+    Example:
+        >>> from functorch_lite._demo import run_demo
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     r = run_demo(epochs=1, out=out, progress=False, models=("cnn",), max_train=32, verbose=False)
+        >>> r.plot.name, r.ok
+        ('training.png', True)
+    """
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"run_demo: models must be a non-empty subset of {sorted(MODELS)}; got {list(models)}.")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"run_demo: epochs must be a positive integer; got {epochs}.")
+    name = backend or fl.default_backend_name()
+    out_dir = Path(out)
+    start = time.perf_counter()
+    say = print if verbose else (lambda *a, **k: None)
+    with fl.default_backend(name):
+        splits = load_digits_split(name, max_train=max_train)
+        say(
+            f"functorch_lite {fl.__version__} demo: digits, {splits[0].shape[0]} train / {splits[2].shape[0]} test "
+            f"images, backend {name}, seed {seed}"
+        )
+        histories: dict[str, History] = {}
+        accuracy: dict[str, float] = {}
+        reloaded: dict[str, float] = {}
+        checkpoints: dict[str, Path] = {}
+        for model_name in models:
+            spec = MODELS[model_name]
+            n_epochs = epochs or spec.epochs
+            model, history = _train(model_name, spec, splits, n_epochs, seed, progress)
+            histories[model_name] = history
+            accuracy[model_name] = history.test_acc[-1]
+            ckpt = out_dir / f"{model_name}.safetensors"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            nn.save(model, ckpt, metadata={"model": spec.description, "seed": str(seed), "epochs": str(n_epochs)})
+            fresh = spec.make()  # new random weights, replaced by the checkpoint's
+            fresh.load_state_dict(nn.load(ckpt, backend=name))
+            reloaded[model_name] = _evaluate(fresh, splits[2], splits[3])[1]
+            checkpoints[model_name] = ckpt
+            say(
+                f"  {model_name}: {spec.description}, {model.num_parameters():,} parameters, {n_epochs} epochs "
+                f"in {history.seconds:.1f} s: test accuracy {accuracy[model_name]:.2%}"
+            )
+        plot = _plot(
+            histories,
+            out_dir / "training.png",
+            f"functorch_lite on scikit-learn digits (backend {name}, seed {seed})",
+        )
+    result = DemoResult(name, seed, histories, accuracy, reloaded, checkpoints, plot, time.perf_counter() - start)
+    say(f"wrote {plot}")
+    for model_name, ckpt in checkpoints.items():
+        same = "identical" if reloaded[model_name] == accuracy[model_name] else "MISMATCH"
+        say(
+            f"saved {ckpt} ({ckpt.stat().st_size / 1024:.0f} KiB) and reloaded it into a fresh model: "
+            f"test accuracy {reloaded[model_name]:.2%} ({same})"
+        )
+    final = ", ".join(f"{k} {v:.2%}" for k, v in accuracy.items())
+    say(f"final test accuracy: {final} ({result.seconds:.1f} s)")
+    return result
