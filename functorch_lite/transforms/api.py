@@ -63,6 +63,8 @@ def _record(f: Callable[..., Any], primals: Sequence[Any], has_aux: bool, what: 
     tape = _Tape()
     with new_trace(VJPTrace) as tr:
         tracers = [tr.new_input(x) if _is_float(x) else x for x in leaves]
+        # Read the input payloads now: f may rebind its arguments (x[i] = v, x += y).
+        in_payloads = [t._t if t is not x else None for t, x in zip(tracers, leaves, strict=True)]
         out = f(*tu.tree_unflatten(in_tree, tracers))
         aux = None
         if has_aux:
@@ -77,7 +79,7 @@ def _record(f: Callable[..., Any], primals: Sequence[Any], has_aux: bool, what: 
     tape.trace = tr
     tape.in_leaves = leaves
     tape.in_tree = in_tree
-    tape.in_payloads = [t._t if t is not x else None for t, x in zip(tracers, leaves, strict=True)]
+    tape.in_payloads = in_payloads
     payloads = []
     prim_outs = []
     for o in out_leaves:
