@@ -3,7 +3,6 @@ weights, and interchange with torch.nn (where torch is installed)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -189,7 +188,9 @@ def test_checkpoint_interchange_with_torch(tmp_path: Any) -> None:
     class TWrap(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.body = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
+            self.body = torch.nn.Sequential(
+                torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Tanh(), torch.nn.Linear(6, 2)
+            )
             self.emb = torch.nn.Embedding(5, 4)
             self.norm = torch.nn.LayerNorm(2)
 

@@ -86,7 +86,17 @@ def test_named_members_use_dotted_names_in_pytorch_order() -> None:
         "block.bn.running_var",
         "block.bn.num_batches_tracked",
     ]
-    assert [n for n, _ in net.named_modules()] == ["", "block", "block.lin", "block.bn", "layers", "layers.0", "layers.1", "heads", "heads.a"]
+    assert [n for n, _ in net.named_modules()] == [
+        "",
+        "block",
+        "block.lin",
+        "block.bn",
+        "layers",
+        "layers.0",
+        "layers.1",
+        "heads",
+        "heads.a",
+    ]
     assert [type(c).__name__ for c in net.children()] == ["Block", "ModuleList", "ModuleDict"]
     assert len(list(net.modules())) == 9
     assert "block.cache" not in net.state_dict() and "block.steps" in net.state_dict()
@@ -137,7 +147,9 @@ def test_train_eval_apply_freeze_repr() -> None:
     assert net.num_parameters(trainable_only=True) == net.num_parameters()
     r = repr(net)
     assert r.startswith("Net(\n  (block): Block(\n    (lin): Linear(in_features=3, out_features=4, bias=True)")
-    assert "(layers): ModuleList(\n    (0): Linear" in r and "(a): Linear(in_features=2, out_features=1, bias=True)" in r
+    assert (
+        "(layers): ModuleList(\n    (0): Linear" in r and "(a): Linear(in_features=2, out_features=1, bias=True)" in r
+    )
 
 
 def test_containers() -> None:
@@ -210,7 +222,7 @@ def test_grad_of_module_returns_module_of_gradients() -> None:
     v, grads = nn.value_and_grad(net2, lambda a, b: _loss(net2, a, b))(x, y)
     paths, leaves, _ = tu.tree_flatten_with_path(g)
     assert paths == list(grads)
-    for p, leaf in zip(paths, leaves):
+    for p, leaf in zip(paths, leaves, strict=False):
         np.testing.assert_allclose(N(leaf), N(grads[p]), rtol=1e-12, atol=1e-14)
     # the model passed to grad was not touched (its BatchNorm ran on a copy)
     for k, val in net.state_dict().items():
@@ -233,7 +245,10 @@ def test_vmap_over_module_and_stacked_modules() -> None:
 
 
 def test_ensembling_with_stack_module_state() -> None:
-    models = [nn.Sequential(nn.Linear(3, 4, dtype=fl.float64), nn.BatchNorm1d(4, dtype=fl.float64), nn.Tanh()).eval() for _ in range(3)]
+    models = [
+        nn.Sequential(nn.Linear(3, 4, dtype=fl.float64), nn.BatchNorm1d(4, dtype=fl.float64), nn.Tanh()).eval()
+        for _ in range(3)
+    ]
     for i, m in enumerate(models):
         m[1].running_mean = fl.full((4,), 0.1 * i, dtype=fl.float64)
     params, buffers = nn.stack_module_state(models)
@@ -362,7 +377,9 @@ def test_grad_of_module_with_batchnorm_inside_jvp_and_grad_of_grad() -> None:
     w0 = model[0].weight
     _, t = fl.jvp(lambda w: fl.sum(nn.functional_call(model, {"0.weight": w}, x)), (w0,), (fl.ones_like(w0),))
     assert not model[1].running_mean.is_tracer
-    hvp = fl.grad(lambda w: fl.sum(fl.grad(lambda u: fl.sum(nn.functional_call(model, {"0.weight": u}, x) ** 2))(w)))(w0)
+    hvp = fl.grad(lambda w: fl.sum(fl.grad(lambda u: fl.sum(nn.functional_call(model, {"0.weight": u}, x) ** 2))(w)))(
+        w0
+    )
     assert hvp.shape == w0.shape
     assert not model[1].running_mean.is_tracer
 

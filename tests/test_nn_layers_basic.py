@@ -109,7 +109,7 @@ for _name in act_mod._TABLE:
     CASES.append(
         Case(
             _name,
-            (lambda n, a, k: (lambda dt: getattr(nn, n)(*a, **k)))(_name, _a, _k),
+            (lambda n, a, k: lambda dt: getattr(nn, n)(*a, **k))(_name, _a, _k),
             _away_from(ACT_KINKS.get(_name, []), 3, 4),
             _tm(_name, *_a, **_k),
         )
@@ -124,7 +124,7 @@ CASES += [
     Case(
         "Bilinear",
         lambda dt: nn.Bilinear(3, 2, 4, dtype=dt),
-        (lambda a, b: (lambda dt: (T(a, dt), T(b, dt))))(RNG.normal(size=(5, 3)), RNG.normal(size=(5, 2))),
+        (lambda a, b: lambda dt: (T(a, dt), T(b, dt)))(RNG.normal(size=(5, 3)), RNG.normal(size=(5, 2))),
         _tm("Bilinear", 3, 2, 4),
     ),
     Case("Identity", lambda dt: nn.Identity(), _x(2, 3), _tm("Identity")),
@@ -138,22 +138,32 @@ CASES += [
     Case(
         "Embedding",
         lambda dt: nn.Embedding(6, 3, dtype=dt),
-        (lambda i: (lambda dt: (T(i),)))(np.array([[0, 1, 5], [2, 2, 3]], dtype=np.int64)),
+        (lambda i: lambda dt: (T(i),))(np.array([[0, 1, 5], [2, 2, 3]], dtype=np.int64)),
         _tm("Embedding", 6, 3),
         int_input=True,
     ),
     Case(  # the padding row gets no gradient (so no finite-difference check)
         "Embedding-pad",
         lambda dt: nn.Embedding(6, 3, padding_idx=1, dtype=dt),
-        (lambda i: (lambda dt: (T(i),)))(np.array([[0, 1, 5], [2, 2, 3]], dtype=np.int64)),
+        (lambda i: lambda dt: (T(i),))(np.array([[0, 1, 5], [2, 2, 3]], dtype=np.int64)),
         _tm("Embedding", 6, 3, padding_idx=1),
         int_input=True,
         fd=False,
     ),
-    Case("BatchNorm1d-eval", lambda dt: _bn_eval(nn.BatchNorm1d(3, dtype=dt)), _x(4, 3), lambda: _bn_eval(_tm("BatchNorm1d", 3)())),
+    Case(
+        "BatchNorm1d-eval",
+        lambda dt: _bn_eval(nn.BatchNorm1d(3, dtype=dt)),
+        _x(4, 3),
+        lambda: _bn_eval(_tm("BatchNorm1d", 3)()),
+    ),
     Case("BatchNorm1d", lambda dt: nn.BatchNorm1d(3, dtype=dt), _x(4, 3, 5), _tm("BatchNorm1d", 3), train=True),
     Case("BatchNorm2d", lambda dt: nn.BatchNorm2d(2, dtype=dt), _x(3, 2, 3, 3), _tm("BatchNorm2d", 2), train=True),
-    Case("BatchNorm2d-eval", lambda dt: _bn_eval(nn.BatchNorm2d(2, dtype=dt)), _x(3, 2, 3, 3), lambda: _bn_eval(_tm("BatchNorm2d", 2)())),
+    Case(
+        "BatchNorm2d-eval",
+        lambda dt: _bn_eval(nn.BatchNorm2d(2, dtype=dt)),
+        _x(3, 2, 3, 3),
+        lambda: _bn_eval(_tm("BatchNorm2d", 2)()),
+    ),
     Case("LayerNorm", lambda dt: _randomise(nn.LayerNorm(4, dtype=dt)), _x(2, 3, 4), _tm("LayerNorm", 4)),
     Case("LayerNorm-2d", lambda dt: _randomise(nn.LayerNorm((3, 4), dtype=dt)), _x(2, 3, 4), _tm("LayerNorm", (3, 4))),
     Case("GroupNorm", lambda dt: _randomise(nn.GroupNorm(2, 4, dtype=dt)), _x(2, 4, 3), _tm("GroupNorm", 2, 4)),
@@ -239,16 +249,18 @@ def test_finite_differences(case: Case) -> None:
         m.load_state_dict(saved)
     flat_p = list(params.items())
     h = 1e-6
-    for k in range(2):
+    for _k in range(2):
         vs_p = {n: T(RNG.normal(size=p.shape), fl.float64) for n, p in flat_p}
         vs_x = [T(RNG.normal(size=x.shape), fl.float64) for x in diff_inputs]
-        plus = f({n: p + h * vs_p[n] for n, p in flat_p}, *[x + h * v for x, v in zip(diff_inputs, vs_x)])
-        minus = f({n: p - h * vs_p[n] for n, p in flat_p}, *[x - h * v for x, v in zip(diff_inputs, vs_x)])
+        plus = f({n: p + h * vs_p[n] for n, p in flat_p}, *[x + h * v for x, v in zip(diff_inputs, vs_x, strict=False)])
+        minus = f(
+            {n: p - h * vs_p[n] for n, p in flat_p}, *[x - h * v for x, v in zip(diff_inputs, vs_x, strict=False)]
+        )
         if case.train:
             m.load_state_dict(saved)
         fd = (float(plus) - float(minus)) / (2 * h)
         an = sum(float(fl.sum(g[0][n] * vs_p[n])) for n, _ in flat_p)
-        an += sum(float(fl.sum(gx * v)) for gx, v in zip(g[1:], vs_x))
+        an += sum(float(fl.sum(gx * v)) for gx, v in zip(g[1:], vs_x, strict=False))
         assert math.isclose(an, fd, rel_tol=1e-5, abs_tol=1e-6), (case.name, an, fd)
 
 
@@ -311,7 +323,7 @@ def test_matches_torch(case: Case) -> None:
 
     def f(p: dict[str, Any], *inp: Any) -> Any:
         full = list(xs)
-        for i, v in zip(diff, inp):
+        for i, v in zip(diff, inp, strict=False):
             full[i] = v
         return fl.sum(nn.functional_call(m, p, *full) * T(ct))
 
@@ -326,7 +338,7 @@ def test_matches_torch(case: Case) -> None:
     for n, g in grads[0].items():
         tg = dict(tm.named_parameters())[n].grad
         np.testing.assert_allclose(N(g), tg.numpy(), rtol=rtol, atol=1e-11, err_msg=n)
-    for i, g in zip(diff, grads[1:]):
+    for i, g in zip(diff, grads[1:], strict=False):
         np.testing.assert_allclose(N(g), txs[i].grad.numpy(), rtol=rtol, atol=1e-11)
 
 
@@ -410,27 +422,97 @@ LOSSES: list[tuple[str, Callable[[], tuple[list[np.ndarray], list[bool], dict[st
     ("cross_entropy", lambda: ([_logits(), np.array([0, -100, 2, 3, 1])], [True, False], {"label_smoothing": 0.1})),
     (
         "cross_entropy",
-        lambda: ([_logits(), np.array([0, 1, 2, 3, 3])], [True, False], {"weight": np.array([1.0, 2.0, 0.5, 1.5]), "label_smoothing": 0.2}),
+        lambda: (
+            [_logits(), np.array([0, 1, 2, 3, 3])],
+            [True, False],
+            {"weight": np.array([1.0, 2.0, 0.5, 1.5]), "label_smoothing": 0.2},
+        ),
     ),
-    ("cross_entropy", lambda: ([_logits(), np.array([0, 1, 2, 3, 3])], [True, False], {"reduction": "sum", "ignore_index": 3})),
+    (
+        "cross_entropy",
+        lambda: ([_logits(), np.array([0, 1, 2, 3, 3])], [True, False], {"reduction": "sum", "ignore_index": 3}),
+    ),
     ("cross_entropy", lambda: ([_logits(), RNG.dirichlet(np.ones(4), size=5)], [True, True], {"label_smoothing": 0.1})),
-    ("cross_entropy", lambda: ([RNG.normal(size=(2, 3, 4)), np.array([[0, 1, 2, 1], [2, 2, 0, 1]])], [True, False], {"reduction": "none"})),
-    ("nll_loss", lambda: ([np.log(RNG.dirichlet(np.ones(3), size=4)), np.array([0, 2, 1, 1])], [True, False], {"weight": np.array([0.2, 1.0, 3.0])})),
+    (
+        "cross_entropy",
+        lambda: (
+            [RNG.normal(size=(2, 3, 4)), np.array([[0, 1, 2, 1], [2, 2, 0, 1]])],
+            [True, False],
+            {"reduction": "none"},
+        ),
+    ),
+    (
+        "nll_loss",
+        lambda: (
+            [np.log(RNG.dirichlet(np.ones(3), size=4)), np.array([0, 2, 1, 1])],
+            [True, False],
+            {"weight": np.array([0.2, 1.0, 3.0])},
+        ),
+    ),
     ("mse_loss", lambda: ([RNG.normal(size=(3, 4)), RNG.normal(size=(3, 4))], [True, True], {})),
     ("l1_loss", lambda: ([RNG.normal(size=(3, 4)), RNG.normal(size=(3, 4))], [True, True], {"reduction": "sum"})),
     ("smooth_l1_loss", lambda: ([RNG.normal(size=(3, 4)) * 2, RNG.normal(size=(3, 4))], [True, True], {"beta": 0.7})),
     ("huber_loss", lambda: ([RNG.normal(size=(3, 4)) * 2, RNG.normal(size=(3, 4))], [True, True], {"delta": 0.6})),
-    ("binary_cross_entropy", lambda: ([RNG.uniform(0.05, 0.95, size=(6,)), RNG.uniform(0, 1, size=(6,))], [True, True], {})),
+    (
+        "binary_cross_entropy",
+        lambda: ([RNG.uniform(0.05, 0.95, size=(6,)), RNG.uniform(0, 1, size=(6,))], [True, True], {}),
+    ),
     (
         "binary_cross_entropy_with_logits",
-        lambda: ([np.array([1e4, -1e4, 0.5, -2.0, 3.0, 1e4]), RNG.uniform(0, 1, size=(6,))], [True, True], {"pos_weight": np.array([2.0])}),
+        lambda: (
+            [np.array([1e4, -1e4, 0.5, -2.0, 3.0, 1e4]), RNG.uniform(0, 1, size=(6,))],
+            [True, True],
+            {"pos_weight": np.array([2.0])},
+        ),
     ),
-    ("kl_div", lambda: ([np.log(RNG.dirichlet(np.ones(4), size=3)), RNG.dirichlet(np.ones(4), size=3)], [True, True], {"reduction": "batchmean"})),
-    ("kl_div", lambda: ([np.log(RNG.dirichlet(np.ones(4), size=3)), np.log(RNG.dirichlet(np.ones(4), size=3))], [True, True], {"log_target": True, "reduction": "sum"})),
-    ("cosine_embedding_loss", lambda: ([RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3)), np.array([1.0, -1.0, 1.0, -1.0])], [True, True, False], {"margin": 0.1})),
-    ("margin_ranking_loss", lambda: ([RNG.normal(size=(5,)), RNG.normal(size=(5,)), np.array([1.0, -1.0, 1.0, -1.0, 1.0])], [True, True, False], {"margin": 0.2})),
-    ("triplet_margin_loss", lambda: ([RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3))], [True, True, True], {"margin": 2.0, "swap": True})),
-    ("gaussian_nll_loss", lambda: ([RNG.normal(size=(4, 2)), RNG.normal(size=(4, 2)), RNG.uniform(0.1, 2, size=(4, 2))], [True, True, True], {"full": True})),
+    (
+        "kl_div",
+        lambda: (
+            [np.log(RNG.dirichlet(np.ones(4), size=3)), RNG.dirichlet(np.ones(4), size=3)],
+            [True, True],
+            {"reduction": "batchmean"},
+        ),
+    ),
+    (
+        "kl_div",
+        lambda: (
+            [np.log(RNG.dirichlet(np.ones(4), size=3)), np.log(RNG.dirichlet(np.ones(4), size=3))],
+            [True, True],
+            {"log_target": True, "reduction": "sum"},
+        ),
+    ),
+    (
+        "cosine_embedding_loss",
+        lambda: (
+            [RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3)), np.array([1.0, -1.0, 1.0, -1.0])],
+            [True, True, False],
+            {"margin": 0.1},
+        ),
+    ),
+    (
+        "margin_ranking_loss",
+        lambda: (
+            [RNG.normal(size=(5,)), RNG.normal(size=(5,)), np.array([1.0, -1.0, 1.0, -1.0, 1.0])],
+            [True, True, False],
+            {"margin": 0.2},
+        ),
+    ),
+    (
+        "triplet_margin_loss",
+        lambda: (
+            [RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3))],
+            [True, True, True],
+            {"margin": 2.0, "swap": True},
+        ),
+    ),
+    (
+        "gaussian_nll_loss",
+        lambda: (
+            [RNG.normal(size=(4, 2)), RNG.normal(size=(4, 2)), RNG.uniform(0.1, 2, size=(4, 2))],
+            [True, True, True],
+            {"full": True},
+        ),
+    ),
 ]
 
 
@@ -451,7 +533,7 @@ def test_losses_match_torch(name: str, make: Callable[..., Any]) -> None:
 
     def f(*d: Any) -> Any:
         full = list(args)
-        for i, v in zip(idx, d):
+        for i, v in zip(idx, d, strict=False):
             full[i] = v
         return fn(*full, **kws)
 
@@ -466,7 +548,7 @@ def test_losses_match_torch(name: str, make: Callable[..., Any]) -> None:
     (tout * torch.from_numpy(ct)).sum().backward()
     _, f_vjp = fl.vjp(f, *[args[i] for i in idx])
     grads = f_vjp(T(ct, fl.float64))
-    for i, g in zip(idx, grads):
+    for i, g in zip(idx, grads, strict=False):
         np.testing.assert_allclose(N(g), targs[i].grad.numpy(), rtol=1e-8, atol=1e-10)
         assert np.isfinite(N(g)).all()
 

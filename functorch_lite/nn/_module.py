@@ -256,7 +256,9 @@ class Module:
         for part in target.split("."):
             nxt = mod._modules.get(part)
             if nxt is None:
-                raise AttributeError(f"get_submodule: {type(mod).__name__} has no submodule {part!r} (path {target!r}).")
+                raise AttributeError(
+                    f"get_submodule: {type(mod).__name__} has no submodule {part!r} (path {target!r})."
+                )
             mod = nxt
         return mod
 
@@ -268,7 +270,9 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # -- iteration ----------------------------------------------------------------------------------
-    def named_modules(self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for self and every descendant, self first (``""``).
 
         Example:
@@ -308,7 +312,9 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def _named_members(self, kind: str, prefix: str, recurse: bool, remove_duplicate: bool) -> Iterator[tuple[str, Any, Module, str]]:
+    def _named_members(
+        self, kind: str, prefix: str, recurse: bool, remove_duplicate: bool
+    ) -> Iterator[tuple[str, Any, Module, str]]:
         seen: set[int] = set()
         mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for mprefix, mod in mods:
@@ -321,7 +327,9 @@ class Module:
                     seen.add(id(v))
                 yield (f"{mprefix}.{name}" if mprefix else name), v, mod, name
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
         """(dotted name, parameter) pairs; a tied parameter is listed once, under its first name.
 
         Example:
@@ -337,7 +345,9 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Tensor]]:
         """(dotted name, buffer) pairs."""
         for name, v, _, _ in self._named_members("_buffers", prefix, recurse, remove_duplicate):
             yield name, v
@@ -576,7 +586,9 @@ class _Static:
         d = m.__dict__
         self.cls = type(m)
         self.keys = keys
-        self.attrs = {k: v for k, v in d.items() if k not in ("_parameters", "_buffers", "_modules", "_frozen", "_non_persistent")}
+        self.attrs = {
+            k: v for k, v in d.items() if k not in ("_parameters", "_buffers", "_modules", "_frozen", "_non_persistent")
+        }
         self.params = dict(d["_parameters"])
         self.buffers = dict(d["_buffers"])
         self.modules = tuple(d["_modules"])

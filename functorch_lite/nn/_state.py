@@ -146,7 +146,9 @@ def load_state_dict(module: Module, state_dict: Mapping[str, Any], strict: bool 
 # ------------------------------------------------------------------------------------------------
 # safetensors files
 # ------------------------------------------------------------------------------------------------
-def save(obj: Module | Mapping[str, Any], path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> None:
+def save(
+    obj: Module | Mapping[str, Any], path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+) -> None:
     """Write a model's state dict (or a dict of Tensors) to a safetensors file, atomically.
 
     Tensors that share memory (tied weights) are written once; their other names
@@ -249,4 +251,3 @@ def load(path: str | os.PathLike[str], backend: str | None = None, *, with_metad
         user = json.loads(meta.get(_META_USER, "{}"))
         return out, user
     return out
-

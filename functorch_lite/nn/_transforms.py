@@ -123,7 +123,9 @@ def _merge(params_and_buffers: Any) -> dict[str, Any]:
     )
 
 
-def functional_call_with_state(model: Module, params_and_buffers: Any, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+def functional_call_with_state(
+    model: Module, params_and_buffers: Any, *args: Any, **kwargs: Any
+) -> tuple[Any, dict[str, Any]]:
     """Run ``model(*args, **kwargs)`` with the given Tensors; return ``(output, buffers)``.
 
     ``buffers`` holds every buffer's value after the call (BatchNorm's updated
@@ -261,7 +263,9 @@ def stack_module_state(models: Sequence[Module]) -> tuple[dict[str, Tensor], dic
     bnames = [n for n, _ in models[0].named_buffers()]
     for m in models[1:]:
         if [n for n, _ in m.named_parameters()] != names or [n for n, _ in m.named_buffers()] != bnames:
-            raise TransformError("stack_module_state: the models must share one architecture (same parameter and buffer names).")
+            raise TransformError(
+                "stack_module_state: the models must share one architecture (same parameter and buffer names)."
+            )
     params = {n: stack([dict(m.named_parameters())[n] for m in models], axis=0) for n in names}
     buffers = {n: stack([dict(m.named_buffers())[n] for m in models], axis=0) for n in bnames}
     return params, buffers

@@ -42,14 +42,18 @@ def _key(key: Any) -> Any:
     return R.next_key()
 
 
-def _uniform(key: Any, shape: tuple[int, ...], dtype: Any, low: float, high: float, like: Tensor | None = None) -> Tensor:
+def _uniform(
+    key: Any, shape: tuple[int, ...], dtype: Any, low: float, high: float, like: Tensor | None = None
+) -> Tensor:
     from .. import random as R
 
     u = R.uniform(_key(key), shape, dtype=dtype)
     return _on_backend(u * (high - low) + low, like)
 
 
-def _normal(key: Any, shape: tuple[int, ...], dtype: Any, mean: float, std: float, like: Tensor | None = None) -> Tensor:
+def _normal(
+    key: Any, shape: tuple[int, ...], dtype: Any, mean: float, std: float, like: Tensor | None = None
+) -> Tensor:
     from .. import random as R
 
     z = R.normal(_key(key), shape, dtype=dtype)
@@ -98,9 +102,7 @@ def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     """
     shape = tensor.shape
     if len(shape) < 2:
-        raise ShapeError(
-            f"nn.init: fan in and fan out need a Tensor with at least 2 dimensions; got shape {shape}."
-        )
+        raise ShapeError(f"nn.init: fan in and fan out need a Tensor with at least 2 dimensions; got shape {shape}.")
     receptive = 1
     for s in shape[2:]:
         receptive *= s
@@ -122,7 +124,16 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         >>> round(nn.init.calculate_gain("relu"), 4)
         1.4142
     """
-    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid")
+    linear = (
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "sigmoid",
+    )
     if nonlinearity in linear:
         return 1.0
     if nonlinearity == "tanh":

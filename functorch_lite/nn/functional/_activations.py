@@ -485,7 +485,9 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     w = _t(weight)
     if w.size > 1:
         if x.ndim < 2 and x.ndim != 1:
-            raise ConfigError(f"prelu: a weight of {w.size} elements needs an input with a channel dim; got shape {x.shape}.")
+            raise ConfigError(
+                f"prelu: a weight of {w.size} elements needs an input with a channel dim; got shape {x.shape}."
+            )
         c = x.shape[1] if x.ndim >= 2 else x.shape[0]
         if w.size != c:
             raise ConfigError(f"prelu: weight has {w.size} elements but the input has {c} channels (dim 1).")

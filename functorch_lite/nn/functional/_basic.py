@@ -137,7 +137,9 @@ def _channel_dropout(x: Tensor, p: float, training: bool, key: Any, spatial: int
     return fl.where(mask, x * (1.0 / keep), 0.0)
 
 
-def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, key: Any = None) -> Tensor:
+def dropout1d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, key: Any = None
+) -> Tensor:
     """Zero whole channels of (N, C, L) input with probability ``p``.
 
     Example:
@@ -149,7 +151,9 @@ def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     return _channel_dropout(_t(input), p, training, key, 1, "dropout1d")
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, key: Any = None) -> Tensor:
+def dropout2d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *, key: Any = None
+) -> Tensor:
     """Zero whole channels of (N, C, H, W) input with probability ``p``.
 
     Example:
@@ -186,7 +190,9 @@ def embedding(
     if w.ndim != 2:
         raise ShapeError(f"embedding: weight must be 2-d (num_embeddings, embedding_dim); got shape {w.shape}.")
     if max_norm is not None or scale_grad_by_freq or sparse:
-        raise ConfigError("embedding: max_norm, scale_grad_by_freq and sparse are not supported; leave them at their defaults.")
+        raise ConfigError(
+            "embedding: max_norm, scale_grad_by_freq and sparse are not supported; leave them at their defaults."
+        )
     n = w.shape[0]
     if padding_idx is not None:
         if not -n <= padding_idx < n:
@@ -282,7 +288,9 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
             x = fl.concat(parts, axis=axis)
             continue
         if lo < 0 or hi < 0:
-            raise ConfigError(f"pad: negative padding is only allowed with mode='constant'; got {pad} with mode={mode!r}.")
+            raise ConfigError(
+                f"pad: negative padding is only allowed with mode='constant'; got {pad} with mode={mode!r}."
+            )
         if mode == "reflect":
             if lo >= n or hi >= n:
                 raise ConfigError(
@@ -544,7 +552,10 @@ def instance_norm(
             n *= s
         bm = fl.stop_gradient(fl.mean(fl.reshape(mean, (x.shape[0], c)), axis=0))
         bv = fl.stop_gradient(fl.mean(fl.reshape(var, (x.shape[0], c)), axis=0)) * (n / max(n - 1, 1))
-        for old, new in ((running_mean, running_mean * (1 - momentum) + bm * momentum), (running_var, running_var * (1 - momentum) + bv * momentum)):
+        for old, new in (
+            (running_mean, running_mean * (1 - momentum) + bm * momentum),
+            (running_var, running_var * (1 - momentum) + bv * momentum),
+        ):
             old._a, old._xp, old._t = new._a, new._xp, new._t
     return _affine(y, weight, bias, shape)
 
@@ -576,4 +587,3 @@ def group_norm(
     var = fl.mean(gc * gc, axis=2, keepdims=True)
     y = fl.reshape(gc / fl.sqrt(var + eps), x.shape)
     return _affine(y, weight, bias, (c,) + (1,) * (x.ndim - 2))
-

@@ -96,7 +96,7 @@ def nll_loss(
     cd = _class_dim(x)
     if x.ndim == 0 or t.shape != x.shape[:cd] + x.shape[cd + 1 :]:
         raise ShapeError(
-            f"nll_loss: input of shape {x.shape} needs a target of shape {x.shape[:cd] + x.shape[cd + 1:]} "
+            f"nll_loss: input of shape {x.shape} needs a target of shape {x.shape[:cd] + x.shape[cd + 1 :]} "
             f"(the input without its class dim {cd}); got {t.shape}."
         )
     c = x.shape[cd]
@@ -240,9 +240,7 @@ def binary_cross_entropy_with_logits(
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     x, t = _t(input), _t(target)
     if x.shape != t.shape:
-        raise ShapeError(
-            f"binary_cross_entropy_with_logits: target shape {t.shape} must equal input shape {x.shape}."
-        )
+        raise ShapeError(f"binary_cross_entropy_with_logits: target shape {t.shape} must equal input shape {x.shape}.")
     sp = fl.logaddexp(fl.zeros_like(x), -x)  # log(1 + exp(-x)), finite for any x
     if pos_weight is not None:
         lw = (pos_weight - 1.0) * t + 1.0
@@ -290,7 +288,14 @@ def kl_div(
 # ------------------------------------------------------------------------------------------------
 # regression
 # ------------------------------------------------------------------------------------------------
-def mse_loss(input: Tensor, target: Tensor, size_average: Any = None, reduce: Any = None, reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: Any = None,
+    reduce: Any = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
     """Mean squared error.
 
     Example:
@@ -307,7 +312,14 @@ def mse_loss(input: Tensor, target: Tensor, size_average: Any = None, reduce: An
     return _reduce(loss, reduction, "mse_loss")
 
 
-def l1_loss(input: Tensor, target: Tensor, size_average: Any = None, reduce: Any = None, reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+def l1_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: Any = None,
+    reduce: Any = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
     """Mean absolute error.
 
     Example:
@@ -324,7 +336,12 @@ def l1_loss(input: Tensor, target: Tensor, size_average: Any = None, reduce: Any
 
 
 def smooth_l1_loss(
-    input: Tensor, target: Tensor, size_average: Any = None, reduce: Any = None, reduction: str = "mean", beta: float = 1.0
+    input: Tensor,
+    target: Tensor,
+    size_average: Any = None,
+    reduce: Any = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
 ) -> Tensor:
     """0.5 d² / beta where |d| < beta, else |d| - 0.5 beta.
 
@@ -344,7 +361,9 @@ def smooth_l1_loss(
     return _reduce(loss, reduction, "smooth_l1_loss")
 
 
-def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0, weight: Tensor | None = None) -> Tensor:
+def huber_loss(
+    input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0, weight: Tensor | None = None
+) -> Tensor:
     """0.5 d² where |d| < delta, else delta (|d| - 0.5 delta).
 
     Example:
@@ -538,7 +557,9 @@ def triplet_margin_loss(
     return _reduce(fl.maximum(dp - dn + margin, 0.0), reduction, "triplet_margin_loss")
 
 
-def soft_margin_loss(input: Tensor, target: Tensor, size_average: Any = None, reduce: Any = None, reduction: str = "mean") -> Tensor:
+def soft_margin_loss(
+    input: Tensor, target: Tensor, size_average: Any = None, reduce: Any = None, reduction: str = "mean"
+) -> Tensor:
     """log(1 + exp(-y x)), stable.
 
     Example:

@@ -13,7 +13,18 @@ from .. import functional as F
 from .. import init
 from .._module import Module, Parameter
 
-__all__ = ["Linear", "Bilinear", "Identity", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Embedding", "split_key"]
+__all__ = [
+    "Linear",
+    "Bilinear",
+    "Identity",
+    "Flatten",
+    "Unflatten",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Embedding",
+    "split_key",
+]
 
 
 def split_key(key: Any, n: int) -> list[Any]:
@@ -51,7 +62,14 @@ class Linear(Module):
     """
 
     def __init__(
-        self, in_features: int, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None, *, key: Any = None
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        key: Any = None,
     ) -> None:
         super().__init__()
         _check_positive("in_features", in_features, "Linear", allow_zero=True)
@@ -172,7 +190,9 @@ class Flatten(Module):
         s = self.start_dim % nd
         e = self.end_dim % nd
         if s > e:
-            raise ShapeError(f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim} for a {nd}-d input.")
+            raise ShapeError(
+                f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim} for a {nd}-d input."
+            )
         shape = x.shape
         n = 1
         for d in shape[s : e + 1]:
@@ -297,7 +317,9 @@ class Embedding(Module):
         _check_positive("embedding_dim", embedding_dim, "Embedding")
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ConfigError(f"Embedding: padding_idx={padding_idx} is out of range for {num_embeddings} embeddings.")
+                raise ConfigError(
+                    f"Embedding: padding_idx={padding_idx} is out of range for {num_embeddings} embeddings."
+                )
             padding_idx %= num_embeddings
         if max_norm is not None or scale_grad_by_freq or sparse:
             raise ConfigError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported.")
@@ -307,10 +329,14 @@ class Embedding(Module):
         if _weight is not None:
             w = _weight if isinstance(_weight, fl.Tensor) else fl.asarray(_weight)
             if w.shape != (num_embeddings, embedding_dim):
-                raise ShapeError(f"Embedding: _weight must have shape {(num_embeddings, embedding_dim)}; got {w.shape}.")
+                raise ShapeError(
+                    f"Embedding: _weight must have shape {(num_embeddings, embedding_dim)}; got {w.shape}."
+                )
             self.weight = Parameter(w, requires_grad=not _freeze)
         else:
-            self.weight = Parameter(fl.empty((num_embeddings, embedding_dim), dtype=dtype, device=device), requires_grad=not _freeze)
+            self.weight = Parameter(
+                fl.empty((num_embeddings, embedding_dim), dtype=dtype, device=device), requires_grad=not _freeze
+            )
             self.reset_parameters(key=key)
 
     def reset_parameters(self, *, key: Any = None) -> None:

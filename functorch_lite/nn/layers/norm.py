@@ -312,11 +312,19 @@ class GroupNorm(Module):
     """
 
     def __init__(
-        self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, device: Any = None, dtype: Any = None
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: Any = None,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
         if not isinstance(num_groups, int) or num_groups <= 0 or num_channels % num_groups:
-            raise ConfigError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups}).")
+            raise ConfigError(
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})."
+            )
         self.num_groups = num_groups
         self.num_channels = num_channels
         self.eps = eps
