@@ -457,3 +457,21 @@ def test_mlp_trains_on_digits() -> None:
     acc = (pred == yte).mean()
     assert acc >= 0.97, acc
     assert time.perf_counter() - start < 60  # about 5 s on an idle 2-core machine
+
+
+def test_per_example_gradients_of_a_module() -> None:
+    lin = nn.Linear(3, 4, dtype=fl.float64)
+    xs = T(RNG.normal(size=(6, 3)), fl.float64)
+    ys = T(RNG.integers(0, 4, size=6))
+
+    def loss(m: nn.Module, x: Any, y: Any) -> Any:
+        return F.cross_entropy(m(x[None]), y[None])
+
+    g = fl.vmap(fl.grad(loss), in_axes=(None, 0, 0))(lin, xs, ys)
+    loop = np.stack([N(fl.grad(loss)(lin, xs[i], ys[i]).weight) for i in range(6)])
+    np.testing.assert_allclose(N(g.weight), loop, rtol=1e-12, atol=1e-14)
+    # the same through the MLX-style API, vmapped
+    vg = nn.value_and_grad(lin, lambda x, y: F.cross_entropy(lin(x[None]), y[None]))
+    losses, grads = fl.vmap(vg)(xs, ys)
+    assert losses.shape == (6,)
+    np.testing.assert_allclose(N(grads["weight"]), loop, rtol=1e-12, atol=1e-14)
