@@ -304,7 +304,8 @@ def getitem(x: Any, key: Any) -> Tensor:
             xp = x._xp
             t = _new(Tensor)
             # A trailing ellipsis: array_api_strict refuses keys that name fewer axes than ndim.
-            t._a = x._a[key + (...,) if key.__class__ is tuple and ... not in key else key]
+            k = key if key.__class__ is tuple else (key,)
+            t._a = x._a[k + (...,) if ... not in k else k]
             t._xp = xp
             t._t = None
             return t
