@@ -63,7 +63,7 @@ class Optimizer:
     def _build(self, hparams: dict[str, Any]) -> GradientTransformation:
         now = {k: (v(0) if callable(v) else v) for k, v in hparams.items()}
         type(self).factory(**now)  # raises ConfigError for bad settings, before anything changes
-        static = tuple(k for k in hparams if k != "lr")
+        static = tuple(k for k, v in hparams.items() if k != "lr" and not callable(v))
         return inject_hyperparams(type(self).factory, static_args=static)(**hparams)
 
     def __repr__(self) -> str:
@@ -135,6 +135,9 @@ class Optimizer:
     def _step(self, p: dict[str, Tensor], grads: Any) -> dict[str, Tensor]:
         g = flat(grads, "grads")
         state, known = self._prepared(p, g)
+        for k, v in g.items():  # gradients take their parameter's dtype, as in PyTorch
+            if v.dtype != p[k].dtype:
+                g = {**g, k: ops.astype(v, p[k].dtype)}
         updates, new_state = self._tx.update(g, state, {k: p[k] for k in g})
         out = {k: add_update(p[k], u) for k, u in flat(updates, "updates").items()}
         self._state, self._known, self._verify_pending = new_state, known, False
@@ -156,8 +159,12 @@ class Optimizer:
         ``grads`` is a pytree of the model's structure (None leaves are skipped) or a dict
         keyed by dotted parameter name, such as ``nn.value_and_grad`` returns.
         """
-        paths, leaves, _ = tree_util.tree_flatten_with_path(model)
-        targets = {k: v for k, v in zip(paths, leaves, strict=False) if isinstance(v, Tensor)}
+        named = getattr(model, "named_parameters", None)
+        if callable(named) and not isinstance(model, dict):  # a Module: its names are its pytree paths
+            targets = {k: v for k, v in named() if isinstance(v, Tensor)}
+        else:
+            paths, leaves, _ = tree_util.tree_flatten_with_path(model)
+            targets = {k: v for k, v in zip(paths, leaves, strict=False) if isinstance(v, Tensor)}
         new = self._step(targets, grads)
         for k, v in new.items():
             rebind(targets[k], v)
