@@ -150,7 +150,10 @@ def _check_vmap_randomness(k: Tensor, opname: str) -> Tensor:
         if mode == "same":
             continue
         if mode == "different":
-            k = fold_in(k, tr.tracer(_iota(tr.axis_size, k), 0))
+            # NOTE: a chunked vmap (chunk_size) may set ``index_offset`` on its trace so that
+            # chunks fold in their global batch indices rather than 0..chunk-1 each.
+            idx = _iota(tr.axis_size, k) + getattr(tr, "index_offset", 0)
+            k = fold_in(k, tr.tracer(idx, 0))
             continue
         raise RandomnessError(
             f"{opname}: a random op ran under vmap(randomness='error') with a key that is the same "

@@ -353,6 +353,13 @@ def test_randomness_same_and_different() -> None:
     assert len(set(sd[0].tolist())) == 3
 
 
+def test_randomness_different_with_chunks() -> None:
+    f = lambda x: x + fr.uniform(K0)  # noqa: E731
+    whole = A(fl.vmap(f, randomness="different")(fl.zeros((6,))))
+    chunked = A(fl.vmap(f, randomness="different", chunk_size=4)(fl.zeros((6,))))
+    np.testing.assert_array_equal(chunked, whole)  # chunks fold in their global indices
+
+
 def test_check_vmap_randomness_helper() -> None:
     k = fr._check_vmap_randomness(K0, "dropout")  # outside vmap: unchanged
     assert k is K0

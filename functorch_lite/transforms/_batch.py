@@ -41,13 +41,14 @@ class BatchPayload(Payload):
 
 
 class BatchTrace(Trace):
-    __slots__ = ("axis_size", "randomness")
+    __slots__ = ("axis_size", "randomness", "index_offset")
     kind_name = "vmap"
 
-    def __init__(self, level: int, axis_size: int, randomness: str = "error") -> None:
+    def __init__(self, level: int, axis_size: int, randomness: str = "error", index_offset: int = 0) -> None:
         super().__init__(level)
         self.axis_size = axis_size
         self.randomness = randomness
+        self.index_offset = index_offset  # first batch index of this chunk (randomness="different")
 
     def tracer(self, val: Tensor, bdim: int) -> Tensor:
         return make_tracer(BatchPayload(self, val, bdim), val._xp)

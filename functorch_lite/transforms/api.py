@@ -500,8 +500,9 @@ def _vmap_once(
     n: int,
     out_axes: Any,
     randomness: str,
+    index_offset: int = 0,
 ) -> Any:
-    with new_trace(BatchTrace, axis_size=n, randomness=randomness) as tr:
+    with new_trace(BatchTrace, axis_size=n, randomness=randomness, index_offset=index_offset) as tr:
         tracers = [x if ax is None else tr.tracer(x, ax) for x, ax in zip(leaves, axes, strict=True)]
         out = f(*tu.tree_unflatten(tree, tracers), **kwargs)
         o_leaves, o_tree = tu.tree_flatten(out)
@@ -561,7 +562,7 @@ def _chunked(
             x if ax is None else getitem(x, (slice(None),) * ax + (slice(start, stop),))
             for x, ax in zip(leaves, axes, strict=True)
         ]
-        outs.append(_vmap_once(f, part, axes, tree, kwargs, stop - start, out_axes, randomness))
+        outs.append(_vmap_once(f, part, axes, tree, kwargs, stop - start, out_axes, randomness, start))
     o_leaves0, o_tree = tu.tree_flatten(outs[0])
     o_axes = _flat_axes(out_axes if not isinstance(out_axes, list) else tuple(out_axes), outs[0], "out_axes", "outputs")
     per = [tu.tree_leaves(o) for o in outs]
