@@ -34,13 +34,21 @@ class _Swap:
         self.model = model
         slots: dict[str, _Slot] = {}
         by_obj: dict[int, list[_Slot]] = {}
-        for kind in ("_parameters", "_buffers"):
-            for name, owner, local in model._slots(kind):
-                slot = (owner, kind, local)
-                slots.setdefault(name, slot)
-                v = getattr(owner, kind)[local]
-                if v is not None:
-                    by_obj.setdefault(id(v), []).append(slot)
+        self.snapshot: list[tuple[Module, str, str, Any]] = []
+        seen: set[int] = set()
+        for prefix, owner in model.named_modules(remove_duplicate=False):  # one pass over the tree
+            first = id(owner) not in seen
+            seen.add(id(owner))
+            for kind in ("_parameters", "_buffers"):
+                reg = owner.__dict__[kind]
+                for local, v in reg.items():
+                    slot = (owner, kind, local)
+                    slots.setdefault(f"{prefix}.{local}" if prefix else local, slot)
+                    if not first:
+                        continue
+                    self.snapshot.append((owner, kind, local, v))
+                    if v is not None:
+                        by_obj.setdefault(id(v), []).append(slot)
         unknown = [k for k in values if k not in slots]
         if unknown:
             raise StateDictError(
@@ -48,14 +56,6 @@ class _Swap:
                 f"{', '.join(repr(k) for k in unknown)}; names are those of named_parameters() and named_buffers()."
             )
         self.slots = slots
-        self.snapshot: list[tuple[Module, str, str, Any]] = []
-        seen: set[tuple[int, str, str]] = set()
-        for kind in ("_parameters", "_buffers"):
-            for _, owner, local in model._slots(kind):
-                key = (id(owner), kind, local)
-                if key not in seen:
-                    seen.add(key)
-                    self.snapshot.append((owner, kind, local, getattr(owner, kind)[local]))
         self.plan: list[tuple[_Slot, Any]] = []
         for name, v in values.items():
             owner, kind, local = slots[name]
