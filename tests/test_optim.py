@@ -341,7 +341,6 @@ def test_model_and_optimizer_checkpoint(tmp_path):
         pytest.skip("nn checkpoints not available")
     st = pytest.importorskip("safetensors.numpy")
     np = pytest.importorskip("numpy")
-    fl.random.manual_seed(0) if hasattr(fl, "random") and hasattr(fl.random, "manual_seed") else None
     x = fl.reshape(fl.linspace(-1.0, 1.0, 24), (8, 3))
     y = fl.sum(x, axis=1, keepdims=True)
 

@@ -36,6 +36,7 @@ from ._base import (
     identity,
     rebind,
 )
+from ._clipping import clip, clip_by_global_norm
 from ._optimizer import STATE_DICT_FORMAT, Optimizer, join_state_dict, optimizer_class, split_state_dict
 from ._plateau import ReduceLROnPlateau
 from ._transforms import (
@@ -50,8 +51,6 @@ from ._transforms import (
     ScaleByScheduleState,
     TraceState,
     add_decayed_weights,
-    clip,
-    clip_by_global_norm,
     scale,
     scale_by_adadelta,
     scale_by_adagrad,
