@@ -475,3 +475,23 @@ def test_per_example_gradients_of_a_module() -> None:
     losses, grads = fl.vmap(vg)(xs, ys)
     assert losses.shape == (6,)
     np.testing.assert_allclose(N(grads["weight"]), loop, rtol=1e-12, atol=1e-14)
+
+
+def test_tree_map_of_model_and_gradient_module() -> None:
+    """JAX-style SGD: tree_map over a model (buffers, frozen parameters) and its gradient Module."""
+    model = nn.Sequential(
+        nn.Linear(3, 4, dtype=fl.float64), nn.BatchNorm1d(4, dtype=fl.float64), nn.Linear(4, 1, dtype=fl.float64)
+    )
+    model[2].freeze(keys="bias")
+    x, y = _data()
+    g = fl.grad(_loss)(model, x, y)
+    assert g[1].running_mean is None and g[2].bias is None
+    new = tu.tree_map(lambda p, d: p - 0.1 * d, model, g)
+    assert type(new) is nn.Sequential and new[1].running_mean is model[1].running_mean
+    assert new[2].bias is model[2].bias
+    np.testing.assert_allclose(N(new[0].weight), N(model[0].weight) - 0.1 * N(g[0].weight))
+    assert new(x).shape == (6, 1)
+    # and a tangent Module of the model's structure for jvp
+    t = tu.tree_map(fl.ones_like, model)
+    _, tan = fl.jvp(lambda m: _loss(m, x, y), (model,), (t,))
+    assert tan.shape == ()

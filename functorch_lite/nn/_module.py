@@ -578,7 +578,7 @@ def _check_name(name: Any, mod: Module, what: str) -> None:
 # Pytree registration
 # ------------------------------------------------------------------------------------------------
 class _Static:
-    """A Module's static pytree data. Equality looks at structure (names, shapes, dtypes), not values."""
+    """A Module's static pytree data. Equality looks at structure (names), not values."""
 
     __slots__ = ("cls", "keys", "attrs", "params", "buffers", "modules", "frozen", "nonpersistent", "sig")
 
@@ -594,12 +594,14 @@ class _Static:
         self.modules = tuple(d["_modules"])
         self.frozen = frozenset(d["_frozen"])
         self.nonpersistent = frozenset(d["_non_persistent"])
+        # Structure only: names, not values (a gradient Module, whose frozen parameters and
+        # buffers are None, matches its model, so tree_map(f, model, grads) works).
         self.sig = (
             self.cls,
             keys,
             self.modules,
-            tuple((n, _sig(p) if n not in keys else None) for n, p in self.params.items()),
-            tuple((n, _sig(b)) for n, b in self.buffers.items()),
+            tuple(self.params),
+            tuple(self.buffers),
             self.frozen,
             d.get("training", True),
         )
@@ -612,14 +614,6 @@ class _Static:
 
     def __repr__(self) -> str:
         return f"{self.cls.__name__}{list(self.keys)}"
-
-
-def _sig(t: Any) -> Any:
-    if t is None:
-        return None
-    if isinstance(t, Tensor):
-        return (t.shape, t.dtype)
-    return type(t)
 
 
 def _flatten(m: Module) -> tuple[list[Any], _Static, tuple[str, ...]]:
