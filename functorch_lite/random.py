@@ -28,7 +28,7 @@ from typing import Any
 from . import _dtypes as D
 from ._core.engine import active_traces
 from ._core.tensor import Tensor
-from ._errors import DTypeError, RandomnessError, ShapeError
+from ._errors import ConfigError, DTypeError, RandomnessError, ShapeError, TransformError
 from ._ops._base import as_tensor, check_dtype, get_default_dtype
 from ._ops._special import erf as _erf
 from ._ops._special import erfinv as _erfinv
@@ -93,11 +93,14 @@ from ._ops._threefry import (
 # Argument checks and vmap randomness
 # ---------------------------------------------------------------------------------------
 def _check_key(k: Any, op: str) -> Tensor:
-    if not isinstance(k, Tensor) or k.dtype is not D.uint32 or k.shape != (2,):
-        got = f"a Tensor of shape {k.shape} and dtype {k.dtype.name}" if isinstance(k, Tensor) else repr(type(k).__name__)
-        raise TypeError(
-            f"{op}: key must be a uint32 Tensor of shape (2,), as made by fl.random.key(seed) or "
-            f"fl.random.split; got {got}. For a batch of keys, use vmap over them."
+    fix = "Make keys with fl.random.key(seed) or fl.random.split(key, n)"
+    if not isinstance(k, Tensor) or k.dtype is not D.uint32:
+        got = f"dtype {k.dtype.name}" if isinstance(k, Tensor) else f"a {type(k).__name__}"
+        raise DTypeError(f"{op}: key must be a uint32 Tensor of shape (2,); got {got}. {fix}.")
+    if k.shape != (2,):
+        raise ShapeError(
+            f"{op}: key must have shape (2,); got {k.shape}. {fix}; for a batch of keys, "
+            "vmap over them: vmap(lambda k: ...)(keys)."
         )
     return k
 
@@ -110,7 +113,7 @@ def _shape_arg(shape: Any, op: str) -> tuple[int, ...]:
     try:
         out = tuple(int(s) for s in shape)
     except TypeError:
-        raise TypeError(f"{op}: shape must be a tuple of ints; got {shape!r}.") from None
+        raise DTypeError(f"{op}: shape must be an int or a tuple of ints; got {shape!r}.") from None
     if builtins.any(s < 0 for s in out):
         raise ShapeError(f"{op}: shape sizes must be non-negative; got {out}.")
     return out
@@ -185,7 +188,7 @@ def key(seed: Any) -> Tensor:
     """
     if isinstance(seed, Tensor):
         if seed.dtype.kind not in "iu" or seed.ndim != 0:
-            raise TypeError(f"key: a Tensor seed must be a 0-d integer Tensor; got shape {seed.shape}, dtype {seed.dtype.name}.")
+            raise DTypeError(f"key: a Tensor seed must be a 0-d integer Tensor; got shape {seed.shape}, dtype {seed.dtype.name}.")
         s = seed if seed.dtype is D.uint64 else astype(seed, D.int64)
         hi = (s >> 32) & _M32 if seed.dtype in (D.int64, D.uint64) else s * 0
         return astype(stack([hi, s & _M32]), D.uint32)
@@ -193,9 +196,9 @@ def key(seed: Any) -> Tensor:
         try:
             seed = int(seed.__index__())
         except (AttributeError, TypeError):
-            raise TypeError(f"key: seed must be an int; got {seed!r}.") from None
+            raise DTypeError(f"key: seed must be an int; got {seed!r}.") from None
     if not -(2**63) <= seed < 2**64:
-        raise ValueError(f"key: seed must fit in 64 bits ([-2**63, 2**64)); got {seed}.")
+        raise ConfigError(f"key: seed must fit in 64 bits, in [-2**63, 2**64); got {seed}. Reduce it, e.g. seed % 2**64.")
     hi = 0 if -(2**31) <= seed < 2**32 else (seed >> 32) & _M32
     from ._namespace import asarray
 
@@ -233,12 +236,12 @@ def fold_in(key: Any, data: Any) -> Tensor:
     emu = _emulated(k)
     if isinstance(data, Tensor):
         if data.dtype.kind not in "iu":
-            raise TypeError(f"fold_in: data must be an integer; got dtype {data.dtype.name}.")
+            raise DTypeError(f"fold_in: data must be an integer; got dtype {data.dtype.name}. Cast it with astype.")
         d = astype(data, D.int64) & _M32 if data.dtype.kind == "i" else astype(data & _M32, D.int64)
     elif isinstance(data, int) and not isinstance(data, builtins.bool):
         d = asarray_like(data & _M32, k, dtype=D.int64)
     else:
-        raise TypeError(f"fold_in: data must be an int or an integer Tensor; got {data!r}.")
+        raise DTypeError(f"fold_in: data must be an int or an integer Tensor; got {data!r}.")
     if not emu:
         d = astype(d, D.uint32)
     k0, k1 = _key_words(k, emu)
@@ -527,7 +530,7 @@ def permutation(key: Any, x: Any, axis: int = 0, independent: builtins.bool = Fa
     t = as_tensor(x, "permutation")
     if t.ndim == 0:
         if t.dtype.kind not in "iu":
-            raise TypeError("permutation: x must be an integer or an array of at least one dimension.")
+            raise DTypeError(f"permutation: x must be an int or an array of at least one dimension; got a 0-d {t.dtype.name} Tensor.")
         return _shuffle(k, _iota(int(t), k), 0)
     ax = normalize_axis(axis, t.ndim, "permutation")
     if independent or t.ndim == 1:
@@ -575,9 +578,9 @@ def choice(key: Any, a: Any, shape: Any = (), replace: builtins.bool = True, p: 
     n = a if arr is None else arr.shape[ax]
     draws = math.prod(shape)
     if n <= 0 and draws:
-        raise ValueError(f"choice: a must be positive unless no samples are taken; got {n}.")
+        raise ShapeError(f"choice: a must be positive unless no samples are taken; got {n}.")
     if not replace and draws > n:
-        raise ValueError(f"choice: cannot take {draws} samples from {n} without replacement; pass replace=True.")
+        raise ShapeError(f"choice: cannot take {draws} samples from {n} without replacement; pass replace=True or fewer samples.")
     if p is None:
         if replace:
             ind = randint(k, shape, 0, n)
@@ -683,6 +686,6 @@ def set_state(state: Any) -> None:
     """
     k = _check_key(state, "set_state")
     if k.is_tracer:
-        raise TypeError("set_state: the state must be a concrete key, not a value traced inside a transform.")
+        raise TransformError("set_state: the state must be a concrete key, not a value traced inside a transform; call it outside.")
     with _GLOBAL.lock:
         _GLOBAL.key = k
