@@ -240,3 +240,12 @@ def test_large_shuffle_is_a_permutation():
         p = g.permutation(n).tolist()
         assert sorted(p) == list(range(n))
     assert data.Generator(5).permutation(5000).tolist() == data.Generator(5).permutation(5000).tolist()
+
+
+def test_manual_seed_controls_unseeded_shuffling():
+    ds = _tensor_ds(50)
+    fl.manual_seed(11)
+    a = _ids(data.DataLoader(ds, batch_size=8, shuffle=True))
+    fl.manual_seed(11)
+    b = _ids(data.DataLoader(ds, batch_size=8, shuffle=True))
+    assert a == b and sorted(a) == list(range(50))

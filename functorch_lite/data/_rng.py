@@ -96,7 +96,10 @@ class Generator:
 
 
 def as_generator(seed: Any = None, generator: Any = None) -> Generator:
-    """A :class:`Generator` from a seed, an existing Generator or a ``random.Random``."""
+    """A :class:`Generator` from a seed, an existing Generator or a ``random.Random``.
+
+    With neither, the seed comes from the global generator (``fl.manual_seed``).
+    """
     if generator is not None:
         if isinstance(generator, Generator):
             return generator
@@ -107,4 +110,14 @@ def as_generator(seed: Any = None, generator: Any = None) -> Generator:
         )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError(f"seed must be an int or None; got {seed!r}.")
-    return Generator(seed)
+    return Generator(_global_seed() if seed is None else seed)
+
+
+def _global_seed() -> int | None:
+    """A seed drawn from the global generator, so ``fl.manual_seed`` makes shuffling reproducible."""
+    try:
+        from .. import random as fl_random
+    except ImportError:  # pragma: no cover - the random module is optional here
+        return None
+    a, b = (int(w) for w in fl_random.next_key().tolist())
+    return (a << 32) | b

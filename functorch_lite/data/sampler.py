@@ -91,7 +91,7 @@ class RandomSampler(_TensorSampler):
         replacement: draw with replacement (then ``num_samples`` may exceed the length).
         num_samples: how many indices per epoch (default: the dataset length). Without
             replacement and more than the length, whole permutations are concatenated.
-        seed: seed of the generator (None: a random seed).
+        seed: seed of the generator (None: drawn from the global generator, ``fl.manual_seed``).
         generator: a ``data.Generator`` or ``random.Random`` to draw from instead.
 
     Example:
