@@ -399,21 +399,14 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, *, key: Any = None) -> Tensor
 
 
 def _orthonormal_columns(a: Tensor) -> Tensor:
-    """Q of the QR decomposition of tall ``a`` (sign fixed so diag(R) > 0): modified Gram-Schmidt, twice."""
-    from .._ops.manipulation import stack
-    from .._ops.reduction import sum as _sum
+    """Q of the reduced QR decomposition of tall ``a``, signs fixed so diag(R) > 0 (as PyTorch)."""
+    from .. import linalg
+    from .._ops.elementwise import sign
+    from .._ops.searching import where
 
-    n = a.shape[1]
-    cols = [a[:, j] for j in range(n)]
-    qs: list[Tensor] = []
-    for j in range(n):
-        v = cols[j]
-        for _ in range(2):  # re-orthogonalise once for accuracy
-            for q in qs:
-                v = v - _sum(q * v) * q
-        norm = _sum(v * v) ** 0.5
-        qs.append(v / norm)
-    return stack(qs, axis=1)
+    q, r = linalg.qr(a)
+    d = sign(linalg.diagonal(r))
+    return q * where(d == 0, 1.0, d)
 
 
 class _backend_of:
