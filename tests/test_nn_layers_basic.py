@@ -299,9 +299,12 @@ def test_vmap_equals_loop(case: Case) -> None:
 def test_output_shape_and_grad_tree(case: Case) -> None:
     m, xs = _build(case, fl.float64)
     out = m(*xs)
-    if case.torch is not None:
-        pytest.importorskip("torch")
-    assert out.ndim >= 1
+    assert out.ndim >= 1 and out.dtype == fl.float64
+    if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)) or case.name in act_mod._TABLE:
+        expected = list(xs[0].shape)
+        if isinstance(m, act_mod.GLU):
+            expected[m.dim] //= 2
+        assert out.shape == tuple(expected)
     g = fl.grad(lambda mod: fl.sum(mod(*xs)))(m)
     assert type(g) is type(m)
     names = [n for n, _ in m.named_trainable_parameters()]
@@ -343,6 +346,7 @@ def test_matches_torch(case: Case) -> None:
 
     out = nn.functional_call(m, params, *xs) if not case.train else None
     if out is not None:
+        assert out.shape == tuple(tout.shape)
         np.testing.assert_allclose(N(out), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
     grads = fl.grad(f, argnums=tuple(range(1 + len(diff))))(params, *[xs[i] for i in diff])
     if case.train:  # the forward inside grad updated running stats exactly once, as torch's did
