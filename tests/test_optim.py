@@ -594,3 +594,10 @@ def test_reduce_lr_on_plateau_matches_torch_rule():
     again = optim.ReduceLROnPlateau(optim.SGD(lr=1.0))
     again.load_state_dict(sd)
     assert again.best == sched.best and again.num_bad_epochs == sched.num_bad_epochs
+
+
+def test_pytorch_habit_of_passing_parameters_is_explained():
+    with pytest.raises(fl.ConfigError, match="take no parameters"):
+        optim.Adam(iter([fl.ones((2,))]), lr=1e-3)
+    with pytest.raises(fl.ConfigError, match="take no parameters"):
+        optim.adam([fl.ones((2,))])

@@ -359,8 +359,13 @@ def check_nonneg(name: str, value: Any, where: str) -> float:
 
 
 def check_lr(value: Any, where: str) -> Any:
-    if callable(value):
+    if callable(value) and not hasattr(value, "named_parameters"):
         return value
+    if not isinstance(value, (int, float)) and (hasattr(value, "__iter__") or hasattr(value, "named_parameters")):
+        raise ConfigError(
+            f"{where}: lr must be a float or a schedule; got a {type(value).__name__}. Optimizers here "
+            "take no parameters (MLX style): opt = optim.Adam(lr=1e-3), then opt.update(model, grads)."
+        )
     return check_nonneg("lr", value, where)
 
 

@@ -424,6 +424,9 @@ def optimizer_class(name: str, factory: Callable[..., GradientTransformation], e
     sig = inspect.signature(factory)
 
     def __init__(self: Optimizer, *args: Any, **kwargs: Any) -> None:
+        first = args[0] if args else None
+        if args and not isinstance(first, (int, float)) and (not callable(first) or hasattr(first, "named_parameters")):
+            check_lr(args[0], name)  # PyTorch habit optim.Adam(model.parameters(), ...): explain
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError as exc:
