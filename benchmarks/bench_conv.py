@@ -233,6 +233,10 @@ def jax_case(jax, p0, x, y):
     return H.Case("jax.jit", run, lambda: jax.jit(vg)(pj0, xj, yj), **TOL)
 
 
+def setup():
+    return build_cases(init_params(), *load_batch())
+
+
 def main() -> None:
     p0 = init_params()
     x, y = load_batch()

@@ -57,6 +57,10 @@ def build_cases(X, ids):
     return cases
 
 
+def setup():
+    return build_cases(H.f32(H.rng(10).normal(0, 1, (N, D))), np.arange(N, dtype=np.int64))
+
+
 def main() -> None:
     X = H.f32(H.rng(10).normal(0, 1, (N, D)))
     ids = np.arange(N, dtype=np.int64)

@@ -171,11 +171,12 @@ def jax_train(jax, p0, x, yoh, idx):
 
 
 # ----------------------------------------------------------------------------------
-def main() -> None:
+def build_cases(epochs: int = EPOCHS):
+    """(cases, final-parameter store, data); each case trains ``epochs`` epochs per call."""
     xtr, xte, ytr, yte = load()
     yoh = H.f32(np.eye(10)[ytr])
     p0 = M.init_params(SIZES, seed=4)
-    full, one = batches(len(xtr), EPOCHS), batches(len(xtr), 1)
+    full, one = batches(len(xtr), epochs), batches(len(xtr), 1)
     makers = {"numpy (hand-written)": lambda idx: (lambda: np_train(p0, xtr, yoh, idx))}
     fl = H.peer("functorch_lite")
     if fl is not None:
@@ -202,6 +203,15 @@ def main() -> None:
             final[name] = run_full()
 
         cases.append(H.Case(name, timed, result=run_one, rtol=1e-3, atol=3e-4))
+    return cases, final, (xtr, xte, ytr, yte, yoh, p0, full, one)
+
+
+def setup():
+    return build_cases(epochs=1)[0]
+
+
+def main() -> None:
+    cases, final, (xtr, xte, ytr, yte, yoh, p0, full, one) = build_cases()
     ok = H.check_cases(cases, np_train(p0, xtr, yoh, one))
     H.measure(ok, rounds=3, block_s=0.0, warmup=0)  # the one-epoch check run warmed up
     rows = H.summarize(cases, "numpy (hand-written)", "digits end-to-end")

@@ -102,6 +102,11 @@ def build_cases(x0):
     return fwd, grad
 
 
+def setup():
+    fwd, grad = build_cases(H.f32(H.rng(0).uniform(-1, 1, N)))
+    return fwd + grad
+
+
 def main() -> None:
     x0 = H.f32(H.rng(0).uniform(-1, 1, N))
     fwd, grad = build_cases(x0)

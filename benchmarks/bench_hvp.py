@@ -79,11 +79,20 @@ def build_cases(A, x, v, tol):
     return cases
 
 
-def main() -> None:
+def data():
     r = H.rng(3)
     A = H.f32(r.normal(0, 1 / np.sqrt(N), (N, N)))
     x = H.f32(r.normal(0, 1, N))
     v = H.f32(r.normal(0, 1, N))
+    return A, x, v
+
+
+def setup():
+    return build_cases(*data(), {})
+
+
+def main() -> None:
+    A, x, v = data()
     ref = np_hvp(A, x, v)
     tol = {"rtol": 1e-3, "atol": 1e-3 * float(np.max(np.abs(ref)))}
     cases = build_cases(A, x, v, tol)

@@ -41,8 +41,10 @@ def fl_losses(fl):
     loss = M.fl_loss(fl)
     sg = fl.stop_gradient
 
+    relu = M.fl_relu(fl)
+
     def layer(x, w, b):
-        return fl.maximum(x @ w + b, 0.0)
+        return relu(x @ w + b)
 
     ck = fl.checkpoint(layer) if hasattr(fl, "checkpoint") else None
 

@@ -150,6 +150,12 @@ def fl_nn_case(fl, p0, x, y, yoh):
         return [H.Case("functorch_lite nn+optim", lambda: None, error=f"{type(exc).__name__}: {exc}"[:300])]
 
 
+def setup():
+    p0 = M.init_params(SIZES)
+    x, y, yoh = M.data(BATCH, SIZES[0], SIZES[-1])
+    return build_cases(p0, x, y, yoh)
+
+
 def main() -> None:
     p0 = M.init_params(SIZES)
     x, y, yoh = M.data(BATCH, SIZES[0], SIZES[-1])

@@ -81,6 +81,12 @@ def build_cases(p0, x, y, yoh):
     return cases
 
 
+def setup():
+    p0 = M.init_params(SIZES)
+    x, y, yoh = M.data(BATCH, SIZES[0], SIZES[-1], seed=2)
+    return build_cases(p0, x, y, yoh)
+
+
 def main() -> None:
     p0 = M.init_params(SIZES)
     x, y, yoh = M.data(BATCH, SIZES[0], SIZES[-1], seed=2)
