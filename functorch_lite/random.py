@@ -32,6 +32,14 @@ from ._errors import ConfigError, DTypeError, RandomnessError, ShapeError, Trans
 from ._ops._base import as_tensor, check_dtype, get_default_dtype
 from ._ops._special import erf as _erf
 from ._ops._special import erfinv as _erfinv
+from ._ops._threefry import M32 as _M32
+from ._ops._threefry import bits32 as _bits32
+from ._ops._threefry import counter_bits as _counter_bits
+from ._ops._threefry import emulated as _emulated
+from ._ops._threefry import iota as _iota
+from ._ops._threefry import key_words as _key_words
+from ._ops._threefry import tf_counts as _tf_counts
+from ._ops._threefry import to_u32 as _to_u32
 from ._ops.creation import asarray_like
 from ._ops.dtypes import astype, iinfo
 from ._ops.elementwise import log, nextafter
@@ -62,31 +70,6 @@ __all__ = [
     "get_state",
     "set_state",
 ]
-
-from ._ops._threefry import (
-    M32 as _M32,
-)
-from ._ops._threefry import (
-    bits32 as _bits32,
-)
-from ._ops._threefry import (
-    counter_bits as _counter_bits,
-)
-from ._ops._threefry import (
-    emulated as _emulated,
-)
-from ._ops._threefry import (
-    iota as _iota,
-)
-from ._ops._threefry import (
-    key_words as _key_words,
-)
-from ._ops._threefry import (
-    tf_counts as _tf_counts,
-)
-from ._ops._threefry import (
-    to_u32 as _to_u32,
-)
 
 
 # ---------------------------------------------------------------------------------------
