@@ -58,49 +58,69 @@ def _full_on(like: Tensor, shape: Sequence[int], value: float = 0.0, dtype: Any 
     return wrap(xp.full(tuple(shape), value, dtype=b.native(dt)), xp)
 
 
-def _pad_last(x: Tensor, pads: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
-    """Pad (or, for negative amounts, crop) the last ``len(pads)`` axes with a constant."""
+def _pad_last(x: Tensor, pads: Sequence[tuple[int, int]], value: float = 0.0, trail: int = 0) -> Tensor:
+    """Pad (or, for negative amounts, crop) with a constant the ``len(pads)`` axes that precede
+    the last ``trail`` axes (by default: the last ``len(pads)`` axes)."""
     nd = len(pads)
     if all(lo == 0 and hi == 0 for lo, hi in pads):
         return x
-    lead = x.shape[: x.ndim - nd]
-    sp = x.shape[x.ndim - nd :]
+    end = x.ndim - trail
+    post = (slice(None),) * trail
+    sp = x.shape[end - nd : end]
     if any(lo < 0 or hi < 0 for lo, hi in pads):
         crop = tuple(slice(max(-lo, 0), n - max(-hi, 0)) for (lo, hi), n in zip(pads, sp, strict=True))
-        x = x[(Ellipsis,) + crop]
+        x = x[(Ellipsis,) + crop + post]
         pads = [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
-        sp = x.shape[x.ndim - nd :]
+        sp = x.shape[end - nd : end]
         if all(lo == 0 and hi == 0 for lo, hi in pads):
             return x
-    shape = tuple(lead) + tuple(n + lo + hi for (lo, hi), n in zip(pads, sp, strict=True))
+    shape = (
+        tuple(x.shape[: end - nd])
+        + tuple(n + lo + hi for (lo, hi), n in zip(pads, sp, strict=True))
+        + tuple(x.shape[end:])
+    )
     out = _full_on(x, shape, value)
-    out[(Ellipsis,) + tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, sp, strict=True))] = x
+    out[(Ellipsis,) + tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, sp, strict=True)) + post] = x
     return out
 
 
 # -- unfold / fold: window extraction and its transpose (primitives, for speed) ----------------
-def _window_keys(ks: Sequence[int], ss: Sequence[int], ds: Sequence[int], outs: Sequence[int]) -> list[tuple[Any, ...]]:
+def _window_keys(
+    ks: Sequence[int], ss: Sequence[int], ds: Sequence[int], outs: Sequence[int], trail: int = 0
+) -> list[tuple[Any, ...]]:
     """One index per kernel offset: the strided slice of the padded input that offset sees."""
     nd = len(ks)
+    post = (slice(None),) * trail
     return [
         (Ellipsis,)
         + tuple(slice(offs[i] * ds[i], offs[i] * ds[i] + (outs[i] - 1) * ss[i] + 1, ss[i]) for i in range(nd))
+        + post
         for offs in itertools.product(*(range(k) for k in ks))
     ]
 
 
-def _unfold_impl(xp: Any, x: Any, *, ks: Any, ss: Any, ds: Any, outs: Any, sp: Any, axis: int) -> Any:
-    return xp.stack([x[k] for k in _window_keys(ks, ss, ds, outs)], axis=axis)
+def _c_order(xp: Any, x: Any) -> Any:
+    """A C-ordered copy of a transposed numpy / cupy view (strided gathers are slow), else ``x``."""
+    flags = getattr(x, "flags", None)
+    if flags is not None and not flags["C_CONTIGUOUS"]:
+        return xp.reshape(x, tuple(x.shape), copy=True)
+    return x
 
 
-def _fold_impl(xp: Any, c: Any, *, ks: Any, ss: Any, ds: Any, outs: Any, sp: Any, axis: int) -> Any:
+def _unfold_impl(xp: Any, x: Any, *, ks: Any, ss: Any, ds: Any, outs: Any, sp: Any, axis: int, trail: int) -> Any:
+    x = _c_order(xp, x)
+    return xp.stack([x[k] for k in _window_keys(ks, ss, ds, outs, trail)], axis=axis)
+
+
+def _fold_impl(xp: Any, c: Any, *, ks: Any, ss: Any, ds: Any, outs: Any, sp: Any, axis: int, trail: int) -> Any:
     nd = len(ks)
-    lead = tuple(c.shape[:axis]) + tuple(c.shape[axis + 1 : c.ndim - nd])
+    end = c.ndim - trail
+    lead = tuple(c.shape[:axis]) + tuple(c.shape[axis + 1 : end - nd])
     immutable = backend_for(xp).immutable
-    out = xp.zeros(lead + tuple(sp), dtype=c.dtype)
+    out = xp.zeros(lead + tuple(sp) + tuple(c.shape[end:]), dtype=c.dtype)
     pre = (slice(None),) * axis
     disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(ks, ss, ds, strict=True))
-    for k, key in enumerate(_window_keys(ks, ss, ds, outs)):
+    for k, key in enumerate(_window_keys(ks, ss, ds, outs, trail)):
         piece = c[pre + (k, Ellipsis)]
         if immutable:
             out = out.at[key].add(piece)
@@ -130,20 +150,24 @@ fold_p.batch = _window_batch(fold_p)
 
 
 def unfold_windows(
-    x: Tensor, ks: Sequence[int], ss: Sequence[int], ds: Sequence[int], outs: Sequence[int], axis: int
+    x: Tensor, ks: Sequence[int], ss: Sequence[int], ds: Sequence[int], outs: Sequence[int], axis: int, trail: int = 0
 ) -> Tensor:
-    """Windows of the (already padded) last ``len(ks)`` axes of ``x``, stacked on a new ``axis``.
+    """Windows of the (already padded) spatial axes of ``x``, stacked on a new ``axis``.
 
-    Output shape: ``x.shape[:-nd]`` with ``K = prod(ks)`` inserted at ``axis``, then ``outs``.
+    The spatial axes are the ``len(ks)`` axes before the last ``trail`` ones. Output
+    shape: ``x``'s shape with ``K = prod(ks)`` inserted at ``axis`` and the spatial sizes
+    replaced by ``outs``.
     """
     nd = len(ks)
+    end = x.ndim - trail
     params = {
         "ks": tuple(ks),
         "ss": tuple(ss),
         "ds": tuple(ds),
         "outs": tuple(outs),
-        "sp": tuple(x.shape[x.ndim - nd :]),
+        "sp": tuple(x.shape[end - nd : end]),
         "axis": axis,
+        "trail": trail,
     }
     return bind(unfold_p, (x,), params)
 
@@ -211,23 +235,25 @@ def _conv_core(
     ell = n
     for v in outs:
         ell *= v
-    # Channels first, then batch: the contraction is one GEMM (O/g, C/g*K) @ (C/g*K, N*L) per
-    # group, whose gradients are GEMMs too (no batched matmul, no reduction over the batch).
-    xt = fl.permute_dims(x, (1, 0) + tuple(range(2, 2 + nd)))  # (C, N, *sp)
-    xt = _pad_last(xt, pads)
+    # Layout (C, *spatial, N): channels first, batch last. Every window slice then copies long
+    # contiguous runs (a row of W * N values), and the contraction is one GEMM
+    # (O/g, C/g*K) @ (C/g*K, L*N) per group whose gradients are GEMMs too.
+    sp_axes = tuple(range(2, 2 + nd))
+    xt = fl.permute_dims(x, (1,) + sp_axes + (0,))  # (C, *sp, N)
+    xt = _pad_last(xt, pads, trail=1)
     if kk == 1 and all(s == 1 for s in ss):
         col = fl.reshape(xt, (groups, c // groups, ell))
     else:
-        col = unfold_windows(xt, ks, ss, ds, outs, axis=1)  # (C, K, N, *out)
+        col = unfold_windows(xt, ks, ss, ds, outs, axis=1, trail=1)  # (C, K, *out, N)
         col = fl.reshape(col, (groups, (c // groups) * kk, ell))
-    if groups == 1:  # plain 2-d GEMM (O, C*K) @ (C*K, N*L)
+    if groups == 1:  # plain 2-d GEMM (O, C*K) @ (C*K, L*N)
         col = fl.reshape(col, ((c // groups) * kk, ell))
         wm = fl.reshape(w, (o, c * kk))
     else:
         wm = fl.reshape(w, (groups, o // groups, (c // groups) * kk))
-    out = fl.matmul(wm, col)  # (g, O/g, N*L) or (O, N*L)
-    out = fl.reshape(out, (o, n) + outs)
-    return fl.permute_dims(out, (1, 0) + tuple(range(2, 2 + nd)))
+    out = fl.matmul(wm, col)  # (g, O/g, L*N) or (O, L*N)
+    out = fl.reshape(out, (o,) + outs + (n,))
+    return fl.permute_dims(out, (nd + 1, 0) + tuple(range(1, nd + 1)))
 
 
 def _check_conv(x: Tensor, w: Tensor, groups: int, nd: int, op: str, transposed: bool = False) -> None:

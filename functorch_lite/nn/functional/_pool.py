@@ -83,11 +83,13 @@ def _max_pool(
     ks, ss, ps, ds = _args(kernel_size, stride, padding, dilation, nd, op)
     sp = x.shape[2:]
     outs, pads = _pool_geometry(sp, ks, ss, ps, ds, ceil_mode, op)
-    xpad = _pad_last(x, pads, -math.inf)
-    win = unfold_windows(xpad, ks, ss, ds, outs, axis=2)  # (N, C, K, *outs)
+    # Layout (C, *spatial, N): window slices then copy long contiguous runs (see _conv).
+    perm_in, perm_out = _perms(nd)
+    xpad = _pad_last(fl.permute_dims(x, perm_in), pads, -math.inf, trail=1)
+    win = unfold_windows(xpad, ks, ss, ds, outs, axis=1, trail=1)  # (C, K, *outs, N)
     # NOTE: where entries of a window tie for the maximum, the reduction's rule shares the
     # gradient evenly among them; PyTorch sends it all to the first one.
-    out = fl.max(win, axis=2)
+    out = fl.permute_dims(fl.max(win, axis=1), perm_out)
     if return_indices:
         flat = 1
         for n in sp:
@@ -95,14 +97,19 @@ def _max_pool(
         from ..._ops.creation import asarray_like
 
         pos = asarray_like(list(range(flat)), x, dtype=_D.int64)
-        pos = fl.reshape(pos, tuple(sp))
-        pos = _pad_last(pos, pads, -1)
+        pos = _pad_last(fl.reshape(pos, tuple(sp)), pads, -1)
         pidx = unfold_windows(pos, ks, ss, ds, outs, axis=0)  # (K, *outs)
-        am = fl.argmax(win, axis=2, keepdims=True)  # first maximum, as PyTorch
-        idx = fl.take_along_axis(fl.broadcast_to(pidx, am.shape[:2] + pidx.shape), am, axis=2)
-        idx = fl.squeeze(idx, axis=2)
+        pidx = fl.broadcast_to(fl.reshape(pidx, (1,) + pidx.shape + (1,)), win.shape)
+        am = fl.argmax(win, axis=1, keepdims=True)  # the first maximum, as PyTorch
+        idx = fl.permute_dims(fl.squeeze(fl.take_along_axis(pidx, am, axis=1), axis=1), perm_out)
         return (out[0], idx[0]) if unb else (out, idx)
     return out[0] if unb else out
+
+
+def _perms(nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(N, C, *sp) -> (C, *sp, N) and back."""
+    sp_axes = tuple(range(2, 2 + nd))
+    return (1,) + sp_axes + (0,), (nd + 1, 0) + tuple(range(1, nd + 1))
 
 
 def max_pool1d(
@@ -162,7 +169,9 @@ def _avg_pool(
     sp = x.shape[2:]
     outs, pads = _pool_geometry(sp, ks, ss, ps, ds, ceil_mode, op)
     kk = math.prod(ks)
-    out = fl.sum(unfold_windows(_pad_last(x, pads), ks, ss, ds, outs, axis=2), axis=2)
+    perm_in, perm_out = _perms(nd)
+    xpad = _pad_last(fl.permute_dims(x, perm_in), pads, trail=1)
+    out = fl.sum(unfold_windows(xpad, ks, ss, ds, outs, axis=1, trail=1), axis=1)  # (C, *outs, N)
     if ks == ss and all(lo == 0 and hi <= 0 for lo, hi in pads):
         div: Any = float(kk if divisor_override is None else divisor_override)
     else:
@@ -181,7 +190,8 @@ def _avg_pool(
             else:
                 mask = _pad_last(mask, pads, 0.0)
             div = fl.sum(unfold_windows(mask, ks, ss, ds, outs, axis=0), axis=0)
-    out = out / div
+            div = fl.expand_dims(div, axis=nd)  # against the trailing batch axis
+    out = fl.permute_dims(out / div, perm_out)
     return out[0] if unb else out
 
 
