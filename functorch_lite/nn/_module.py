@@ -617,8 +617,8 @@ class _Static:
 
 
 def _flatten(m: Module) -> tuple[list[Any], _Static, tuple[str, ...]]:
-    keys = []
-    children = []
+    keys: list[str] = []
+    children: list[Any] = []
     for name, p in m._parameters.items():
         if p is not None and not m._is_frozen(name):
             keys.append(name)

@@ -82,7 +82,7 @@ def _make(cls_name: str, fn_name: str) -> type[Module]:
             "function": staticmethod(fn),
         },
     )
-    cls.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    cls.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined,misc]
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params]
     )
     example = repr(cls())
@@ -114,7 +114,8 @@ class PReLU(Module):
         super().__init__()
         if not isinstance(num_parameters, int) or num_parameters <= 0:
             raise ConfigError(f"PReLU: num_parameters must be a positive int; got {num_parameters!r}.")
-        self.num_parameters = num_parameters
+        # PyTorch's attribute name; on a PReLU it hides Module.num_parameters() (use named_parameters()).
+        self.num_parameters = num_parameters  # type: ignore[assignment,method-assign]
         self.init = init
         self.weight = Parameter(fl.full((num_parameters,), init, dtype=dtype, device=device))
 

@@ -191,7 +191,8 @@ class _InstanceNorm(_NormBase):
         if use_input_stats and rm is not None:
             # update out of place: new buffer Tensors, never a write into the old ones
             rm, rv = fl.asarray(rm, copy=True), fl.asarray(rv, copy=True)
-        y = F.instance_norm(x, rm, rv, self.weight, self.bias, use_input_stats, self.momentum, self.eps)
+        momentum = 0.1 if self.momentum is None else self.momentum
+        y = F.instance_norm(x, rm, rv, self.weight, self.bias, use_input_stats, momentum, self.eps)
         if use_input_stats and rm is not None:
             self.running_mean, self.running_var = rm, rv
         return y[0] if unbatched else y
