@@ -449,6 +449,11 @@ def optimizer_class(name: str, factory: Callable[..., GradientTransformation], e
 def split_state_dict(state_dict: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Separate an optimizer state dict into Tensors (for safetensors) and JSON-ready metadata.
 
+    A checkpoint: ``tensors, meta = optim.split_state_dict(opt.state_dict())``, then
+    ``nn.save(tensors, path, metadata={"optimizer": meta})``; to resume,
+    ``t, m = nn.load(path, with_metadata=True)`` and
+    ``opt.load_state_dict(optim.join_state_dict(t, m["optimizer"]), params=model)``.
+
     Example:
         >>> import json
         >>> import functorch_lite as fl
