@@ -133,6 +133,9 @@ def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool 
 def _prep_scalar(t: Tensor, s: Any) -> tuple[Tensor, Any]:
     astype = _astype
     k = t.dtype.kind
+    sc = s.__class__
+    if sc is not float and sc is not int and sc is not builtins.bool and sc is not complex:
+        s = complex(s) if isinstance(s, complex) else float(s) if isinstance(s, float) else int(s)  # numpy scalars
     if s.__class__ is builtins.bool:
         if k in "iu":
             s = int(s)
@@ -205,7 +208,10 @@ def _make_fast_binary(name: str, slow: Callable[..., Any]) -> Any:
             if yc is Tensor:
                 if y._t is None and y._xp is xp and x._a.dtype is y._a.dtype:
                     t = _new(Tensor)
-                    t._a = getattr(xp, name)(x._a, y._a)
+                    try:
+                        t._a = getattr(xp, name)(x._a, y._a)
+                    except ValueError:  # shapes that do not broadcast: the slow path names them
+                        return slow(x, y)
                     t._xp = xp
                     t._t = None
                     return t
@@ -233,7 +239,14 @@ def _binary(
 
     def slow(x: Any, y: Any) -> Tensor:
         x, y = prep_binary(name, x, y)
-        return bind(prim, (x, y), {})
+        try:
+            return bind(prim, (x, y), {})
+        except ValueError:
+            if isinstance(x, Tensor) and isinstance(y, Tensor):
+                from .manipulation import broadcast_shapes
+
+                broadcast_shapes(x.shape, y.shape)  # raises ShapeError naming both shapes
+            raise
 
     op = _make_fast_binary(name, slow)
     dunder = _make_fast_binary(name, _dunder_slow(slow))

@@ -246,7 +246,68 @@ def _inverse(perm: tuple[int, ...], nd: int) -> tuple[int, ...]:
 # getitem
 # ----------------------------------------------------------------------------------
 def _getitem_impl(xp: Any, x: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
-    return x[_build(spec, idx)]
+    key = _build(spec, idx)
+    try:
+        return x[key]
+    except IndexError:  # a backend that only takes the standard's keys (array-api-strict)
+        return x[_standard_key(xp, tuple(x.shape), key)]
+
+
+def _standard_key(xp: Any, shape: tuple[int, ...], key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An equivalent key that every array API backend accepts.
+
+    Basic keys get every axis named; keys with integer arrays become integer arrays only
+    (slices turned into broadcast aranges, None into size-1 axes, concrete masks into their
+    coordinates), laid out as NumPy lays out mixed advanced indexing.
+    """
+    items: list[Any] = []
+    for k in key:
+        if k is Ellipsis:
+            n = len(shape) - builtins.sum(
+                (k2.ndim if _is_arr(k2) and k2.dtype == xp.bool else 1)
+                for k2 in key
+                if k2 is not None and k2 is not Ellipsis
+            )
+            items.extend([slice(None)] * n)
+        elif _is_arr(k) and k.dtype == xp.bool:
+            items.extend(xp.nonzero(k))
+        else:
+            items.append(k)
+    items.extend([slice(None)] * (len(shape) - builtins.sum(1 for k in items if k is not None)))
+    if not builtins.any(_is_arr(k) for k in items):
+        return tuple(items)
+    from .manipulation import broadcast_shapes
+
+    adv = [i for i, k in enumerate(items) if _is_arr(k) or isinstance(k, int)]
+    contiguous = adv == list(range(adv[0], adv[-1] + 1))
+    a_shape = broadcast_shapes(*(tuple(items[i].shape) if _is_arr(items[i]) else () for i in adv))
+    layout: list[Any] = ["adv"] if not contiguous else []  # "adv", or the item index of a slice / None
+    for i in range(len(items)):
+        if i not in adv:
+            layout.append(i)
+        elif contiguous and i == adv[0]:
+            layout.append("adv")
+    rank = len(layout) - 1 + len(a_shape)
+    a_pos = layout.index("adv")
+    out = []
+    dim = 0
+    for i, k in enumerate(items):
+        if k is None:
+            continue
+        if i in adv:
+            a = xp.broadcast_to(xp.asarray(k % shape[dim]) if isinstance(k, int) else k, a_shape)
+            out.append(xp.reshape(a, (1,) * a_pos + a_shape + (1,) * (rank - a_pos - len(a_shape))))
+        else:
+            r = xp.arange(*k.indices(shape[dim]), dtype=xp.int64)
+            p = layout.index(i)
+            p = p if p < a_pos else p - 1 + len(a_shape)
+            out.append(xp.reshape(r, (1,) * p + (r.shape[0],) + (1,) * (rank - p - 1)))
+        dim += 1
+    return tuple(out)
+
+
+def _is_arr(k: Any) -> builtins.bool:
+    return hasattr(k, "shape") and hasattr(k, "dtype")
 
 
 getitem_p = Primitive("getitem", _getitem_impl)
@@ -338,7 +399,16 @@ def _tensor_getitem(self: Tensor, key: Any) -> Tensor:
 # setitem (functional) and index_add (scatter-add)
 # ----------------------------------------------------------------------------------
 def _setitem_impl(xp: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
-    return backend_for(xp).setitem(x, _build(spec, idx), v)
+    b = backend_for(xp)
+    key = _build(spec, idx)
+    try:
+        return b.setitem(x, key, v)
+    except IndexError:  # a backend without integer-array __setitem__ (array-api-strict)
+        key = _standard_key(xp, tuple(x.shape), key)
+        if not builtins.any(_is_arr(k) for k in key):
+            return b.setitem(x, key, v)
+        # NOTE: the standard leaves repeated indices unspecified; here their updates add up.
+        return _backend.scatter_add(b, x, key, v - x[key])
 
 
 setitem_p = Primitive("setitem", _setitem_impl)
@@ -452,10 +522,13 @@ setitem_p.batch = _scatter_batch(setitem_p)
 
 def _index_add_impl(xp: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
     key = _build(spec, idx)
+    b = backend_for(xp)
     if not idx:
-        b = backend_for(xp)
         return b.setitem(x, key, x[key] + v)
-    return _backend.scatter_add(backend_for(xp), x, key, v)
+    try:
+        return _backend.scatter_add(b, x, key, v)
+    except IndexError:  # mixed integer-array keys on a standard-only backend
+        return _backend.scatter_add(b, x, _standard_key(xp, tuple(x.shape), key), v)
 
 
 index_add_p = Primitive("index_add", _index_add_impl)
