@@ -19,8 +19,17 @@ from ... import _namespace as fl
 from ..._core.tensor import Tensor
 from ..._errors import ConfigError, DTypeError, ShapeError
 from ._conv import _tensor
+from ._positional import apply_rotary_emb, rotary_frequencies, sinusoidal_positional_encoding
 
-__all__ = ["scaled_dot_product_attention", "multi_head_attention_forward", "causal_mask"]
+# The positional encodings ride along here so that nn.functional re-exports them.
+__all__ = [
+    "scaled_dot_product_attention",
+    "multi_head_attention_forward",
+    "causal_mask",
+    "sinusoidal_positional_encoding",
+    "rotary_frequencies",
+    "apply_rotary_emb",
+]
 
 
 def causal_mask(q_len: int, k_len: int, like: Tensor | None = None) -> Tensor:
