@@ -388,6 +388,10 @@ def test_update_module_in_place_with_dict_or_module_grads():
     gm = fl.grad(lambda m: fl.sum(m(x) ** 2))(model)
     opt.update(model, gm)
     assert opt.step == 2
+    snapshot = {k: v.tolist() for k, v in model.named_parameters()}
+    with pytest.raises(fl.TreeMismatchError, match="0.wieght"):
+        opt.update(model, {"0.wieght": fl.ones((2, 3)), "1.bias": fl.ones((1,))})
+    assert {k: v.tolist() for k, v in model.named_parameters()} == snapshot and opt.step == 2
 
 
 def test_frozen_leaves_are_skipped():
@@ -597,3 +601,21 @@ def test_pytorch_habit_of_passing_parameters_is_explained():
         optim.Adam(iter([fl.ones((2,))]), lr=1e-3)
     with pytest.raises(fl.ConfigError, match="take no parameters"):
         optim.adam([fl.ones((2,))])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pure_update_composes_with_vmap_and_grad(name):
+    tx = optim.OPTIMIZERS[name].factory(lr=LR[name])
+
+    def two_steps(w):
+        p = {"w": w}
+        s = tx.init(p)
+        for _ in range(2):
+            u, s = tx.update(fl.grad(lambda q: fl.sum(q["w"] ** 4))(p), s, p)
+            p = optim.apply_updates(p, u)
+        return fl.sum(p["w"] ** 2)
+
+    batch = fl.asarray([[1.0, -2.0], [0.5, 3.0]], dtype=fl.float64)
+    looped = [float(two_steps(batch[i])) for i in range(2)]
+    assert fl.vmap(two_steps)(batch).tolist() == pytest.approx(looped, rel=1e-12)
+    assert fl.grad(two_steps)(batch[0]).shape == (2,)
