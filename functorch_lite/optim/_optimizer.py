@@ -224,7 +224,7 @@ class Optimizer:
         known = _describe(_trainable(params)) if params is not None else dict(self._known)
         saved = {k: (tuple(v["shape"]), _dtype(v["dtype"], name)) for k, v in sd["params"].items()}
         if known:
-            _verify_fit({k: (s, d, "") for k, (s, d) in saved.items()}, known, name, saved_side=True)
+            _verify_fit({k: (s, d, "") for k, (s, d) in saved.items()}, known, name)
         hp = dict(self._hparams)
         for k, v in sd["hyperparams"].items():
             if k not in hp:
@@ -266,7 +266,6 @@ def _verify_fit(
     state_side: dict[str, tuple[tuple[int, ...], Any, str]],
     model: dict[str, Any],
     name: str,
-    saved_side: bool = False,
 ) -> None:
     for k, (shape, _, _) in state_side.items():
         if k not in model:
@@ -282,7 +281,6 @@ def _verify_fit(
                 f"{name}: optimizer state for {k!r} has shape {tuple(shape)} but the parameter has "
                 f"shape {tuple(mshape)}; this state belongs to another model."
             )
-    del saved_side
 
 
 def _merge(old: Any, new: Any) -> Any:
