@@ -79,7 +79,9 @@ class Backend:
             except Exception:  # the library lacks this dtype (torch uint16 arithmetic, ...)
                 continue
             self.to_native[dt] = key
-            self.from_native[key] = dt
+            # setdefault: a library that narrows a dtype (jax without x64: uint64 -> uint32) must not
+            # relabel its real uint32 arrays as uint64; ALL_DTYPES lists each kind narrowest first.
+            self.from_native.setdefault(key, dt)
             try:
                 self.from_native[nat] = dt
             except TypeError:  # unhashable native dtype objects
