@@ -17,6 +17,12 @@ from .._core.tensor import Tensor, backend_for
 from .._errors import DataDependentShapeError, ShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis
 from ._rules import move_bdim_to_front
+from . import creation as _L_creation  # noqa: E402
+from . import dtypes as _L_dtypes  # noqa: E402
+from . import elementwise as _L_elementwise  # noqa: E402
+from . import manipulation as _L_manipulation  # noqa: E402
+from . import reduction as _L_reduction  # noqa: E402
+from .._core import tensor as _L_up__core_tensor  # noqa: E402
 
 __all__ = ["getitem", "setitem", "index_add", "take", "take_along_axis"]
 
@@ -88,7 +94,7 @@ def _on(t: Tensor, like: Tensor) -> Tensor:
 
 
 def _wrap_foreign(t: Tensor, b: Any) -> Tensor:
-    from .._core.tensor import wrap
+    wrap = _L_up__core_tensor.wrap
 
     src = backend_for(t._xp)
     return wrap(b.from_foreign(src.fix(t._a), src), b.xp)
@@ -166,7 +172,7 @@ def _batched_key(
 ) -> tuple[tuple[Any, ...], list[Any], tuple[int, ...] | None]:
     """A key for the batched array (batch axis first) and the permutation that restores
     the per-example layout of the result (None when no permutation is needed)."""
-    from .manipulation import reshape
+    reshape = _L_manipulation.reshape
 
     full = _expand_ellipsis(spec, x_nd, "getitem")
     if not _has_advanced(full):
@@ -219,7 +225,7 @@ def _default_xp() -> Any:
 
 
 def _arange_like(n: int, like: Tensor) -> Tensor:
-    from .._core.tensor import wrap
+    wrap = _L_up__core_tensor.wrap
 
     xp = like._xp
     return wrap(xp.arange(n, dtype=backend_for(xp).native(D.int64)), xp)
@@ -228,7 +234,7 @@ def _arange_like(n: int, like: Tensor) -> Tensor:
 def _apply_perm(r: Any, perm: tuple[int, ...] | None) -> Any:
     if perm is None:
         return r
-    from .manipulation import permute_dims
+    permute_dims = _L_manipulation.permute_dims
 
     full = perm + tuple(range(len(perm), r.ndim))
     return permute_dims(r, full)
@@ -276,7 +282,7 @@ def _standard_key(xp: Any, shape: tuple[int, ...], key: tuple[Any, ...]) -> tupl
     items.extend([slice(None)] * (len(shape) - builtins.sum(1 for k in items if k is not None)))
     if not builtins.any(_is_arr(k) for k in items):
         return tuple(items)
-    from .manipulation import broadcast_shapes
+    broadcast_shapes = _L_manipulation.broadcast_shapes
 
     adv = [i for i, k in enumerate(items) if _is_arr(k) or isinstance(k, int)]
     contiguous = adv == list(range(adv[0], adv[-1] + 1))
@@ -306,6 +312,17 @@ def _standard_key(xp: Any, shape: tuple[int, ...], key: tuple[Any, ...]) -> tupl
     return tuple(out)
 
 
+def _basic_setitem(xp: Any, b: Any, x: Any, key: tuple[Any, ...], v: Any) -> Any:
+    """``x[key] = v`` for a basic key, without the None entries some backends refuse in setitem."""
+    if None not in key:
+        return b.setitem(x, key, v)
+    key2 = tuple(k for k in key if k is not None)
+    target = x[key2].shape
+    v = xp.asarray(v, dtype=x.dtype) if not _is_arr(v) else v
+    v = xp.reshape(xp.broadcast_to(v, x[key].shape), target)
+    return b.setitem(x, key2, v)
+
+
 def _is_arr(k: Any) -> builtins.bool:
     return hasattr(k, "shape") and hasattr(k, "dtype")
 
@@ -315,7 +332,7 @@ getitem_p.jvp = lambda ts, out, x, *idx, spec: bind(getitem_p, (ts[0],) + idx, {
 
 
 def _getitem_vjp(g: Any, out: Any, x: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
-    from .creation import zeros_like
+    zeros_like = _L_creation.zeros_like
 
     return (lambda: index_add_raw(zeros_like(x), g, idx, spec),)
 
@@ -406,7 +423,7 @@ def _setitem_impl(xp: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> 
     except IndexError:  # a backend without integer-array __setitem__ (array-api-strict)
         key = _standard_key(xp, tuple(x.shape), key)
         if not builtins.any(_is_arr(k) for k in key):
-            return b.setitem(x, key, v)
+            return _basic_setitem(xp, b, x, key, v)
         # NOTE: the standard leaves repeated indices unspecified; here their updates add up.
         return _backend.scatter_add(b, x, key, v - x[key])
 
@@ -415,7 +432,7 @@ setitem_p = Primitive("setitem", _setitem_impl)
 
 
 def _setitem_jvp(ts: Any, out: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
-    from .creation import zeros_like
+    zeros_like = _L_creation.zeros_like
 
     tx, tv = ts[0], ts[1]
     if tx is None:
@@ -438,7 +455,7 @@ setitem_p.vjp = _setitem_vjp
 
 def _scatter_batch(prim: Primitive) -> Any:
     def rule(n: int, vals: Any, dims: Any, *, spec: tuple[Any, ...]) -> Any:
-        from .manipulation import broadcast_to, permute_dims
+        broadcast_to = _L_manipulation.broadcast_to; permute_dims = _L_manipulation.permute_dims
 
         x, v, *idx = vals
         xd, vd, *idims = dims
@@ -454,7 +471,7 @@ def _scatter_batch(prim: Primitive) -> Any:
                 v = move_bdim_to_front(v, vd)
                 vs = v.shape[1:]
                 if len(vs) < len(target):
-                    from .manipulation import reshape
+                    reshape = _L_manipulation.reshape
 
                     v = reshape(v, (n,) + (1,) * (len(target) - len(vs)) + vs)
                 v = broadcast_to(v, (n,) + target)
@@ -466,7 +483,7 @@ def _scatter_batch(prim: Primitive) -> Any:
 
 
 def _result_shape(shape: tuple[int, ...], spec: tuple[Any, ...], idx: Any, idims: Any) -> tuple[int, ...]:
-    from .manipulation import broadcast_shapes
+    broadcast_shapes = _L_manipulation.broadcast_shapes
 
     full = _expand_ellipsis(spec, len(shape), "setitem")
     has_adv = _has_advanced(full)
@@ -491,7 +508,7 @@ def _result_shape(shape: tuple[int, ...], spec: tuple[Any, ...], idx: Any, idims
                         "setitem: a batched boolean mask index cannot be batched under vmap; use where(mask, v, x)."
                     )
                 # An unbatched concrete mask selects a known number of elements along its axes.
-                from .reduction import sum as _sum
+                _sum = _L_reduction.sum
 
                 sh = (int(_sum(a)),)
             adv_shapes.append(tuple(sh))
@@ -524,7 +541,11 @@ def _index_add_impl(xp: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -
     key = _build(spec, idx)
     b = backend_for(xp)
     if not idx:
-        return b.setitem(x, key, x[key] + v)
+        try:
+            return b.setitem(x, key, x[key] + v)
+        except IndexError:
+            key = _standard_key(xp, tuple(x.shape), key)
+            return _basic_setitem(xp, b, x, key, x[key] + v)
     try:
         return _backend.scatter_add(b, x, key, v)
     except IndexError:  # mixed integer-array keys on a standard-only backend
@@ -535,7 +556,7 @@ index_add_p = Primitive("index_add", _index_add_impl)
 
 
 def _index_add_jvp(ts: Any, out: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
-    from .creation import zeros_like
+    zeros_like = _L_creation.zeros_like
 
     tx, tv = ts[0], ts[1]
     if tv is None:
@@ -552,7 +573,7 @@ index_add_p.batch = _scatter_batch(index_add_p)
 
 def index_add_raw(x: Tensor, v: Any, idx: Any, spec: tuple[Any, ...]) -> Tensor:
     if v.dtype is not x.dtype:
-        from .dtypes import astype
+        astype = _L_dtypes.astype
 
         v = astype(v, x.dtype)
     return bind(index_add_p, (x, v) + tuple(idx), {"spec": spec})
@@ -563,7 +584,7 @@ def _prep_value(x: Tensor, value: Any, op: str) -> Any:
         return as_tensor(value, op, like=x)
     v = as_tensor(value, op)
     if v.dtype is not x.dtype:
-        from .dtypes import astype
+        astype = _L_dtypes.astype
 
         v = astype(v, x.dtype)
     return v
@@ -600,7 +621,7 @@ def index_add(x: Any, key: Any, value: Any) -> Tensor:
 
 
 def _tensor_setitem(self: Tensor, key: Any, value: Any) -> None:
-    from .elementwise import rebind
+    rebind = _L_elementwise.rebind
 
     r = setitem(self, key, value)
     self._a = r._a
@@ -620,7 +641,7 @@ def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Tensor:
         >>> fl.take(fl.asarray([10, 20, 30]), fl.asarray([2, 0])).tolist()
         [30, 10]
     """
-    from .manipulation import reshape
+    reshape = _L_manipulation.reshape
 
     x = as_tensor(x, "take")
     i = as_tensor(indices, "take", like=x)
@@ -637,7 +658,7 @@ def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Tensor:
 
 def _check_bounds(i: Tensor, n: int, op: str) -> None:
     if i._t is None and i.size:
-        from .reduction import max as _max, min as _min
+        _max = _L_reduction.max; _min = _L_reduction.min
 
         lo, hi = int(_min(i)), int(_max(i))
         if lo < -n or hi >= n:
@@ -656,7 +677,7 @@ def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Tensor:
         >>> fl.take_along_axis(x, fl.asarray([[1], [0]]), axis=1).tolist()
         [[20], [30]]
     """
-    from .manipulation import broadcast_shapes, reshape
+    broadcast_shapes = _L_manipulation.broadcast_shapes; reshape = _L_manipulation.reshape
 
     x = as_tensor(x, "take_along_axis")
     i = as_tensor(indices, "take_along_axis", like=x)
