@@ -112,6 +112,7 @@ CASES: list[Case] = [
     ),
     _c("LSTM", "LSTM", (3, 4), {}, (5, 2, 3)),
     _c("LSTM-2l-bi-bf", "LSTM", (3, 4), {"num_layers": 2, "bidirectional": True, "batch_first": True}, (2, 4, 3)),
+    _c("LSTM-proj-bi-2l", "LSTM", (3, 5), {"proj_size": 2, "num_layers": 2, "bidirectional": True}, (4, 2, 3)),
     _c(
         "LSTM-nobias-unbatched-hx",
         "LSTM",

@@ -70,11 +70,12 @@ def _rnn_step(x: Tensor, h: Tensor, w_hh: Tensor, b_hh: Any, relu: bool) -> Tens
     return fl.maximum(a, 0.0) if relu else fl.tanh(a)
 
 
-def _lstm_step(x: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Any) -> tuple[Tensor, Tensor]:
+def _lstm_step(x: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Any, w_hr: Any = None) -> tuple[Tensor, Tensor]:
     gates = x + _lin(h, w_hh, b_hh)
     i, f, g, o = _chunk(gates, 4)
     c2 = _sigmoid(f) * c + _sigmoid(i) * fl.tanh(g)
-    return _sigmoid(o) * fl.tanh(c2), c2
+    h2 = _sigmoid(o) * fl.tanh(c2)
+    return (h2 if w_hr is None else _lin(h2, w_hr, None)), c2  # proj_size: h = W_hr (o * tanh(c))
 
 
 def _gru_step(x: Tensor, h: Tensor, w_hh: Tensor, b_hh: Any) -> Tensor:
@@ -197,7 +198,6 @@ def _run(
     elif batch_first:
         x = fl.permute_dims(x, (1, 0, 2))
     t_len, n = x.shape[0], x.shape[1]
-    hidden = _tensor(weights[0][1], op).shape[1]
     lstm = mode == "LSTM"
     if hx is None:
         h0 = c0 = None
@@ -206,9 +206,9 @@ def _run(
     else:
         h0, c0 = _tensor(hx, op), None
 
-    def initial(s: Any, i: int) -> Tensor:
+    def initial(s: Any, i: int, size: int) -> Tensor:
         if s is None:
-            return _zeros_like_shape(x, (n, hidden))
+            return _zeros_like_shape(x, (n, size))
         if unb:
             return fl.expand_dims(s[i], axis=0)
         return s[i]
@@ -224,20 +224,22 @@ def _run(
         outs = []
         for d in range(dirs):
             idx = layer * dirs + d
-            wts = list(weights[idx]) + [None] * (4 - len(weights[idx]))
+            wts = list(weights[idx])
+            w_hr = _tensor(wts.pop(), op) if lstm and len(wts) in (3, 5) else None  # LSTM proj_size
+            wts += [None] * (4 - len(wts))
             w_ih, w_hh, b_ih, b_hh = (None if v is None else _tensor(v, op) for v in wts)  # type: Any, Any, Any, Any
             if w_ih.shape[1] != layer_in.shape[-1]:
                 raise ShapeError(
                     f"{op}: layer {layer} expects {w_ih.shape[1]} input features; got {layer_in.shape[-1]}."
                 )
             xp_ = _lin(layer_in, w_ih, b_ih)  # (T, N, G*H): the whole sequence in one matmul
-            h: Any = initial(h0, idx)
-            c: Any = initial(c0, idx) if lstm else None
+            h: Any = initial(h0, idx, w_hh.shape[1])
+            c: Any = initial(c0, idx, w_hh.shape[0] // 4) if lstm else None
             steps = range(t_len - 1, -1, -1) if d == 1 else range(t_len)
             hs: list[Any] = [None] * t_len
             for t in steps:
                 if lstm:
-                    h, c = _lstm_step(xp_[t], h, c, w_hh, b_hh)
+                    h, c = _lstm_step(xp_[t], h, c, w_hh, b_hh, w_hr)
                 elif mode == "GRU":
                     h = _gru_step(xp_[t], h, w_hh, b_hh)
                 else:
@@ -315,7 +317,9 @@ def lstm(
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """A multi-layer LSTM over a sequence; returns ``(output, (h_n, c_n))`` like ``torch.nn.LSTM``.
 
-    Args as :func:`rnn`; ``hx`` is ``(h_0, c_0)`` or None.
+    Args as :func:`rnn`; ``hx`` is ``(h_0, c_0)`` or None. With projections (PyTorch's
+    ``proj_size``) each weight tuple ends with ``w_hr`` (proj, hidden):
+    ``(w_ih, w_hh, b_ih, b_hh, w_hr)`` or, without biases, ``(w_ih, w_hh, w_hr)``.
 
     Example:
         >>> import functorch_lite as fl

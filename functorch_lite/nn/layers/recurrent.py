@@ -54,8 +54,10 @@ class _RNNBase(Module):
         _check_size("num_layers", num_layers, name)
         if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
             raise ConfigError(f"{name}: dropout must be a probability in [0, 1]; got {dropout!r}.")
-        if proj_size:
-            raise ConfigError(f"{name}: proj_size is not supported; got proj_size={proj_size}.")
+        if proj_size and self._mode != "LSTM":
+            raise ConfigError(f"{name}: proj_size is only supported by LSTM; got proj_size={proj_size}.")
+        if not isinstance(proj_size, int) or proj_size < 0 or (proj_size and proj_size >= hidden_size):
+            raise ConfigError(f"{name}: proj_size must be an int in [0, hidden_size); got {proj_size!r}.")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -63,18 +65,25 @@ class _RNNBase(Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
-        self.proj_size = 0
+        self.proj_size = proj_size
         g = _GATES[self._mode] * hidden_size
         dirs = 2 if bidirectional else 1
+        h_size = proj_size or hidden_size
         for layer in range(num_layers):
             for d in range(dirs):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                in_size = input_size if layer == 0 else hidden_size * dirs
+                in_size = input_size if layer == 0 else h_size * dirs
                 setattr(self, "weight_ih" + sfx, Parameter(fl.empty((g, in_size), dtype=dtype, device=device)))
-                setattr(self, "weight_hh" + sfx, Parameter(fl.empty((g, hidden_size), dtype=dtype, device=device)))
+                setattr(self, "weight_hh" + sfx, Parameter(fl.empty((g, h_size), dtype=dtype, device=device)))
                 if bias:
                     setattr(self, "bias_ih" + sfx, Parameter(fl.empty((g,), dtype=dtype, device=device)))
                     setattr(self, "bias_hh" + sfx, Parameter(fl.empty((g,), dtype=dtype, device=device)))
+                if proj_size:
+                    setattr(
+                        self,
+                        "weight_hr" + sfx,
+                        Parameter(fl.empty((proj_size, hidden_size), dtype=dtype, device=device)),
+                    )
         self.reset_parameters(key=key)
 
     def reset_parameters(self, *, key: Any = None) -> None:
@@ -93,6 +102,8 @@ class _RNNBase(Module):
                 ws = [getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)]
                 if self.bias:
                     ws += [getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)]
+                if self.proj_size:
+                    ws.append(getattr(self, "weight_hr" + sfx))
                 out.append(tuple(ws))
         return out
 
@@ -118,6 +129,8 @@ class _RNNBase(Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s
 
 
@@ -166,7 +179,8 @@ class LSTM(_RNNBase):
     """Multi-layer LSTM; ``forward(input, hx=None) -> (output, (h_n, c_n))``.
 
     Gates i, f, g, o stacked in ``weight_ih_l{k}`` (4 * hidden, input) as PyTorch;
-    ``_reverse`` suffix for the backward direction.
+    ``_reverse`` suffix for the backward direction; ``proj_size`` adds ``weight_hr_l{k}``
+    (proj_size, hidden) and makes h (and the output) proj_size wide.
 
     Example:
         >>> import functorch_lite as fl
