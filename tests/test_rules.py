@@ -94,6 +94,7 @@ UNARY_DOMAINS = {
     "log10": POS,
     "sqrt": POS,
     "log1p": Domain(-0.7, 2.0),
+    "reciprocal": NONZERO,
     "tan": Domain(-1.2, 1.2),
 }
 BINARY_DOMAINS = {

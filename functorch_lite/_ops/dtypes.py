@@ -10,6 +10,7 @@ from .. import _dtypes as D
 from .._core.tensor import Tensor
 from .._errors import DTypeError
 from ._base import Primitive, as_tensor, backend_for, bind, check_dtype
+from . import elementwise as _L_elementwise  # noqa: E402
 
 __all__ = ["astype", "can_cast", "finfo", "iinfo", "isdtype"]
 
@@ -35,7 +36,7 @@ def _astype_vjp(g: Any, out: Any, x: Any, *, dtype: D.DType, copy: builtins.bool
     if src.kind not in "fc":
         return (None,)
     if src.kind == "f" and dtype.kind == "c":
-        from .elementwise import real
+        real = _L_elementwise.real
 
         g = real(g)
     return (astype(g, src),)
@@ -119,7 +120,8 @@ def finfo(type: Any, /) -> finfo_object:
     if real not in _FINFO:
         raise DTypeError(f"finfo: needs a floating dtype; got {dt.name}. Use iinfo for integers.")
     bits, eps, mx, tiny = _FINFO[real]
-    return finfo_object(bits if dt is real else bits * 2, eps, mx, -mx, tiny, dt)
+    # The standard: a complex dtype reports its real-valued floating-point counterpart.
+    return finfo_object(bits, eps, mx, -mx, tiny, real)
 
 
 def iinfo(type: Any, /) -> iinfo_object:

@@ -32,6 +32,11 @@ __all__: list[str] = []
 
 # Native float/complex and bool dtypes per backend namespace (for the scalar fast path).
 from .._backend import BOOL_NATIVES as _BOOLS_BY_XP, FLOAT_NATIVES as _FLOATS_BY_XP  # noqa: E402
+from . import _base as _L__base  # noqa: E402
+from . import dtypes as _L_dtypes  # noqa: E402
+from . import manipulation as _L_manipulation  # noqa: E402
+from .. import _backend as _L_pkg2__backend  # noqa: E402
+from . import searching as _L_searching  # noqa: E402
 
 
 def _register_backend_dtypes() -> None:
@@ -45,7 +50,7 @@ def _register_backend_dtypes() -> None:
 
 def elementwise_batch(axis_size: int, vals: Any, dims: Any, **params: Any) -> tuple[Any, int]:
     """Batch rule of every elementwise op: batch axes to the front, ranks aligned."""
-    from .manipulation import moveaxis, reshape
+    moveaxis = _L_manipulation.moveaxis; reshape = _L_manipulation.reshape
 
     rank = 0
     for v, d in zip(vals, dims, strict=True):
@@ -243,7 +248,7 @@ def _binary(
             return bind(prim, (x, y), {})
         except ValueError:
             if isinstance(x, Tensor) and isinstance(y, Tensor):
-                from .manipulation import broadcast_shapes
+                broadcast_shapes = _L_manipulation.broadcast_shapes
 
                 broadcast_shapes(x.shape, y.shape)  # raises ShapeError naming both shapes
             raise
@@ -293,6 +298,7 @@ _unary("log2", lambda v, x, o: v / (x * LN2))
 _unary("log10", lambda v, x, o: v / (x * LN10))
 _unary("negative", lambda v, x, o: -v)
 _unary("positive", lambda v, x, o: v)
+_unary("reciprocal", lambda v, x, o: -v * o * o)
 _unary("sin", lambda v, x, o: v * g["cos"](x))
 _unary("sinh", lambda v, x, o: v * g["cosh"](x))
 _unary("sqrt", lambda v, x, o: v / (o * 2.0))
@@ -314,7 +320,7 @@ for _n in ("isfinite", "isinf", "isnan", "signbit", "logical_not", "bitwise_inve
 
 
 def _where(c: Any, a: Any, b: Any) -> Any:
-    from .searching import where
+    where = _L_searching.where
 
     return where(c, a, b)
 
@@ -337,7 +343,7 @@ def _pow_dy(v: Any, x: Any, y: Any, o: Any) -> Any:
 
 def _max_mask(x: Any, y: Any) -> Any:
     # NOTE: at ties the gradient is split evenly between the arguments (as JAX does).
-    from .dtypes import astype
+    astype = _L_dtypes.astype
 
     gt = g["greater"](x, y)
     eq = g["equal"](x, y)
@@ -404,7 +410,7 @@ def result_type(*arrays_and_dtypes: Any) -> D.DType:
         >>> fl.result_type(fl.float32, fl.float64)
         functorch_lite.float64
     """
-    from ._base import check_dtype
+    check_dtype = _L__base.check_dtype
 
     if not arrays_and_dtypes:
         raise ValueError("result_type: needs at least one array or dtype.")
@@ -420,7 +426,7 @@ def result_type(*arrays_and_dtypes: Any) -> D.DType:
         else:
             dts.append(check_dtype(a, "result_type"))
     if not dts:
-        from ._base import dtype_of
+        dtype_of = _L__base.dtype_of
 
         dts = [dtype_of(scalars.pop(0))]
     r = dts[0]
@@ -475,7 +481,7 @@ _OK_OTHER = (Tensor,) + scalar_types
 def _operand_ok(other: Any) -> bool:
     if isinstance(other, _OK_OTHER):
         return True
-    from .. import _backend
+    _backend = _L_pkg2__backend
 
     return _backend.backend_of(other) is not None
 
@@ -488,7 +494,7 @@ def rebind(t: Tensor, r: Tensor, op: str) -> Tensor:
             f"{t.shape}, result shape {r.shape}. Use the out-of-place form (x = x {op[:-1]} y)."
         )
     if r.dtype is not t.dtype:
-        from .dtypes import astype
+        astype = _L_dtypes.astype
 
         r = astype(r, t.dtype)
     t._a = r._a

@@ -10,6 +10,10 @@ from .._core.tensor import Tensor
 from .._errors import ShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis, same_backend
 from ._rules import move_bdim_to_front
+from . import creation as _L_creation  # noqa: E402
+from . import dtypes as _L_dtypes  # noqa: E402
+from . import elementwise as _L_elementwise  # noqa: E402
+from . import indexing as _L_indexing  # noqa: E402
 
 __all__ = [
     "reshape",
@@ -253,7 +257,7 @@ def matrix_transpose(x: Any, /) -> Tensor:
     return permute_dims(x, tuple(range(nd - 2)) + (nd - 1, nd - 2))
 
 
-def expand_dims(x: Any, /, *, axis: int = 0) -> Tensor:
+def expand_dims(x: Any, /, axis: int = 0) -> Tensor:
     """Insert an axis of size one at ``axis``.
 
     Example:
@@ -380,13 +384,13 @@ concat_p.jvp = lambda ts, out, *xs, axis: concat(
 
 
 def _zeros_like(x: Any) -> Any:
-    from .creation import zeros_like
+    zeros_like = _L_creation.zeros_like
 
     return zeros_like(x)
 
 
 def _concat_vjp(g: Any, out: Any, *xs: Any, axis: Any) -> Any:
-    from .indexing import getitem
+    getitem = _L_indexing.getitem
 
     if axis is None:
         g = reshape(g, (-1,))
@@ -425,8 +429,8 @@ def concat(arrays: Sequence[Any], /, *, axis: int | None = 0) -> Tensor:
         >>> fl.concat([fl.ones((2, 3)), fl.zeros((1, 3))]).shape
         (3, 3)
     """
-    from .elementwise import result_type
-    from .dtypes import astype
+    result_type = _L_elementwise.result_type
+    astype = _L_dtypes.astype
 
     ts = [as_tensor(a, "concat") for a in arrays]
     if not ts:
@@ -481,7 +485,7 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple[Tensor, ...]:
         >>> len(fl.unstack(fl.ones((3, 2))))
         3
     """
-    from .indexing import getitem
+    getitem = _L_indexing.getitem
 
     x = as_tensor(x, "unstack")
     ax = normalize_axis(axis, x.ndim, "unstack")
@@ -516,7 +520,7 @@ def repeat(x: Any, repeats: int | Any, /, *, axis: int | None = None) -> Tensor:
         >>> fl.repeat(fl.asarray([1, 2]), 2).tolist()
         [1, 1, 2, 2]
     """
-    from .indexing import take
+    take = _L_indexing.take
 
     x = as_tensor(x, "repeat")
     if axis is None:
@@ -532,9 +536,11 @@ def repeat(x: Any, repeats: int | Any, /, *, axis: int | None = None) -> Tensor:
     # NOTE: data-dependent repeats: build the gather index on the host (shapes depend on values)
     r = as_tensor(repeats, "repeat")
     counts = [int(v) for v in r.tolist()]
+    if len(counts) == 1:  # a single count broadcasts along the axis
+        counts = counts * n
     if len(counts) != n:
         raise ShapeError(f"repeat: repeats has {len(counts)} entries for an axis of size {n}.")
     idx = [i for i, c in enumerate(counts) for _ in range(c)]
-    from .creation import asarray_like
+    asarray_like = _L_creation.asarray_like
 
     return take(x, asarray_like(idx, x, int_dtype=True), axis=ax)
