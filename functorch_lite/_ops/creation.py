@@ -20,6 +20,7 @@ from ._base import (
     default_float,
 )
 from ._rules import move_bdim_to_front
+from . import manipulation as _L_manipulation  # noqa: E402
 
 __all__ = [
     "arange",
@@ -119,9 +120,11 @@ def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) 
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item() if not fill_value.is_tracer else fill_value
         if isinstance(fill_value, Tensor):
-            from .manipulation import broadcast_to
+            broadcast_to = _L_manipulation.broadcast_to
 
-            return broadcast_to(fill_value if dtype is None else fill_value.__class__(fill_value, dtype=dtype), _shape(shape))
+            return broadcast_to(
+                fill_value if dtype is None else fill_value.__class__(fill_value, dtype=dtype), _shape(shape)
+            )
     dt = _fill_dtype(fill_value) if dtype is None else check_dtype(dtype, "full")
     b = _backend.current_default()
     kw: dict[str, Any] = {"dtype": b.native(dt)}
@@ -190,7 +193,13 @@ def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = No
 
 
 def arange(
-    start: int | float, /, stop: int | float | None = None, step: int | float = 1, *, dtype: Any = None, device: Any = None
+    start: int | float,
+    /,
+    stop: int | float | None = None,
+    step: int | float = 1,
+    *,
+    dtype: Any = None,
+    device: Any = None,
 ) -> Tensor:
     """Evenly spaced values in ``[start, stop)``.
 
@@ -243,9 +252,7 @@ def linspace(
     return wrap(b.xp.linspace(start, stop, num, **kw), b.xp)
 
 
-def eye(
-    n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None
-) -> Tensor:
+def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None) -> Tensor:
     """A 2-d array with ones on the ``k``-th diagonal.
 
     Example:
@@ -291,7 +298,8 @@ def meshgrid(*arrays: Any, indexing: str = "xy") -> list[Tensor]:
         >>> [a.shape for a in fl.meshgrid(fl.arange(3), fl.arange(2))]
         [(2, 3), (2, 3)]
     """
-    from .manipulation import broadcast_to, reshape
+    broadcast_to = _L_manipulation.broadcast_to
+    reshape = _L_manipulation.reshape
 
     if indexing not in ("xy", "ij"):
         raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij'; got {indexing!r}.")

@@ -78,7 +78,9 @@ def can_cast(from_: Any, to: Any, /) -> builtins.bool:
     if f is t:
         return True
     try:
-        return D.promote(f, t) is t and not (f.kind in "iu" and t.kind in "fc") and not (f.kind == "c" and t.kind != "c")
+        return (
+            D.promote(f, t) is t and not (f.kind in "iu" and t.kind in "fc") and not (f.kind == "c" and t.kind != "c")
+        )
     except KeyError:
         return False
 

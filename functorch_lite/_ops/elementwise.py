@@ -50,7 +50,8 @@ def _register_backend_dtypes() -> None:
 
 def elementwise_batch(axis_size: int, vals: Any, dims: Any, **params: Any) -> tuple[Any, int]:
     """Batch rule of every elementwise op: batch axes to the front, ranks aligned."""
-    moveaxis = _L_manipulation.moveaxis; reshape = _L_manipulation.reshape
+    moveaxis = _L_manipulation.moveaxis
+    reshape = _L_manipulation.reshape
 
     rank = 0
     for v, d in zip(vals, dims, strict=True):
@@ -128,7 +129,10 @@ def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool 
         return bind(prim, (as_tensor(x, name),), {})
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = doc or f"Elementwise ``{name}`` of the array API standard.\n\nExample:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.asarray([0.5])).shape\n    (1,)\n"
+    op.__doc__ = (
+        doc
+        or f"Elementwise ``{name}`` of the array API standard.\n\nExample:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.asarray([0.5])).shape\n    (1,)\n"
+    )
     op.prim = prim  # type: ignore[attr-defined]
     globals()[name] = op
     __all__.append(name)

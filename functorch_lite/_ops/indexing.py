@@ -190,7 +190,11 @@ def _batched_key(
         if isinstance(s, _Arr):
             rank = builtins.max(rank, s.ndim)
     new_idx: list[Any] = []
-    for s, (a, d) in zip([s for s in full if isinstance(s, _Arr)], [(idx[s.i], idims[s.i]) for s in full if isinstance(s, _Arr)], strict=True):
+    for s, (a, d) in zip(
+        [s for s in full if isinstance(s, _Arr)],
+        [(idx[s.i], idims[s.i]) for s in full if isinstance(s, _Arr)],
+        strict=True,
+    ):
         if d is not None:
             a = move_bdim_to_front(a, d)
             r = a.ndim - 1
@@ -455,7 +459,8 @@ setitem_p.vjp = _setitem_vjp
 
 def _scatter_batch(prim: Primitive) -> Any:
     def rule(n: int, vals: Any, dims: Any, *, spec: tuple[Any, ...]) -> Any:
-        broadcast_to = _L_manipulation.broadcast_to; permute_dims = _L_manipulation.permute_dims
+        broadcast_to = _L_manipulation.broadcast_to
+        permute_dims = _L_manipulation.permute_dims
 
         x, v, *idx = vals
         xd, vd, *idims = dims
@@ -658,7 +663,8 @@ def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Tensor:
 
 def _check_bounds(i: Tensor, n: int, op: str) -> None:
     if i._t is None and i.size:
-        _max = _L_reduction.max; _min = _L_reduction.min
+        _max = _L_reduction.max
+        _min = _L_reduction.min
 
         lo, hi = int(_min(i)), int(_max(i))
         if lo < -n or hi >= n:
@@ -677,14 +683,13 @@ def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Tensor:
         >>> fl.take_along_axis(x, fl.asarray([[1], [0]]), axis=1).tolist()
         [[20], [30]]
     """
-    broadcast_shapes = _L_manipulation.broadcast_shapes; reshape = _L_manipulation.reshape
+    broadcast_shapes = _L_manipulation.broadcast_shapes
+    reshape = _L_manipulation.reshape
 
     x = as_tensor(x, "take_along_axis")
     i = as_tensor(indices, "take_along_axis", like=x)
     if i.ndim != x.ndim:
-        raise ShapeError(
-            f"take_along_axis: indices need as many dimensions as x ({x.ndim}); got shape {i.shape}."
-        )
+        raise ShapeError(f"take_along_axis: indices need as many dimensions as x ({x.ndim}); got shape {i.shape}.")
     ax = normalize_axis(axis, x.ndim, "take_along_axis")
     _check_bounds(i, x.shape[ax], "take_along_axis")
     nd = x.ndim

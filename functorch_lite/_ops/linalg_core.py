@@ -8,6 +8,9 @@ from typing import Any
 from .._core.tensor import Tensor
 from .._errors import ShapeError
 from ._base import Primitive, as_tensor, bind
+from . import elementwise as _L_elementwise  # noqa: E402
+from . import manipulation as _L_manipulation  # noqa: E402
+from . import reduction as _L_reduction  # noqa: E402
 
 __all__ = ["matmul", "tensordot", "vecdot"]
 
@@ -26,7 +29,7 @@ matmul_p = Primitive("matmul", _mm_impl)
 
 
 def _mT(x: Any) -> Any:
-    from .manipulation import matrix_transpose
+    matrix_transpose = _L_manipulation.matrix_transpose
 
     return matrix_transpose(x)
 
@@ -50,12 +53,12 @@ matmul_p.vjp = lambda g, out, x, y: (
 
 
 def _matmul_batch(n: int, vals: Any, dims: Any) -> Any:
-    from .elementwise import elementwise_batch
+    elementwise_batch = _L_elementwise.elementwise_batch
 
     x, y = elementwise_batch(n, vals, dims)[0]
     if dims[1] is None and y.ndim == 2:
         # Batched x times one matrix: fold the batch into the rows (one gemm, not n gemv).
-        from .manipulation import reshape
+        reshape = _L_manipulation.reshape
 
         s = x.shape
         out = bind(matmul_p, (reshape(x, (-1, s[-1])), y), {})
@@ -69,7 +72,9 @@ matmul_p.batch = _matmul_batch
 def _check_mm(x: Tensor, y: Tensor) -> None:
     xs, ys = x.shape, y.shape
     if not xs or not ys:
-        raise ShapeError(f"matmul: operands must have at least one dimension; got shapes {xs} and {ys}. Use multiply for scalars.")
+        raise ShapeError(
+            f"matmul: operands must have at least one dimension; got shapes {xs} and {ys}. Use multiply for scalars."
+        )
     k1 = xs[-1]
     k2 = ys[-2] if len(ys) > 1 else ys[0]
     if k1 != k2:
@@ -96,13 +101,14 @@ def matmul(x1: Any, x2: Any, /) -> Tensor:
             t._xp = xp
             t._t = None
             return t
-    from .elementwise import prep_binary
-    from .manipulation import expand_dims, squeeze
+    prep_binary = _L_elementwise.prep_binary
+    expand_dims = _L_manipulation.expand_dims
+    squeeze = _L_manipulation.squeeze
 
     x, y = prep_binary("matmul", as_tensor(x1, "matmul"), as_tensor(x2, "matmul"))
     _check_mm(x, y)
     if x.ndim == 1 and y.ndim == 1:
-        from .reduction import sum as _sum
+        _sum = _L_reduction.sum
 
         p = x * y
         return _sum(p, dtype=p.dtype)
@@ -110,7 +116,7 @@ def matmul(x1: Any, x2: Any, /) -> Tensor:
         return squeeze(bind(matmul_p, (expand_dims(x, axis=0), y), {}), axis=-2)
     if y.ndim == 1:
         return squeeze(bind(matmul_p, (x, expand_dims(y, axis=-1)), {}), axis=-1)
-    from .manipulation import broadcast_shapes
+    broadcast_shapes = _L_manipulation.broadcast_shapes
 
     broadcast_shapes(x.shape[:-2], y.shape[:-2])
     return bind(matmul_p, (x, y), {})
@@ -124,8 +130,9 @@ def tensordot(x1: Any, x2: Any, /, *, axes: int | tuple[Sequence[int], Sequence[
         >>> fl.tensordot(fl.ones((2, 3)), fl.ones((3, 4)), axes=1).shape
         (2, 4)
     """
-    from .elementwise import prep_binary
-    from .manipulation import permute_dims, reshape
+    prep_binary = _L_elementwise.prep_binary
+    permute_dims = _L_manipulation.permute_dims
+    reshape = _L_manipulation.reshape
 
     x, y = prep_binary("tensordot", as_tensor(x1, "tensordot"), as_tensor(x2, "tensordot"))
     if isinstance(axes, int):
@@ -167,8 +174,9 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Tensor:
         >>> fl.vecdot(fl.ones((2, 3)), fl.ones((3,))).tolist()
         [3.0, 3.0]
     """
-    from .elementwise import conj, prep_binary
-    from .reduction import sum as _sum
+    conj = _L_elementwise.conj
+    prep_binary = _L_elementwise.prep_binary
+    _sum = _L_reduction.sum
 
     x, y = prep_binary("vecdot", as_tensor(x1, "vecdot"), as_tensor(x2, "vecdot"))
     if axis >= 0:

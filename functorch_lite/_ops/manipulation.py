@@ -62,7 +62,10 @@ def _resolve_shape(shape: Sequence[int], size: int, op: str, src: tuple[int, ...
 
 
 # -- reshape ----------------------------------------------------------------------
-reshape_p = Primitive("reshape", lambda xp, x, *, shape, copy=None: xp.reshape(x, shape) if copy is None else xp.reshape(x, shape, copy=copy))
+reshape_p = Primitive(
+    "reshape",
+    lambda xp, x, *, shape, copy=None: xp.reshape(x, shape) if copy is None else xp.reshape(x, shape, copy=copy),
+)
 reshape_p.jvp = lambda ts, out, x, **p: reshape(ts[0], p["shape"])
 reshape_p.vjp = lambda g, out, x, **p: (reshape(g, x.shape),)
 
@@ -212,9 +215,7 @@ def permute_dims(x: Any, /, axes: Sequence[int]) -> Tensor:
     nd = x.ndim
     axes = tuple(normalize_axis(a, nd, "permute_dims") for a in axes)
     if sorted(axes) != list(range(nd)):
-        raise ShapeError(
-            f"permute_dims: axes must be a permutation of range({nd}); got {axes}."
-        )
+        raise ShapeError(f"permute_dims: axes must be a permutation of range({nd}); got {axes}.")
     if axes == tuple(range(nd)):
         return x
     return bind(permute_dims_p, (x,), {"axes": axes})
@@ -334,9 +335,7 @@ def flip(x: Any, /, *, axis: int | tuple[int, ...] | None = None) -> Tensor:
 
 roll_p = Primitive("roll", lambda xp, x, *, shift, axis: xp.roll(x, shift, axis=axis))
 roll_p.jvp = lambda ts, out, x, **p: bind(roll_p, (ts[0],), p)
-roll_p.vjp = lambda g, out, x, *, shift, axis: (
-    bind(roll_p, (g,), {"shift": tuple(-s for s in shift), "axis": axis}),
-)
+roll_p.vjp = lambda g, out, x, *, shift, axis: (bind(roll_p, (g,), {"shift": tuple(-s for s in shift), "axis": axis}),)
 
 
 def _roll_batch(n: int, vals: Any, dims: Any, *, shift: Any, axis: Any) -> Any:
@@ -402,7 +401,9 @@ def _concat_vjp(g: Any, out: Any, *xs: Any, axis: Any) -> Any:
     for x in xs:
         n = x.shape[ax] if axis is not None else x.size
         key = (slice(None),) * ax + (slice(start, start + n),)
-        res.append((lambda k=key, xs_=x: reshape(getitem(g, k), xs_.shape)) if axis is None else (lambda k=key: getitem(g, k)))
+        res.append(
+            (lambda k=key, xs_=x: reshape(getitem(g, k), xs_.shape)) if axis is None else (lambda k=key: getitem(g, k))
+        )
         start += n
     return tuple(res)
 
@@ -448,8 +449,7 @@ def concat(arrays: Sequence[Any], /, *, axis: int | None = 0) -> Tensor:
         s0, s = ts[0].shape, t.shape
         if len(s) != nd or builtins.any(a != b for i, (a, b) in enumerate(zip(s0, s, strict=True)) if i != ax):
             raise ShapeError(
-                f"concat: shapes {s0} and {s} differ outside axis {ax}; all but the "
-                "concatenation axis must match."
+                f"concat: shapes {s0} and {s} differ outside axis {ax}; all but the concatenation axis must match."
             )
     if len(ts) == 1:
         return ts[0]

@@ -9,6 +9,12 @@ from .. import _dtypes as D
 from .._core.tensor import Tensor
 from ._base import Primitive, as_tensor, bind, check_dtype, normalize_axes, normalize_axis
 from ._rules import move_bdim_to_front
+from . import creation as _L_creation  # noqa: E402
+from . import dtypes as _L_dtypes  # noqa: E402
+from . import elementwise as _L_elementwise  # noqa: E402
+from . import indexing as _L_indexing  # noqa: E402
+from . import manipulation as _L_manipulation  # noqa: E402
+from .._core import tensor as _L_up__core_tensor  # noqa: E402
 
 __all__ = [
     "sum",
@@ -28,7 +34,8 @@ __all__ = [
 
 def _expand_to(g: Any, x_shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdims: builtins.bool) -> Any:
     """Broadcast a reduced cotangent ``g`` back to ``x_shape``."""
-    from .manipulation import broadcast_to, reshape
+    broadcast_to = _L_manipulation.broadcast_to
+    reshape = _L_manipulation.reshape
 
     if not keepdims:
         axes = range(len(x_shape)) if axis is None else axis
@@ -53,7 +60,7 @@ def _xp_reduce(fname: str) -> Any:
     def impl(xp: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dtype: Any = None) -> Any:
         kw: dict[str, Any] = {"axis": axis, "keepdims": keepdims}
         if dtype is not None:
-            from .._core.tensor import backend_for
+            backend_for = _L_up__core_tensor.backend_for
 
             kw["dtype"] = backend_for(xp).native(dtype)
         return getattr(xp, fname)(x, **kw)
@@ -90,7 +97,7 @@ def sum(
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
     if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        from .dtypes import astype
+        astype = _L_dtypes.astype
 
         x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(sum_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": dt})
@@ -102,7 +109,8 @@ prod_p = Primitive("prod", _xp_reduce("prod"))
 
 def _merge_reduced_last(x: Any, axis: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
     """Move the reduced axes of x last and merge them; returns (y, perm, kept shape)."""
-    from .manipulation import permute_dims, reshape
+    permute_dims = _L_manipulation.permute_dims
+    reshape = _L_manipulation.reshape
 
     nd = x.ndim
     axes = tuple(range(nd)) if axis is None else axis
@@ -115,9 +123,12 @@ def _merge_reduced_last(x: Any, axis: tuple[int, ...] | None) -> tuple[Any, tupl
 
 def _prod_others(x: Any, axis: tuple[int, ...] | None) -> Any:
     """For each element, the product of the other elements in its reduction group (zero-safe)."""
-    from .creation import ones_like
-    from .indexing import getitem
-    from .manipulation import concat, flip, permute_dims, reshape
+    ones_like = _L_creation.ones_like
+    getitem = _L_indexing.getitem
+    concat = _L_manipulation.concat
+    flip = _L_manipulation.flip
+    permute_dims = _L_manipulation.permute_dims
+    reshape = _L_manipulation.reshape
 
     y, perm, kshape = _merge_reduced_last(x, axis)
     one = ones_like(getitem(y, (..., slice(0, 1))))
@@ -125,7 +136,7 @@ def _prod_others(x: Any, axis: tuple[int, ...] | None) -> Any:
     ry = flip(y, axis=-1)
     right = flip(concat([one, getitem(cumulative_prod(ry, axis=-1), (..., slice(None, -1)))], axis=-1), axis=-1)
     others = left * right
-    others = reshape(others, kshape + tuple(x.shape[i] for i in perm[len(kshape):]))
+    others = reshape(others, kshape + tuple(x.shape[i] for i in perm[len(kshape) :]))
     inv = [0] * len(perm)
     for i, a in enumerate(perm):
         inv[a] = i
@@ -162,7 +173,7 @@ def prod(
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
     if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        from .dtypes import astype
+        astype = _L_dtypes.astype
 
         x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(prod_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": dt})
@@ -174,8 +185,8 @@ def _extreme(name: str) -> Any:
 
     def vjp(g: Any, out: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dtype: Any = None) -> Any:
         def ct() -> Any:
-            from .dtypes import astype
-            from .elementwise import equal
+            astype = _L_dtypes.astype
+            equal = _L_elementwise.equal
 
             # NOTE: ties share the gradient evenly (as JAX does).
             o = _expand_to(out, x.shape, axis, keepdims)
@@ -186,8 +197,8 @@ def _extreme(name: str) -> Any:
         return (ct,)
 
     def jvp(ts: Any, out: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dtype: Any = None) -> Any:
-        from .dtypes import astype
-        from .elementwise import equal
+        astype = _L_dtypes.astype
+        equal = _L_elementwise.equal
 
         o = _expand_to(out, x.shape, axis, keepdims)
         mask = astype(equal(x, o), x.dtype)
@@ -256,7 +267,8 @@ def var(
         >>> float(fl.var(fl.asarray([1.0, 3.0])))
         1.0
     """
-    from .elementwise import abs as _abs, real
+    _abs = _L_elementwise.abs
+    real = _L_elementwise.real
 
     x, ax = _reduce_args(x, axis, "var")
     if x.dtype.kind not in "fc":
@@ -284,7 +296,7 @@ def std(
         >>> float(fl.std(fl.asarray([1.0, 3.0])))
         1.0
     """
-    from .elementwise import sqrt
+    sqrt = _L_elementwise.sqrt
 
     return sqrt(var(x, axis=axis, correction=correction, keepdims=keepdims))
 
@@ -294,7 +306,7 @@ def _cum_impl(fname: str) -> Any:
     def impl(xp: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False) -> Any:
         kw: dict[str, Any] = {"axis": axis, "include_initial": include_initial}
         if dtype is not None:
-            from .._core.tensor import backend_for
+            backend_for = _L_up__core_tensor.backend_for
 
             kw["dtype"] = backend_for(xp).native(dtype)
         return getattr(xp, fname)(x, **kw)
@@ -306,9 +318,11 @@ cumulative_sum_p = Primitive("cumulative_sum", _cum_impl("cumulative_sum"))
 cumulative_sum_p.jvp = lambda ts, out, x, **p: bind(cumulative_sum_p, (ts[0],), p)
 
 
-def _cumsum_vjp(g: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False) -> Any:
-    from .indexing import getitem
-    from .manipulation import flip
+def _cumsum_vjp(
+    g: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False
+) -> Any:
+    getitem = _L_indexing.getitem
+    flip = _L_manipulation.flip
 
     if include_initial:
         g = getitem(g, (slice(None),) * axis + (slice(1, None),))
@@ -337,7 +351,7 @@ def _cum_args(x: Any, axis: Any, op: str) -> tuple[Tensor, int]:
             raise ValueError(f"{op}: axis is required for arrays of more than one dimension; got shape {x.shape}.")
         axis = 0
     if x.ndim == 0:
-        from .manipulation import reshape
+        reshape = _L_manipulation.reshape
 
         x = reshape(x, (1,))
     return x, normalize_axis(axis, x.ndim, op)
@@ -360,7 +374,7 @@ def cumulative_sum(
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
     if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        from .dtypes import astype
+        astype = _L_dtypes.astype
 
         x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(cumulative_sum_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
@@ -369,9 +383,11 @@ def cumulative_sum(
 cumulative_prod_p = Primitive("cumulative_prod", _cum_impl("cumulative_prod"))
 
 
-def _cumprod_vjp(g: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False) -> Any:
-    from .indexing import getitem
-    from .manipulation import flip
+def _cumprod_vjp(
+    g: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False
+) -> Any:
+    getitem = _L_indexing.getitem
+    flip = _L_manipulation.flip
 
     if include_initial:
         g = getitem(g, (slice(None),) * axis + (slice(1, None),))
@@ -381,17 +397,19 @@ def _cumprod_vjp(g: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, incl
     return (r,)
 
 
-def _cumprod_jvp(ts: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False) -> Any:
+def _cumprod_jvp(
+    ts: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False
+) -> Any:
     o = out
     if include_initial:
-        from .indexing import getitem
+        getitem = _L_indexing.getitem
 
         o = getitem(out, (slice(None),) * axis + (slice(1, None),))
     r = o * cumulative_sum(ts[0] / x, axis=axis)
     if include_initial:
-        from .creation import zeros_like
-        from .indexing import getitem
-        from .manipulation import concat
+        zeros_like = _L_creation.zeros_like
+        getitem = _L_indexing.getitem
+        concat = _L_manipulation.concat
 
         z = zeros_like(getitem(r, (slice(None),) * axis + (slice(0, 1),)))
         r = concat([z, r], axis=axis)
@@ -420,7 +438,7 @@ def cumulative_prod(
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
     if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        from .dtypes import astype
+        astype = _L_dtypes.astype
 
         x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(cumulative_prod_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
@@ -452,9 +470,7 @@ all = _logical("all")
 any = _logical("any")
 
 
-def diff(
-    x: Any, /, *, axis: int = -1, n: int = 1, prepend: Any = None, append: Any = None
-) -> Tensor:
+def diff(x: Any, /, *, axis: int = -1, n: int = 1, prepend: Any = None, append: Any = None) -> Tensor:
     """The ``n``-th discrete difference along ``axis`` (composite of slicing).
 
     Example:
@@ -462,8 +478,8 @@ def diff(
         >>> fl.diff(fl.asarray([1, 4, 9])).tolist()
         [3, 5]
     """
-    from .indexing import getitem
-    from .manipulation import concat
+    getitem = _L_indexing.getitem
+    concat = _L_manipulation.concat
 
     x = as_tensor(x, "diff")
     ax = normalize_axis(axis, x.ndim, "diff")

@@ -9,6 +9,14 @@ from .._core.tensor import Tensor
 from .._errors import DataDependentShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis, scalar_types
 from ._rules import move_bdim_to_front
+from . import creation as _L_creation  # noqa: E402
+from . import dtypes as _L_dtypes  # noqa: E402
+from . import elementwise as _L_elementwise  # noqa: E402
+from . import indexing as _L_indexing  # noqa: E402
+from . import manipulation as _L_manipulation  # noqa: E402
+from .. import _dtypes as _L_pkg2__dtypes  # noqa: E402
+from . import reduction as _L_reduction  # noqa: E402
+from .._core import engine as _L_up__core_engine  # noqa: E402
 
 __all__ = ["where", "argmax", "argmin", "nonzero", "searchsorted", "count_nonzero"]
 
@@ -20,7 +28,7 @@ def _where_jvp(ts: Any, out: Any, c: Any, x: Any, y: Any) -> Any:
     _, tx, ty = ts
     if tx is None and ty is None:
         return None
-    from .creation import zeros_like
+    zeros_like = _L_creation.zeros_like
 
     if tx is None:
         tx = zeros_like(out)
@@ -34,7 +42,7 @@ where_p.vjp = lambda g, out, c, x, y: (None, lambda: where(c, g, 0.0), lambda: w
 
 
 def _where_batch(n: int, vals: Any, dims: Any) -> Any:
-    from .elementwise import elementwise_batch
+    elementwise_batch = _L_elementwise.elementwise_batch
 
     return bind(where_p, elementwise_batch(n, vals, dims)[0], {}), 0
 
@@ -50,12 +58,12 @@ def where(condition: Any, x1: Any, x2: Any, /) -> Tensor:
         >>> fl.where(fl.asarray([True, False]), 1.0, 2.0).tolist()
         [1.0, 2.0]
     """
-    from .elementwise import prep_binary
+    prep_binary = _L_elementwise.prep_binary
 
     c = as_tensor(condition, "where")
     if c.dtype.kind != "b":
-        from .dtypes import astype
-        from .. import _dtypes as D
+        astype = _L_dtypes.astype
+        D = _L_pkg2__dtypes
 
         c = astype(c, D.bool_)
     if isinstance(x1, scalar_types) and isinstance(x2, scalar_types):
@@ -76,7 +84,7 @@ def _arg_reduce(name: str) -> Any:
     )
 
     def batch(n: int, vals: Any, dims: Any, *, axis: Any, keepdims: builtins.bool) -> Any:
-        from .manipulation import reshape
+        reshape = _L_manipulation.reshape
 
         x = move_bdim_to_front(vals[0], dims[0])
         if axis is None:
@@ -109,7 +117,7 @@ argmin = _arg_reduce("argmin")
 
 
 def _no_vmap(op: str, alternative: str) -> None:
-    from .._core.engine import active_traces
+    active_traces = _L_up__core_engine.active_traces
 
     for tr in active_traces():
         if tr.kind == "vmap":
@@ -125,8 +133,7 @@ nonzero_p = Primitive("nonzero", lambda xp, x: tuple(xp.nonzero(x)), multiple_re
 def _data_dependent_batch(name: str, alt: str) -> Any:
     def rule(n: int, vals: Any, dims: Any, **p: Any) -> Any:
         raise DataDependentShapeError(
-            f"{name}: its output shape depends on the values, which cannot be batched under vmap. "
-            f"Use {alt} instead."
+            f"{name}: its output shape depends on the values, which cannot be batched under vmap. Use {alt} instead."
         )
 
     return rule
@@ -161,11 +168,13 @@ def _searchsorted_batch(n: int, vals: Any, dims: Any, *, side: str, sorter: Any 
     # < v (side="left") or <= v (side="right"): one broadcast comparison and a sum, no loop.
     # x1 (n, m) -> (n, 1, ..., 1, m); x2 (n, *vs) -> (n, *vs, 1); compare, sum the last axis.
     # NOTE: this costs O(n * |v| * m) memory instead of a binary search's O(n * |v|).
-    from .. import _dtypes as D
-    from .dtypes import astype
-    from .elementwise import less, less_equal
-    from .manipulation import expand_dims, reshape
-    from .reduction import sum as _sum
+    D = _L_pkg2__dtypes
+    astype = _L_dtypes.astype
+    less = _L_elementwise.less
+    less_equal = _L_elementwise.less_equal
+    expand_dims = _L_manipulation.expand_dims
+    reshape = _L_manipulation.reshape
+    _sum = _L_reduction.sum
 
     x1 = move_bdim_to_front(vals[0], dims[0])
     x2 = move_bdim_to_front(vals[1], dims[1])
@@ -188,7 +197,7 @@ def searchsorted(x1: Any, x2: Any, /, *, side: str = "left", sorter: Any = None)
         >>> fl.searchsorted(fl.asarray([1.0, 2.0, 3.0]), fl.asarray([2.5])).tolist()
         [2]
     """
-    from .indexing import take
+    take = _L_indexing.take
 
     a = as_tensor(x1, "searchsorted")
     v = as_tensor(x2, "searchsorted", like=a)
@@ -199,8 +208,8 @@ def searchsorted(x1: Any, x2: Any, /, *, side: str = "left", sorter: Any = None)
     if sorter is not None:
         a = take(a, as_tensor(sorter, "searchsorted"), axis=0)
     if v.dtype is not a.dtype:
-        from .elementwise import result_type
-        from .dtypes import astype
+        result_type = _L_elementwise.result_type
+        astype = _L_dtypes.astype
 
         dt = result_type(a, v)
         a, v = astype(a, dt), astype(v, dt)
@@ -215,10 +224,10 @@ def count_nonzero(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepd
         >>> int(fl.count_nonzero(fl.asarray([0, 1, 2])))
         2
     """
-    from .. import _dtypes as D
-    from .dtypes import astype
-    from .elementwise import not_equal
-    from .reduction import sum as _sum
+    D = _L_pkg2__dtypes
+    astype = _L_dtypes.astype
+    not_equal = _L_elementwise.not_equal
+    _sum = _L_reduction.sum
 
     x = as_tensor(x, "count_nonzero")
     return _sum(astype(not_equal(x, 0), D.int64), axis=axis, keepdims=keepdims)

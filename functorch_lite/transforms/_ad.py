@@ -7,6 +7,11 @@ from typing import Any
 
 from .._core.engine import Payload, Primitive, Trace, bind, eager
 from .._core.tensor import Tensor, make_tracer
+from .._ops import creation as _L_up__ops_creation  # noqa: E402
+from .._ops import dtypes as _L_up__ops_dtypes  # noqa: E402
+from .._ops import elementwise as _L_up__ops_elementwise  # noqa: E402
+from .._ops import manipulation as _L_up__ops_manipulation  # noqa: E402
+from .._ops import reduction as _L_up__ops_reduction  # noqa: E402
 
 __all__ = ["JVPTrace", "VJPTrace", "Node", "fit_cotangent", "fit_tangent", "backward", "forward_replay"]
 
@@ -17,8 +22,8 @@ _new = object.__new__
 # Shape / dtype canonicalisation, once, in the engine
 # ---------------------------------------------------------------------------------
 def _unbroadcast(c: Tensor, shape: tuple[int, ...]) -> Tensor:
-    from .._ops.manipulation import reshape
-    from .._ops.reduction import sum as _sum
+    reshape = _L_up__ops_manipulation.reshape
+    _sum = _L_up__ops_reduction.sum
 
     cs = c.shape
     lead = len(cs) - len(shape)
@@ -36,7 +41,7 @@ def _unbroadcast(c: Tensor, shape: tuple[int, ...]) -> Tensor:
 def fit_cotangent(c: Any, like: Any) -> Any:
     """Make cotangent ``c`` match primal ``like`` in shape (sum broadcast axes) and dtype."""
     if not isinstance(c, Tensor):
-        from .._ops.creation import full_like
+        full_like = _L_up__ops_creation.full_like
 
         return full_like(like, c)
     if c._t is None and like._t is None:
@@ -48,10 +53,10 @@ def fit_cotangent(c: Any, like: Any) -> Any:
         c = _unbroadcast(c, ls)
     ldt = like.dtype
     if c.dtype is not ldt:
-        from .._ops.dtypes import astype
+        astype = _L_up__ops_dtypes.astype
 
         if c.dtype.kind == "c" and ldt.kind != "c":
-            from .._ops.elementwise import real
+            real = _L_up__ops_elementwise.real
 
             c = real(c)
         if c.dtype is not ldt:
@@ -62,7 +67,7 @@ def fit_cotangent(c: Any, like: Any) -> Any:
 def fit_tangent(t: Any, out: Any) -> Any:
     """Make tangent ``t`` match output ``out`` in shape (broadcast) and dtype."""
     if not isinstance(t, Tensor):
-        from .._ops.creation import full_like
+        full_like = _L_up__ops_creation.full_like
 
         return full_like(out, t)
     if t._t is None and out._t is None:
@@ -71,15 +76,15 @@ def fit_tangent(t: Any, out: Any) -> Any:
             return t
     os = out.shape
     if t.shape != os:
-        from .._ops.manipulation import broadcast_to
+        broadcast_to = _L_up__ops_manipulation.broadcast_to
 
         t = broadcast_to(t, os)
     odt = out.dtype
     if t.dtype is not odt:
-        from .._ops.dtypes import astype
+        astype = _L_up__ops_dtypes.astype
 
         if t.dtype.kind == "c" and odt.kind != "c":
-            from .._ops.elementwise import real
+            real = _L_up__ops_elementwise.real
 
             t = real(t)
         if t.dtype is not odt:
@@ -144,9 +149,7 @@ class JVPTrace(Trace):
             raise NotImplementedError(f"{prim.name}: no jvp rule; forward-mode differentiation of it is not supported.")
         t_out = rule(tangents, out, *primals, **params)
         if prim.multiple_results:
-            return tuple(
-                o if t is None else self.tracer(o, fit_tangent(t, o)) for o, t in zip(out, t_out, strict=True)
-            )
+            return tuple(o if t is None else self.tracer(o, fit_tangent(t, o)) for o, t in zip(out, t_out, strict=True))
         if t_out is None:
             return out
         return self.tracer(out, fit_tangent(t_out, out))
@@ -308,7 +311,9 @@ class VJPTrace(Trace):
         if multi:
             node.ct = [None] * len(out)
             return tuple(
-                make_tracer(VJPPayload(self, o, node, i), o._xp) if isinstance(o, Tensor) and o.dtype.kind in "fc" else o
+                make_tracer(VJPPayload(self, o, node, i), o._xp)
+                if isinstance(o, Tensor) and o.dtype.kind in "fc"
+                else o
                 for i, o in enumerate(out)
             )
         return make_tracer(node, out._xp)
@@ -333,7 +338,7 @@ _ASTYPE: list[Any] = []
 
 def _astype_prim() -> Any:
     if not _ASTYPE:
-        from .._ops.dtypes import astype_p
+        astype_p = _L_up__ops_dtypes.astype_p
 
         _ASTYPE.append(astype_p)
     return _ASTYPE[0]

@@ -12,6 +12,14 @@ from .._core.tensor import Tensor
 from .._errors import BatchAxisError, NonScalarOutputError, TransformError
 from ._ad import JVPTrace, VJPTrace, backward, forward_replay
 from ._batch import BatchTrace
+from . import _ad as _L__ad  # noqa: E402
+from .. import _dtypes as _L_pkg2__dtypes  # noqa: E402
+from .._core import tensor as _L_up__core_tensor  # noqa: E402
+from .._ops import _base as _L_up__ops__base  # noqa: E402
+from .._ops import creation as _L_up__ops_creation  # noqa: E402
+from .._ops import dtypes as _L_up__ops_dtypes  # noqa: E402
+from .._ops import indexing as _L_up__ops_indexing  # noqa: E402
+from .._ops import manipulation as _L_up__ops_manipulation  # noqa: E402
 
 __all__ = [
     "grad",
@@ -33,7 +41,7 @@ def _stack_str() -> str:
 
 
 def _to_leaf(x: Any, what: str) -> Tensor:
-    from .._ops._base import asarray
+    asarray = _L_up__ops__base.asarray
 
     if isinstance(x, Tensor):
         return x
@@ -112,8 +120,8 @@ def _strip(tree: Any, tr: Any) -> Any:
 
 
 def _run_backward(tape: _Tape, cts: list[Any], free: bool) -> list[Any]:
-    from .._ops.creation import zeros_like
-    from ._ad import fit_cotangent
+    zeros_like = _L_up__ops_creation.zeros_like
+    fit_cotangent = _L__ad.fit_cotangent
 
     for p, c, o in zip(tape.out_payloads, cts, tape.out_primals, strict=True):
         if p is None or c is None:
@@ -244,7 +252,7 @@ def value_and_grad(
             raise NonScalarOutputError(
                 f"grad requires a floating scalar output; got dtype {o.dtype.name}. Cast the output to float."
             )
-        from .._ops.creation import ones_like
+        ones_like = _L_up__ops_creation.ones_like
 
         grads = _run_backward(tape, [ones_like(o)], free=True)
         gtree = tu.tree_unflatten_cotangent(tape.in_tree, grads)
@@ -301,9 +309,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], 
     p_leaves, p_tree = tu.tree_flatten(tuple(primals))
     t_leaves, t_tree = tu.tree_flatten(tuple(tangents))
     if p_tree != t_tree:
-        raise TransformError(
-            f"jvp: tangents must have the structure of primals; primals {p_tree}, tangents {t_tree}."
-        )
+        raise TransformError(f"jvp: tangents must have the structure of primals; primals {p_tree}, tangents {t_tree}.")
     p_leaves = [_to_leaf(x, "jvp") for x in p_leaves]
     t_leaves = [_to_leaf(x, "jvp") for x in t_leaves]
     for i, (p, t) in enumerate(zip(p_leaves, t_leaves, strict=True)):
@@ -316,7 +322,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], 
         for p, t in zip(p_leaves, t_leaves, strict=True):
             if _is_float(p):
                 if t.dtype is not p.dtype:
-                    from .._ops.dtypes import astype
+                    astype = _L_up__ops_dtypes.astype
 
                     t = astype(t, p.dtype)
                 tracers.append(tr.tracer(p, t))
@@ -330,7 +336,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], 
         o_leaves, o_tree = tu.tree_flatten(out)
     outs = []
     touts = []
-    from .._ops.creation import zeros_like
+    zeros_like = _L_up__ops_creation.zeros_like
 
     for o in o_leaves:
         o = _to_leaf(o, "jvp")
@@ -357,7 +363,7 @@ def linearize(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., 
     tape, out, _ = _record(f, primals, False, "linearize")
 
     def f_jvp(*tangents: Any) -> Any:
-        from .._ops.creation import zeros_like
+        zeros_like = _L_up__ops_creation.zeros_like
 
         t_leaves, t_tree = tu.tree_flatten(tuple(tangents))
         if t_tree != tape.in_tree:
@@ -451,7 +457,9 @@ def vmap(
                 continue
             t = _to_leaf(x, "vmap")
             if not isinstance(ax, int):
-                raise BatchAxisError(f"vmap: in_axes entries must be ints or None; got {ax!r} for argument {_argname(path)}.")
+                raise BatchAxisError(
+                    f"vmap: in_axes entries must be ints or None; got {ax!r} for argument {_argname(path)}."
+                )
             nd = t.ndim
             if not -nd <= ax < nd:
                 raise BatchAxisError(
@@ -517,7 +525,9 @@ def _vmap_once(
 
 
 def _unbatch(o: Any, ax: Any, tr: Any, n: int) -> Any:
-    from .._ops.manipulation import broadcast_to, expand_dims, moveaxis
+    broadcast_to = _L_up__ops_manipulation.broadcast_to
+    expand_dims = _L_up__ops_manipulation.expand_dims
+    moveaxis = _L_up__ops_manipulation.moveaxis
 
     o = _to_leaf(o, "vmap")
     p = o._t
@@ -552,8 +562,8 @@ def _chunked(
     out_axes: Any,
     randomness: str,
 ) -> Any:
-    from .._ops.indexing import getitem
-    from .._ops.manipulation import concat
+    getitem = _L_up__ops_indexing.getitem
+    concat = _L_up__ops_manipulation.concat
 
     outs = []
     for start in range(0, n, chunk):
@@ -604,9 +614,9 @@ def jacrev(
 
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        from .._ops.dtypes import astype
-        from .._ops.indexing import getitem
-        from .._ops.manipulation import reshape
+        astype = _L_up__ops_dtypes.astype
+        getitem = _L_up__ops_indexing.getitem
+        reshape = _L_up__ops_manipulation.reshape
 
         nums = _argnums(argnums, len(args), "jacrev")
         diff = [args[i] for i in nums]
@@ -653,13 +663,13 @@ def jacrev(
 
 
 def _eye_like(n: int, like: Tensor) -> Tensor:
-    from .._core.tensor import wrap
-    from .._ops._base import backend_for
+    wrap = _L_up__core_tensor.wrap
+    backend_for = _L_up__ops__base.backend_for
 
     xp = like._xp
     b = backend_for(xp)
     dt = like.dtype if like.dtype.kind in "fc" else None
-    from .. import _dtypes as D
+    D = _L_pkg2__dtypes
 
     return wrap(xp.eye(n, dtype=b.native(dt or D.float32)), xp)
 
@@ -680,9 +690,9 @@ def jacfwd(
 
     @functools.wraps(f)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        from .._ops.dtypes import astype
-        from .._ops.indexing import getitem
-        from .._ops.manipulation import reshape
+        astype = _L_up__ops_dtypes.astype
+        getitem = _L_up__ops_indexing.getitem
+        reshape = _L_up__ops_manipulation.reshape
 
         nums = _argnums(argnums, len(args), "jacfwd")
         diff = tuple(args[i] for i in nums)
