@@ -504,8 +504,15 @@ def batch_norm(
     y, rm, rv = batch_norm_stats(input, running_mean, running_var, weight, bias, training, momentum, eps)
     for old, new in ((running_mean, rm), (running_var, rv)):
         if old is not None and new is not None and new is not old:
-            old._a, old._xp, old._t = new._a, new._xp, new._t
+            _rebind_stat(old, new)
     return y
+
+
+def _rebind_stat(old: Tensor, new: Tensor) -> None:
+    """Functional in-place update of a running statistic; never turns a concrete Tensor into a tracer."""
+    if new._t is not None and old._t is None:
+        return  # a traced update (differentiating w.r.t. the statistics): the caller's Tensor stays concrete
+    old._a, old._xp, old._t = new._a, new._xp, new._t
 
 
 def instance_norm(
@@ -556,7 +563,7 @@ def instance_norm(
             (running_mean, running_mean * (1 - momentum) + bm * momentum),
             (running_var, running_var * (1 - momentum) + bv * momentum),
         ):
-            old._a, old._xp, old._t = new._a, new._xp, new._t
+            _rebind_stat(old, new)
     return _affine(y, weight, bias, shape)
 
 
