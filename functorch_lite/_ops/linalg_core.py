@@ -46,24 +46,64 @@ def _matmul_jvp(ts: Any, out: Any, x: Any, y: Any) -> Any:
 
 
 matmul_p.jvp = _matmul_jvp
-matmul_p.vjp = lambda g, out, x, y: (
-    lambda: bind(matmul_p, (g, _mT(y)), {}),
-    lambda: bind(matmul_p, (_mT(x), g), {}),
-)
+
+
+def _matmul_vjp(g: Any, out: Any, x: Any, y: Any) -> Any:
+    expand_dims = _L_manipulation.expand_dims
+    squeeze = _L_manipulation.squeeze
+    xn, yn = x.ndim, y.ndim
+    if yn == 1:  # x (..., m, k) @ y (k,) -> (..., m)
+        return (
+            lambda: expand_dims(g, axis=-1) * y,
+            lambda: bind(matmul_p, (g, x), {})
+            if xn == 2
+            else squeeze(bind(matmul_p, (expand_dims(g, axis=-2), x), {}), axis=-2),
+        )
+    if xn == 1:  # x (k,) @ y (..., k, n) -> (..., n)
+        return (
+            lambda: bind(matmul_p, (y, g), {})
+            if yn == 2
+            else squeeze(bind(matmul_p, (y, expand_dims(g, axis=-1)), {}), axis=-1),
+            lambda: expand_dims(x, axis=-1) * expand_dims(g, axis=-2),
+        )
+    return (
+        lambda: bind(matmul_p, (g, _mT(y)), {}),
+        lambda: bind(matmul_p, (_mT(x), g), {}),
+    )
+
+
+matmul_p.vjp = _matmul_vjp
+
+
+def _move(v: Any, d: int) -> Any:
+    return v if d == 0 else _L_manipulation.moveaxis(v, d, 0)
 
 
 def _matmul_batch(n: int, vals: Any, dims: Any) -> Any:
     elementwise_batch = _L_elementwise.elementwise_batch
+    reshape = _L_manipulation.reshape
+    squeeze = _L_manipulation.squeeze
+    expand_dims = _L_manipulation.expand_dims
 
-    x, y = elementwise_batch(n, vals, dims)[0]
-    if dims[1] is None and y.ndim == 2:
+    (x, y), (dx, dy) = vals, dims
+    sq: Any = None
+    if dx is not None and x.ndim == 2:  # a batch of vectors on the left
+        x = expand_dims(_move(x, dx), axis=1)
+        dx, sq = 0, -2
+    if dy is not None and y.ndim == 2:  # a batch of vectors on the right
+        y = expand_dims(_move(y, dy), axis=-1)
+        dy, sq = 0, (-1 if sq is None else (-2, -1))
+    x, y = elementwise_batch(n, (x, y), (dx, dy))[0]
+    if dy is None and y.ndim == 2 and x.ndim >= 3:
         # Batched x times one matrix: fold the batch into the rows (one gemm, not n gemv).
-        reshape = _L_manipulation.reshape
-
         s = x.shape
         out = bind(matmul_p, (reshape(x, (-1, s[-1])), y), {})
-        return reshape(out, s[:-1] + (y.shape[-1],)), 0
-    return bind(matmul_p, (x, y), {}), 0
+        out = reshape(out, s[:-1] + (y.shape[-1],))
+    else:
+        out = bind(matmul_p, (x, y), {})
+    if sq is not None:
+        out = squeeze(out, axis=sq)
+    return out, 0
 
 
 matmul_p.batch = _matmul_batch
@@ -112,10 +152,8 @@ def matmul(x1: Any, x2: Any, /) -> Tensor:
 
         p = x * y
         return _sum(p, dtype=p.dtype)
-    if x.ndim == 1:
-        return squeeze(bind(matmul_p, (expand_dims(x, axis=0), y), {}), axis=-2)
-    if y.ndim == 1:
-        return squeeze(bind(matmul_p, (x, expand_dims(y, axis=-1)), {}), axis=-1)
+    if x.ndim == 1 or y.ndim == 1:
+        return bind(matmul_p, (x, y), {})
     broadcast_shapes = _L_manipulation.broadcast_shapes
 
     broadcast_shapes(x.shape[:-2], y.shape[:-2])
