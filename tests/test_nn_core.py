@@ -197,7 +197,7 @@ def test_module_is_a_pytree_with_dotted_key_paths() -> None:
     paths2 = tu.tree_flatten_with_path(net)[0]
     assert "block.lin.weight" not in paths2 and len(paths2) == 9
     doubled = tu.tree_map(lambda p: p * 2, net)
-    assert type(doubled) is Net and doubled.block.bn.running_var is net.block.bn.running_var
+    assert type(doubled) is Net and doubled.block.bn.running_var._a is net.block.bn.running_var._a
     np.testing.assert_allclose(N(doubled.layers[0].weight), 2 * N(net.layers[0].weight))
 
 
@@ -487,11 +487,35 @@ def test_tree_map_of_model_and_gradient_module() -> None:
     g = fl.grad(_loss)(model, x, y)
     assert g[1].running_mean is None and g[2].bias is None
     new = tu.tree_map(lambda p, d: p - 0.1 * d, model, g)
-    assert type(new) is nn.Sequential and new[1].running_mean is model[1].running_mean
-    assert new[2].bias is model[2].bias
+    assert type(new) is nn.Sequential and new[1].running_mean._a is model[1].running_mean._a
+    assert new[2].bias._a is model[2].bias._a and isinstance(new[2].bias, nn.Parameter)
     np.testing.assert_allclose(N(new[0].weight), N(model[0].weight) - 0.1 * N(g[0].weight))
     assert new(x).shape == (6, 1)
     # and a tangent Module of the model's structure for jvp
     t = tu.tree_map(fl.ones_like, model)
     _, tan = fl.jvp(lambda m: _loss(m, x, y), (model,), (t,))
     assert tan.shape == ()
+
+
+def test_in_place_buffer_update_with_traced_value_does_not_leak() -> None:
+    class Counter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(fl.ones((2,), dtype=fl.float64))
+            self.register_buffer("acc", fl.zeros((2,), dtype=fl.float64))
+
+        def forward(self, x: Any) -> Any:
+            acc = self.acc
+            acc += self.w * x  # in-place rebinding of the module's own buffer with a traced value
+            return fl.sum(self.w * x)
+
+    m = Counter()
+    buf = m.acc
+    loss, grads = nn.value_and_grad(m, lambda v: m(v))(T([1.0, 2.0], fl.float64))
+    assert m.acc is buf and not buf.is_tracer
+    np.testing.assert_allclose(N(buf), [1.0, 2.0])  # the concrete value of the update is kept
+    np.testing.assert_allclose(N(grads["w"]), [1.0, 2.0])
+    nn.functional_call(m, {"w": T([3.0, 3.0], fl.float64)}, T([1.0, 1.0], fl.float64))
+    assert not m.acc.is_tracer
+    fl.grad(lambda mod, v: mod(v))(m, T([1.0, 1.0], fl.float64))  # runs on a rebuilt copy
+    assert not m.acc.is_tracer

@@ -642,13 +642,24 @@ def _unflatten(aux: _Static, children: Any) -> Module:
         if n in vals:
             params[n] = vals[n]
         else:
-            params[n] = None if cot else p
+            params[n] = None if cot else _alias(p)
     d["_parameters"] = params
-    d["_buffers"] = {n: (None if cot else b) for n, b in aux.buffers.items()}
+    d["_buffers"] = {n: (None if cot else _alias(b)) for n, b in aux.buffers.items()}
     d["_modules"] = {n: vals.get(n) for n in aux.modules}
     d["_frozen"] = set(aux.frozen)
     d["_non_persistent"] = set(aux.nonpersistent)
     return m
+
+
+def _alias(t: Any) -> Any:
+    """A new Tensor object with the same value: in-place rebinding in a rebuilt Module stays there."""
+    if not isinstance(t, Tensor):
+        return t
+    n = object.__new__(type(t))
+    n._a, n._xp, n._t = t._a, t._xp, t._t
+    if isinstance(t, Parameter):
+        n.requires_grad = t.requires_grad
+    return n
 
 
 def _in_cotangent() -> bool:

@@ -35,6 +35,7 @@ class _Swap:
         slots: dict[str, _Slot] = {}
         by_obj: dict[int, list[_Slot]] = {}
         self.snapshot: list[tuple[Module, str, str, Any]] = []
+        self.concrete: dict[int, tuple[Any, Any]] = {}
         seen: set[int] = set()
         for prefix, owner in model.named_modules(remove_duplicate=False):  # one pass over the tree
             first = id(owner) not in seen
@@ -47,6 +48,8 @@ class _Swap:
                     if not first:
                         continue
                     self.snapshot.append((owner, kind, local, v))
+                    if isinstance(v, Tensor) and v._t is None:
+                        self.concrete[id(v)] = (v._a, v._xp)
                     if v is not None:
                         by_obj.setdefault(id(v), []).append(slot)
         unknown = [k for k in values if k not in slots]
@@ -102,6 +105,12 @@ class _Swap:
     def __exit__(self, *exc: Any) -> None:
         for owner, kind, local, v in self.snapshot:
             getattr(owner, kind)[local] = v
+            if isinstance(v, Tensor) and v._t is not None and id(v) in self.concrete:
+                # the model mutated one of its own Tensors in place with a traced value
+                # (``self.buf += traced``): keep the concrete part, never the tracer
+                c = _concrete_or_none(v)
+                a, xp = (c._a, c._xp) if c is not None else self.concrete[id(v)]
+                v._a, v._xp, v._t = a, xp, None
 
 
 def _merge(params_and_buffers: Any) -> dict[str, Any]:
