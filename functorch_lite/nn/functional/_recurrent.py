@@ -29,14 +29,19 @@ __all__ = [
 
 
 def _sigmoid(x: Tensor) -> Tensor:
-    from ._activations import sigmoid
+    # NOTE: sigmoid(x) = (1 + tanh(x / 2)) / 2: three ops with simple derivatives, finite
+    # everywhere (tanh saturates instead of overflowing) - cheaper per time step than exp forms.
+    return fl.tanh(x * 0.5) * 0.5 + 0.5
 
-    return sigmoid(x)
 
+def _lstm_consts(like: Tensor, hidden: int) -> tuple[Tensor, Tensor]:
+    """Per-gate scale and shift: act = tanh(z * scale) * scale + shift is sigmoid on the
+    i, f, o blocks and tanh on the g block, in one pass over all four gates."""
+    from ..._ops.creation import asarray_like
 
-def _lin(x: Tensor, w: Tensor, b: Any) -> Tensor:
-    y = fl.matmul(x, fl.matrix_transpose(w))
-    return y if b is None else y + b
+    scale = [0.5] * (2 * hidden) + [1.0] * hidden + [0.5] * hidden
+    shift = [0.5] * (2 * hidden) + [0.0] * hidden + [0.5] * hidden
+    return asarray_like(scale, like), asarray_like(shift, like)
 
 
 def _chunk(x: Tensor, n: int) -> list[Tensor]:
@@ -65,26 +70,45 @@ def _zeros_like_shape(like: Tensor, shape: tuple[int, ...]) -> Tensor:
     return _full_on(like, shape, 0.0)
 
 
-def _rnn_step(x: Tensor, h: Tensor, w_hh: Tensor, b_hh: Any, relu: bool) -> Tensor:
-    a = x + _lin(h, w_hh, b_hh)
+def _rnn_step(x: Tensor, h: Tensor, w_hh_t: Tensor, relu: bool) -> Tensor:
+    a = x + fl.matmul(h, w_hh_t)  # x already holds both biases
     return fl.maximum(a, 0.0) if relu else fl.tanh(a)
 
 
-def _lstm_step(x: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Any, w_hr: Any = None) -> tuple[Tensor, Tensor]:
-    gates = x + _lin(h, w_hh, b_hh)
-    i, f, g, o = _chunk(gates, 4)
-    c2 = _sigmoid(f) * c + _sigmoid(i) * fl.tanh(g)
-    h2 = _sigmoid(o) * fl.tanh(c2)
-    return (h2 if w_hr is None else _lin(h2, w_hr, None)), c2  # proj_size: h = W_hr (o * tanh(c))
+def _lstm_step(
+    x: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor, consts: tuple[Tensor, Tensor], w_hr_t: Any = None
+) -> tuple[Tensor, Tensor]:
+    scale, shift = consts
+    gates = x + fl.matmul(h, w_hh_t)  # x already holds both biases
+    i, f, g, o = _chunk(fl.tanh(gates * scale) * scale + shift, 4)  # gate order i, f, g, o
+    c2 = f * c + i * g
+    h2 = o * fl.tanh(c2)
+    return (h2 if w_hr_t is None else fl.matmul(h2, w_hr_t)), c2  # proj_size: h = W_hr (o * tanh(c))
 
 
-def _gru_step(x: Tensor, h: Tensor, w_hh: Tensor, b_hh: Any) -> Tensor:
-    xr, xz, xn = _chunk(x, 3)
-    hr, hz, hn = _chunk(_lin(h, w_hh, b_hh), 3)
-    r = _sigmoid(xr + hr)
-    z = _sigmoid(xz + hz)
-    n = fl.tanh(xn + r * hn)  # PyTorch: the reset gate multiplies (W_hn h + b_hn)
+def _gru_step(x: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Any) -> Tensor:
+    hidden = h.shape[-1]
+    hp = fl.matmul(h, w_hh_t)
+    if b_hh is not None:
+        hp = hp + b_hh
+    rz = _sigmoid(x[..., : 2 * hidden] + hp[..., : 2 * hidden])  # r and z in one pass
+    r, z = rz[..., :hidden], rz[..., hidden:]
+    n = fl.tanh(x[..., 2 * hidden :] + r * hp[..., 2 * hidden :])  # PyTorch: r multiplies (W_hn h + b_hn)
     return n + z * (h - n)  # (1 - z) * n + z * h
+
+
+def _t(w: Tensor) -> Tensor:
+    return fl.matrix_transpose(w)
+
+
+def _xproj(x: Tensor, w_ih: Tensor, b_ih: Any, b_hh: Any, fold_hh: bool) -> Tensor:
+    """x W_ih^T + b_ih (+ b_hh when it is purely additive: RNN and LSTM, not GRU)."""
+    y = fl.matmul(x, _t(w_ih))
+    if b_ih is not None:
+        y = y + b_ih
+    if fold_hh and b_hh is not None:
+        y = y + b_hh
+    return y
 
 
 def _hx(hx: Any, x: Tensor, hidden: int, unb: bool) -> Tensor:
@@ -105,7 +129,8 @@ def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
     """
     hidden = _tensor(w_hh, "rnn_tanh_cell").shape[1]
     x, _, unb = _cell_args(input, hx, w_ih, hidden, "rnn_tanh_cell")
-    h = _rnn_step(_lin(x, _tensor(w_ih, "rnn"), b_ih), _hx(hx, x, hidden, unb), _tensor(w_hh, "rnn"), b_hh, False)
+    xp_ = _xproj(x, _tensor(w_ih, "rnn"), b_ih, b_hh, True)
+    h = _rnn_step(xp_, _hx(hx, x, hidden, unb), _t(_tensor(w_hh, "rnn")), False)
     return h[0] if unb else h
 
 
@@ -120,7 +145,8 @@ def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
     """
     hidden = _tensor(w_hh, "rnn_relu_cell").shape[1]
     x, _, unb = _cell_args(input, hx, w_ih, hidden, "rnn_relu_cell")
-    h = _rnn_step(_lin(x, _tensor(w_ih, "rnn"), b_ih), _hx(hx, x, hidden, unb), _tensor(w_hh, "rnn"), b_hh, True)
+    xp_ = _xproj(x, _tensor(w_ih, "rnn"), b_ih, b_hh, True)
+    h = _rnn_step(xp_, _hx(hx, x, hidden, unb), _t(_tensor(w_hh, "rnn")), True)
     return h[0] if unb else h
 
 
@@ -140,13 +166,9 @@ def lstm_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh:
         h0 = c0 = None
     else:
         h0, c0 = hx
-    h, c = _lstm_step(
-        _lin(x, _tensor(w_ih, "lstm"), b_ih),
-        _hx(h0, x, hidden, unb),
-        _hx(c0, x, hidden, unb),
-        _tensor(w_hh, "lstm"),
-        b_hh,
-    )
+    xp_ = _xproj(x, _tensor(w_ih, "lstm"), b_ih, b_hh, True)
+    consts = _lstm_consts(xp_, hidden)
+    h, c = _lstm_step(xp_, _hx(h0, x, hidden, unb), _hx(c0, x, hidden, unb), _t(_tensor(w_hh, "lstm")), consts)
     return (h[0], c[0]) if unb else (h, c)
 
 
@@ -161,7 +183,8 @@ def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: 
     """
     hidden = _tensor(w_hh, "gru_cell").shape[1]
     x, _, unb = _cell_args(input, hx, w_ih, hidden, "gru_cell")
-    h = _gru_step(_lin(x, _tensor(w_ih, "gru"), b_ih), _hx(hx, x, hidden, unb), _tensor(w_hh, "gru"), b_hh)
+    xp_ = _xproj(x, _tensor(w_ih, "gru"), b_ih, None, False)
+    h = _gru_step(xp_, _hx(hx, x, hidden, unb), _t(_tensor(w_hh, "gru")), b_hh)
     return h[0] if unb else h
 
 
@@ -232,18 +255,23 @@ def _run(
                 raise ShapeError(
                     f"{op}: layer {layer} expects {w_ih.shape[1]} input features; got {layer_in.shape[-1]}."
                 )
-            xp_ = _lin(layer_in, w_ih, b_ih)  # (T, N, G*H): the whole sequence in one matmul
+            gru = mode == "GRU"
+            # The whole sequence's input projection in one matmul: (T, N, G * H).
+            xp_ = _xproj(layer_in, w_ih, b_ih, b_hh, not gru)
+            w_hh_t = _t(w_hh)  # transposed once, not per step
             h: Any = initial(h0, idx, w_hh.shape[1])
             c: Any = initial(c0, idx, w_hh.shape[0] // 4) if lstm else None
+            consts = _lstm_consts(xp_, w_hh.shape[0] // 4) if lstm else None
+            w_hr_t = None if w_hr is None else _t(w_hr)
             steps = range(t_len - 1, -1, -1) if d == 1 else range(t_len)
             hs: list[Any] = [None] * t_len
             for t in steps:
                 if lstm:
-                    h, c = _lstm_step(xp_[t], h, c, w_hh, b_hh, w_hr)
-                elif mode == "GRU":
-                    h = _gru_step(xp_[t], h, w_hh, b_hh)
+                    h, c = _lstm_step(xp_[t], h, c, w_hh_t, consts, w_hr_t)  # type: ignore[arg-type]
+                elif gru:
+                    h = _gru_step(xp_[t], h, w_hh_t, b_hh)
                 else:
-                    h = _rnn_step(xp_[t], h, w_hh, b_hh, mode == "RNN_RELU")
+                    h = _rnn_step(xp_[t], h, w_hh_t, mode == "RNN_RELU")
                 hs[t] = h
             outs.append(fl.stack(hs, axis=0))
             h_n.append(h)
