@@ -1,20 +1,21 @@
-"""Convolutions (1-d, 2-d, transposed) composed from array-API primitives.
+"""Convolutions (1-d, 2-d, transposed) composed from array-API operations.
 
-A convolution is im2col plus one matmul: for every kernel offset the padded
-input is sliced with the stride (``x[..., i:i + s * (Ho - 1) + 1:s, ...]``),
-the slices are stacked on a new axis and contracted with the weight. The
-only Python loop runs over kernel offsets, never over the batch or over output
-positions; grad and vmap come from the primitives (getitem, concat, matmul).
-A transposed convolution is the convolution of the zero-dilated input with the
-flipped, transposed weight.
+A convolution is im2col plus one matmul: the input is laid out as
+(C, *spatial, N) (channels first, batch last, so every window slice copies long
+contiguous runs), padded, and for every kernel offset sliced with the stride
+(``x[:, i:i + s * (Ho - 1) + 1:s, ..., :]``); the slices are stacked on a new axis
+and contracted with the weight in one GEMM (O, C*K) @ (C*K, L*N). The only
+Python loop runs over kernel offsets, never over the batch or over output
+positions. A transposed convolution is the convolution of the zero-dilated
+input with the flipped, transposed weight.
 
 Two linear primitives, ``unfold`` (the stacked window slices) and its
 transpose ``fold`` (adding windows back in place into one buffer), exist for
 speed only: composed from ``getitem`` + ``stack``, the backward pass made one
 zero-filled input-sized array per kernel offset and a copy for each scatter,
 and dispatched ~4 ops per offset; as primitives each direction is one backend
-call. Their rules use only public ops (each other), so they differentiate to
-any order and batch (leading axes are free).
+call. Their rules use only public ops (each other), so grad, vmap and
+higher-order derivatives need nothing else (leading axes batch for free).
 """
 
 from __future__ import annotations
