@@ -524,6 +524,57 @@ LOSSES: list[tuple[str, Callable[[], tuple[list[np.ndarray], list[bool], dict[st
         ),
     ),
     (
+        "poisson_nll_loss",
+        lambda: ([RNG.normal(size=(3, 4)), RNG.poisson(2.0, size=(3, 4)).astype(float)], [True, False], {"full": True}),
+    ),
+    (
+        "poisson_nll_loss",
+        lambda: (
+            [RNG.uniform(0.1, 3, size=(5,)), RNG.poisson(2.0, size=(5,)).astype(float)],
+            [True, False],
+            {"log_input": False},
+        ),
+    ),
+    (
+        "soft_margin_loss",
+        lambda: ([np.array([30.0, -30.0, 0.3, -2.0]), np.array([1.0, 1.0, -1.0, -1.0])], [True, False], {}),
+    ),
+    ("cosine_similarity", lambda: ([RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3))], [True, True], {"dim": 1})),
+    ("pairwise_distance", lambda: ([RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3))], [True, True], {"p": 3.0})),
+    ("normalize", lambda: ([RNG.normal(size=(4, 3))], [True], {"p": 1.0, "dim": 0})),
+    (
+        "linear",
+        lambda: ([RNG.normal(size=(4, 3)), RNG.normal(size=(2, 3)), RNG.normal(size=(2,))], [True, True, True], {}),
+    ),
+    (
+        "bilinear",
+        lambda: (
+            [RNG.normal(size=(4, 3)), RNG.normal(size=(4, 2)), RNG.normal(size=(5, 3, 2))],
+            [True, True, True],
+            {},
+        ),
+    ),
+    (
+        "layer_norm",
+        lambda: (
+            [RNG.normal(size=(2, 3, 4)), (3, 4), RNG.normal(size=(3, 4)), RNG.normal(size=(3, 4))],
+            [True, False, True, True],
+            {},
+        ),
+    ),
+    (
+        "group_norm",
+        lambda: (
+            [RNG.normal(size=(2, 6, 3)), 3, RNG.normal(size=(6,)), RNG.normal(size=(6,))],
+            [True, False, True, True],
+            {},
+        ),
+    ),
+    (
+        "rms_norm",
+        lambda: ([RNG.normal(size=(2, 3, 4)), (4,), RNG.normal(size=(4,))], [True, False, True], {"eps": 1e-6}),
+    ),
+    (
         "gaussian_nll_loss",
         lambda: (
             [RNG.normal(size=(4, 2)), RNG.normal(size=(4, 2)), RNG.uniform(0.1, 2, size=(4, 2))],
@@ -556,7 +607,7 @@ def test_losses_match_torch(name: str, make: Callable[..., Any]) -> None:
         return fn(*full, **kws)
 
     out = f(*[args[i] for i in idx])
-    targs = [torch.from_numpy(a.copy()) for a in arrays]
+    targs = [torch.from_numpy(a.copy()) if isinstance(a, np.ndarray) else a for a in arrays]
     for i in idx:
         targs[i].requires_grad_(True)
     tkw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
