@@ -519,3 +519,35 @@ def test_in_place_buffer_update_with_traced_value_does_not_leak() -> None:
     assert not m.acc.is_tracer
     fl.grad(lambda mod, v: mod(v))(m, T([1.0, 1.0], fl.float64))  # runs on a rebuilt copy
     assert not m.acc.is_tracer
+
+
+def test_container_and_module_helpers() -> None:
+    ml = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+    ml.extend([nn.Sigmoid()])
+    assert isinstance(ml.pop(0), nn.ReLU) and [type(m).__name__ for m in ml] == ["Tanh", "Sigmoid"]
+    assert isinstance(ml[-1:], nn.ModuleList) and len(ml + [nn.ReLU()]) == 3
+    ml[0] = nn.ReLU()
+    assert isinstance(ml[0], nn.ReLU)
+    md = nn.ModuleDict()
+    md.update({"a": nn.ReLU()})
+    assert list(md.items())[0][0] == "a" and len(md) == 1
+    md.clear()
+    assert len(md) == 0
+    with pytest.raises(fl.ConfigError):
+        md["a.b"] = nn.ReLU()
+    seq = nn.Sequential()
+    seq.insert(0, nn.Identity())
+    assert len(seq) == 1 and isinstance(seq.pop(), nn.Identity)
+    m = nn.Linear(2, 2)
+    m.requires_grad_(False)
+    assert m.trainable_parameters() == {}
+    m.requires_grad_(True)
+    assert len(m.trainable_parameters()) == 2
+    m.register_module("extra", nn.ReLU())
+    assert m.get_submodule("extra") is m.extra
+    with pytest.raises(AttributeError, match="nope"):
+        m.get_submodule("nope")
+    assert nn.Flatten()(fl.ones(())).shape == (1,)
+    assert "weight" in dir(m)
+    with pytest.raises(fl.ConfigError, match="name"):
+        m.register_buffer("a.b", fl.ones(()))
