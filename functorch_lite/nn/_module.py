@@ -71,7 +71,14 @@ class Parameter(Tensor):
 
 
 def is_parameter(x: Any) -> bool:
-    """True for a :class:`Parameter`."""
+    """True for a :class:`Parameter`.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite import nn
+        >>> nn.is_parameter(nn.Linear(2, 2).weight), nn.is_parameter(fl.ones(()))
+        (True, False)
+    """
     return isinstance(x, Parameter)
 
 
@@ -239,7 +246,15 @@ class Module:
             self._non_persistent.add(name)
 
     def register_module(self, name: str, module: Module | None) -> None:
-        """Register a child module (same as attribute assignment)."""
+        """Register a child module (same as attribute assignment).
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> m = nn.Module()
+            >>> m.register_module("act", nn.ReLU())
+            >>> [n for n, _ in m.named_children()]
+            ['act']
+        """
         self._check_init("modules")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"register_module: {name!r} must be a Module or None; got {type(module).__name__}.")
@@ -249,7 +264,13 @@ class Module:
     add_module = register_module
 
     def get_submodule(self, target: str) -> Module:
-        """The submodule at dotted path ``target`` (``""`` is self)."""
+        """The submodule at dotted path ``target`` (``""`` is self).
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> nn.Sequential(nn.Sequential(nn.Linear(2, 3))).get_submodule("0.0").out_features
+            3
+        """
         mod = self
         if not target:
             return mod
@@ -295,7 +316,13 @@ class Module:
             yield from mod.named_modules(memo, sub, remove_duplicate)
 
     def modules(self) -> Iterator[Module]:
-        """Self and every descendant module."""
+        """Self and every descendant module.
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> [type(m).__name__ for m in nn.Sequential(nn.ReLU()).modules()]
+            ['Sequential', 'ReLU']
+        """
         for _, m in self.named_modules():
             yield m
 
@@ -308,7 +335,13 @@ class Module:
                 yield name, mod
 
     def children(self) -> Iterator[Module]:
-        """The direct child modules."""
+        """The direct child modules.
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> len(list(nn.Sequential(nn.ReLU(), nn.Tanh()).children()))
+            2
+        """
         for _, m in self.named_children():
             yield m
 
@@ -341,19 +374,37 @@ class Module:
             yield name, v
 
     def parameters(self, recurse: bool = True) -> Iterator[Tensor]:
-        """Every parameter (tied ones once)."""
+        """Every parameter (tied ones once).
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> [p.shape for p in nn.Linear(2, 3).parameters()]
+            [(3, 2), (3,)]
+        """
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
     ) -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, buffer) pairs."""
+        """(dotted name, buffer) pairs.
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> [n for n, _ in nn.Sequential(nn.BatchNorm1d(2)).named_buffers()]
+            ['0.running_mean', '0.running_var', '0.num_batches_tracked']
+        """
         for name, v, _, _ in self._named_members("_buffers", prefix, recurse, remove_duplicate):
             yield name, v
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
-        """Every buffer."""
+        """Every buffer.
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> len(list(nn.BatchNorm1d(2).buffers()))
+            3
+        """
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -371,7 +422,15 @@ class Module:
         return isinstance(p, Parameter) and not p.requires_grad
 
     def named_trainable_parameters(self) -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, parameter) pairs of the parameters that are not frozen."""
+        """(dotted name, parameter) pairs of the parameters that are not frozen.
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+            >>> _ = m[0].freeze()
+            >>> [n for n, _ in m.named_trainable_parameters()]
+            ['1.weight', '1.bias']
+        """
         for name, v, mod, local in self._named_members("_parameters", "", True, True):
             if not mod._is_frozen(local):
                 yield name, v
@@ -399,7 +458,13 @@ class Module:
         return self._set_frozen(True, recurse, keys)
 
     def unfreeze(self, recurse: bool = True, keys: str | list[str] | None = None) -> Module:
-        """Undo :meth:`freeze` (all parameters, or the local names in ``keys``)."""
+        """Undo :meth:`freeze` (all parameters, or the local names in ``keys``).
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> len(nn.Linear(2, 2).freeze().unfreeze(keys="bias").trainable_parameters())
+            1
+        """
         return self._set_frozen(False, recurse, keys)
 
     def _set_frozen(self, frozen: bool, recurse: bool, keys: str | list[str] | None) -> Module:
@@ -424,13 +489,25 @@ class Module:
 
     # -- modes and traversal ------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
-        """Set training mode (Dropout active, BatchNorm uses batch statistics) on self and children."""
+        """Set training mode (Dropout active, BatchNorm uses batch statistics) on self and children.
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> nn.Sequential(nn.Dropout()).eval().train()[0].training
+            True
+        """
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self) -> Module:
-        """Set evaluation mode: ``train(False)``."""
+        """Set evaluation mode: ``train(False)``.
+
+        Example:
+            >>> from functorch_lite import nn
+            >>> nn.Sequential(nn.Dropout()).eval()[0].training
+            False
+        """
         return self.train(False)
 
     def apply(self, fn: Callable[[Module], Any]) -> Module:

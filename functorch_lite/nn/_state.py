@@ -23,6 +23,14 @@ _META_USER = "functorch_lite.metadata"
 
 
 class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(..., strict=False)`` could not match.
+
+    Example:
+        >>> from functorch_lite import nn
+        >>> nn.Linear(2, 2).load_state_dict({}, strict=False).missing_keys
+        ['weight', 'bias']
+    """
+
     missing_keys: list[str]
     unexpected_keys: list[str]
 

@@ -28,7 +28,14 @@ __all__ = [
 
 
 def split_key(key: Any, n: int) -> list[Any]:
-    """``n`` independent keys from ``key`` (``None`` stays ``None``: the global generator is used)."""
+    """``n`` independent keys from ``key`` (``None`` stays ``None``: the global generator is used).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> from functorch_lite.nn.layers.basic import split_key
+        >>> len(split_key(fl.random.key(0), 3)), split_key(None, 2)
+        (3, [None, None])
+    """
     if key is None:
         return [None] * n
     from functorch_lite import random as R
