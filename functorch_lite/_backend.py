@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import importlib
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,7 +76,9 @@ class Backend:
             if nat is None:
                 continue
             try:
-                key = xp.empty((0,), dtype=nat).dtype
+                with warnings.catch_warnings():  # jax without x64 warns that it narrows 64-bit dtypes
+                    warnings.simplefilter("ignore")
+                    key = xp.empty((0,), dtype=nat).dtype
             except Exception:  # the library lacks this dtype (torch uint16 arithmetic, ...)
                 continue
             self.to_native[dt] = key
