@@ -154,6 +154,13 @@ def _scalars(draw: Draw) -> Case:
     return Case(lambda x: (x**c) + c / x - (2.0**x) * c + (x - c) * 1.5 + c % (x + 4.0), [draw(shapes())], [POS])
 
 
+@spec("relu")
+def _relu(draw: Draw) -> Case:
+    from functorch_lite._ops.elementwise import relu
+
+    return Case(relu, [draw(shapes())], [NONZERO])
+
+
 @spec("maximum_minimum_scalar")
 def _maxmin_scalar(draw: Draw) -> Case:
     return Case(lambda x: fl.maximum(x, 0.1) + fl.minimum(0.2, x), [draw(shapes())], [NONZERO])

@@ -119,8 +119,9 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
         >>> F.relu(fl.asarray([-1.0, 2.0])).tolist()
         [0.0, 2.0]
     """
-    x = _t(input)
-    return fl.where(x > 0, x, 0.0)
+    from ..._ops.elementwise import relu as _relu  # a primitive: one compare in its vjp
+
+    return _relu(_t(input))
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
