@@ -92,7 +92,7 @@ def main() -> None:
     x, y, yoh = M.data(BATCH, SIZES[0], SIZES[-1], seed=2)
     cases = build_cases(p0, x, y, yoh)
     ok = H.check_cases(cases, M.np_per_example_grads(p0, x, yoh))
-    H.measure(ok, rounds=5, block_s=0.2, warmup=1)
+    H.measure(ok, rounds=9, block_s=0.12, warmup=1)
     rows = H.summarize(cases, "numpy einsum (hand-written)", "per-example grads")
     H.print_table(f"per-example gradients, MLP {'-'.join(map(str, SIZES))}, batch {BATCH}", rows)
     H.emit("per_example", rows)

@@ -21,6 +21,7 @@ import importlib
 import io
 import os
 import pstats
+import re
 import time
 
 # workload -> (module, case name, calls per profile)
@@ -51,7 +52,7 @@ def profile(workload: str, top: int) -> str:
     mod = importlib.import_module(mod_name)
     case = next((c for c in mod.setup() if c.name == case_name), None)
     if case is None or case.error:
-        return f"### {workload}: `{case_name}`\n\nnot available ({case.error if case else 'no such case'}).\n"
+        return f"#### {workload}: `{case_name}`\n\nnot available ({case.error if case else 'no such case'}).\n"
     for _ in range(2):
         case.run()
     t0 = time.process_time()
@@ -68,7 +69,7 @@ def profile(workload: str, top: int) -> str:
     rows = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
     tot = sum(v[2] for v in st.stats.values()) or 1.0  # type: ignore[attr-defined]
     out = [
-        f"### {workload}: `{case_name}` ({mod_name}.py)\n",
+        f"#### {workload}: `{case_name}` ({mod_name}.py)\n",
         f"{H.fmt_time(per_call)} per call without the profiler; "
         f"{total_calls / n:,.0f} Python function calls per call.\n",
         "| own time % | calls / call | function |",
@@ -76,6 +77,7 @@ def profile(workload: str, top: int) -> str:
     ]
     for (path, line, func), (_, ncalls, tt, _ct, _) in rows:
         where = f"{_short(path)}:{line}" if path != "~" else "builtin"
+        func = re.sub(r" at 0x[0-9a-f]+", "", func)
         out.append(f"| {100 * tt / tot:.1f} | {ncalls / n:,.1f} | `{func}` ({where}) |")
     return "\n".join(out) + "\n"
 
