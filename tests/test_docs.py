@@ -2,7 +2,8 @@
 
 * every fenced ``python`` block of README.md and docs/**/*.md is executed (the blocks of
   one file share a namespace, top to bottom, like a notebook; a block fenced as
-  ``text``, ``bash`` or ``console`` is not run);
+  ``text``, ``bash`` or ``console`` is not run, nor are the ``python3`` blocks of the
+  examples pages, which include the scripts that tests/test_examples.py runs);
 * ``doctest.testmod`` runs over every module of functorch_lite.
 
 Under ``FUNCTORCH_LITE_BACKEND=array_api_strict`` the same examples run on that backend; the
@@ -45,12 +46,17 @@ def test_markdown_code_blocks_run(path: Path, tmp_path: Path, monkeypatch: pytes
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for line, source in python_blocks(path.read_text(encoding="utf-8")):
-        code = compile(source, f"{path.relative_to(ROOT)}:{line}", "exec")
-        try:
-            exec(code, namespace)
-        except Exception as exc:
-            raise AssertionError(f"{path.relative_to(ROOT)}, block at line {line} raised {exc!r}") from exc
+    saved_dtype, saved_backend = fl.get_default_dtype(), fl.default_backend_name()
+    try:
+        for line, source in python_blocks(path.read_text(encoding="utf-8")):
+            code = compile(source, f"{path.relative_to(ROOT)}:{line}", "exec")
+            try:
+                exec(code, namespace)
+            except Exception as exc:
+                raise AssertionError(f"{path.relative_to(ROOT)}, block at line {line} raised {exc!r}") from exc
+    finally:  # a page that changes the defaults must not leak into the next test
+        fl.set_default_dtype(saved_dtype)
+        fl.set_default_backend(saved_backend)
 
 
 def test_readme_and_docs_have_code_blocks() -> None:
@@ -116,3 +122,17 @@ def test_every_public_function_has_an_example() -> None:
         pytest.fail(f"public functions without a docstring example: {', '.join(sorted(missing))}")
     if missing:
         pytest.skip(f"{len(missing)} public names lack a docstring example: {', '.join(sorted(missing)[:20])} ...")
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    commands = [m.group("body").strip() for m in _FENCE.finditer(setup) if m.group("lang").strip() == "bash"]
+    assert len(commands) == 2, commands
+    demo, tests = commands
+    assert demo.startswith("python3 -m venv .venv && ") and demo.endswith("functorch-lite demo")
+    assert tests.startswith("python3 -m venv .venv && ") and 'pip install -e ".[test]"' in tests
+    assert tests.endswith("python -m pytest -q -n 2 tests")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'pip install -q -e ".[test]"' in ci and "pytest_gate -q -n 2 tests" in ci
+    assert "FUNCTORCH_LITE_BACKEND=array_api_strict" in ci
