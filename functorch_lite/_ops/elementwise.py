@@ -39,6 +39,9 @@ from .. import _backend as _L_pkg2__backend  # noqa: E402
 from . import searching as _L_searching  # noqa: E402
 
 
+_NUMPY_XP = _L_pkg2__backend.numpy_backend.xp
+
+
 def _register_backend_dtypes() -> None:
     """Kept for compatibility: the tables fill themselves as backends load."""
 
@@ -118,11 +121,14 @@ def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool 
     prim = Primitive(name, lambda xp, x, _n=name: getattr(xp, _n)(x), differentiable=differentiable)
     _unary_rules(prim, apply)
 
+    npxp = _NUMPY_XP
+    np_fn = getattr(npxp, name)
+
     def op(x: Any, /) -> Tensor:
         if x.__class__ is Tensor and x._t is None:
             xp = x._xp
             t = _new(Tensor)
-            t._a = getattr(xp, name)(x._a)
+            t._a = np_fn(x._a) if xp is npxp else getattr(xp, name)(x._a)
             t._xp = xp
             t._t = None
             return t
@@ -197,8 +203,6 @@ def prep_binary(op: str, x: Any, y: Any) -> tuple[Any, Any]:
     return x, y
 
 
-_NUMPY_XP = _L_pkg2__backend.numpy_backend.xp
-
 
 _DUNDERS: dict[str, Any] = {}
 
@@ -215,24 +219,42 @@ def _dunder_slow(slow: Callable[..., Any]) -> Callable[..., Any]:
 
 def _make_fast_binary(name: str, slow: Callable[..., Any]) -> Any:
     floats_by_xp, bools_by_xp = _FLOATS_BY_XP, _BOOLS_BY_XP
+    npxp = _NUMPY_XP
+    np_fn = getattr(npxp, name)  # numpy's own ufunc: no per-call lookup on the default backend
+    np_floats, np_bools = floats_by_xp[npxp], bools_by_xp[npxp]
 
     def op(x: Any, y: Any, /) -> Any:
         if x.__class__ is Tensor and x._t is None:
             yc = y.__class__
             xp = x._xp
-            if yc is Tensor:
+            if yc is float:
+                a = x._a
+                if xp is npxp:
+                    if a.dtype in np_floats:
+                        t = _new(Tensor)
+                        t._a = np_fn(a, y)
+                        t._xp = xp
+                        t._t = None
+                        return t
+                elif a.dtype in floats_by_xp[xp]:
+                    t = _new(Tensor)
+                    t._a = getattr(xp, name)(a, y)
+                    t._xp = xp
+                    t._t = None
+                    return t
+            elif yc is Tensor:
                 if y._t is None and y._xp is xp and x._a.dtype is y._a.dtype:
                     t = _new(Tensor)
                     try:
-                        t._a = getattr(xp, name)(x._a, y._a)
+                        t._a = np_fn(x._a, y._a) if xp is npxp else getattr(xp, name)(x._a, y._a)
                     except ValueError:  # shapes that do not broadcast: the slow path names them
                         return slow(x, y)
                     t._xp = xp
                     t._t = None
                     return t
-            elif (yc is float and x._a.dtype in floats_by_xp[xp]) or (yc is int and x._a.dtype not in bools_by_xp[xp]):
+            elif yc is int and x._a.dtype not in (np_bools if xp is npxp else bools_by_xp[xp]):
                 t = _new(Tensor)
-                t._a = getattr(xp, name)(x._a, y)
+                t._a = np_fn(x._a, y) if xp is npxp else getattr(xp, name)(x._a, y)
                 t._xp = xp
                 t._t = None
                 return t
