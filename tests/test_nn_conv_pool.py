@@ -26,6 +26,7 @@ from functorch_lite.nn.layers import conv as conv_mod
 from functorch_lite.nn.layers import pool as pool_mod
 
 RNG = np.random.default_rng(0)
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 
 
 def T(a: Any, dtype: Any = None) -> fl.Tensor:
