@@ -117,14 +117,14 @@ def _fold_impl(xp: Any, c: Any, *, ks: Any, ss: Any, ds: Any, outs: Any, sp: Any
     nd = len(ks)
     end = c.ndim - trail
     lead = tuple(c.shape[:axis]) + tuple(c.shape[axis + 1 : end - nd])
-    immutable = backend_for(xp).immutable
+    b = backend_for(xp)
     out = xp.zeros(lead + tuple(sp) + tuple(c.shape[end:]), dtype=c.dtype)
     pre = (slice(None),) * axis
     disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(ks, ss, ds, strict=True))
     for k, key in enumerate(_window_keys(ks, ss, ds, outs, trail)):
         piece = c[pre + (k, Ellipsis)]
-        if immutable:
-            out = out.at[key].add(piece)
+        if b.immutable:  # JAX: functional update through the backend layer
+            out = b.setitem(out, key, out[key] + piece)
         elif disjoint:
             out[key] = piece  # windows do not overlap (pooling): plain writes, no adds
         else:
