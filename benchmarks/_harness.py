@@ -22,7 +22,13 @@ from __future__ import annotations
 
 import os
 
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+for _v in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+):
     os.environ[_v] = "1"
 os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -113,7 +119,9 @@ def assert_close(got: Any, want: Any, rtol: float, atol: float, what: str) -> No
         return
     if isinstance(w, list):
         if not isinstance(g, list) or len(g) != len(w):
-            raise AssertionError(f"{what}: got {type(g).__name__} of {len(g) if isinstance(g, list) else '?'} items, want {len(w)}")
+            raise AssertionError(
+                f"{what}: got {type(g).__name__} of {len(g) if isinstance(g, list) else '?'} items, want {len(w)}"
+            )
         for i, (a, b) in enumerate(zip(g, w, strict=True)):
             assert_close(a, b, rtol, atol, f"{what}[{i}]")
         return
@@ -258,7 +266,9 @@ def fmt_time(s: float) -> str:
     return f"{s:.2f} s"
 
 
-def print_table(title: str, rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str, Callable[[Any], str]]] = ()) -> None:
+def print_table(
+    title: str, rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str, Callable[[Any], str]]] = ()
+) -> None:
     """Print rows as an aligned text table (extra columns: (key, header, formatter))."""
     head = ["case", "median", "IQR", "ratio"] + [h for _, h, _ in extra]
     lines = []

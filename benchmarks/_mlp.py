@@ -81,13 +81,9 @@ def np_per_example_grads(p: dict[str, np.ndarray], x: np.ndarray, yoh: np.ndarra
 # functorch_lite, pure functions
 # ----------------------------------------------------------------------------------
 def fl_relu(fl: Any) -> Any:
-    """ReLU as ``fl.maximum(x, 0.0)``: one pass forward and no ``where``.
-
-    NOTE: nn.functional.relu is ``where(x > 0, x, 0)``; numpy's ``where`` with a random
-    mask is branchy (~5-10 ns per element here, 20-40x a multiply), so the pure variants
-    use maximum, as the hand-written numpy does; the nn variants use nn.ReLU as users do.
-    """
-    return lambda x: fl.maximum(x, 0.0)
+    """``nn.functional.relu`` (a primitive: maximum forward, one-compare vjp) when nn exists."""
+    F = H.peer("functorch_lite.nn.functional")
+    return F.relu if F is not None else (lambda x: fl.maximum(x, 0.0))
 
 
 def fl_loss(fl: Any) -> Any:

@@ -8,6 +8,7 @@ im2col forward and backward. Target: functorch_lite <= 2x torch CPU (eager).
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import numpy as np
@@ -113,8 +114,13 @@ def build_cases(p0, x, y):
 
         def t_model():
             m = nn.Sequential(
-                nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-                nn.MaxPool2d(2), nn.Flatten(), nn.Linear(256, 10),
+                nn.Conv2d(1, 8, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(8, 16, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(256, 10),
             )
             with torch.no_grad():
                 for q, k in zip(m.parameters(), KEYS, strict=True):
@@ -158,8 +164,13 @@ def fl_cases(fl, p0, x, y):
 
     def model():
         m = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(256, 10),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(256, 10),
         )
         sd = dict(zip([n for n, _ in m.named_parameters()], [fl.asarray(p0[k]) for k in KEYS], strict=True))
         m.load_state_dict(sd)
@@ -248,8 +259,11 @@ def main() -> None:
     for r in rows:
         if vs_np.get(r["case"]) is not None:
             r["ratio_numpy"] = vs_np[r["case"]]
-    H.print_table(f"conv-net training step on 8x8 digits, batch {BATCH} (ratio to {base})", rows,
-                  [("ratio_numpy", "vs numpy", lambda v: f"{v:.2f}x")])
+    H.print_table(
+        f"conv-net training step on 8x8 digits, batch {BATCH} (ratio to {base})",
+        rows,
+        [("ratio_numpy", "vs numpy", lambda v: f"{v:.2f}x")],
+    )
     H.emit("conv", rows)
 
 

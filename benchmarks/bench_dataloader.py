@@ -10,6 +10,7 @@ the right rows. Reported as one epoch's time and samples per second.
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import numpy as np
@@ -70,8 +71,11 @@ def main() -> None:
     for r in rows:
         if "median_s" in r:
             r["samples_per_s"] = N / r["median_s"]
-    H.print_table(f"one epoch, {N} x {D} float32, batch {BATCH}, shuffled", rows,
-                  [("samples_per_s", "samples/s", lambda v: f"{v / 1e6:.2f} M/s")])
+    H.print_table(
+        f"one epoch, {N} x {D} float32, batch {BATCH}, shuffled",
+        rows,
+        [("samples_per_s", "samples/s", lambda v: f"{v / 1e6:.2f} M/s")],
+    )
     H.emit("dataloader", rows)
 
 

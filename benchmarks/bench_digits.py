@@ -10,6 +10,7 @@ framework's final weights. Target: functorch_lite <= 2.0x numpy, accuracy >= 97.
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import _mlp as M
@@ -177,7 +178,7 @@ def build_cases(epochs: int = EPOCHS):
     yoh = H.f32(np.eye(10)[ytr])
     p0 = M.init_params(SIZES, seed=4)
     full, one = batches(len(xtr), epochs), batches(len(xtr), 1)
-    makers = {"numpy (hand-written)": lambda idx: (lambda: np_train(p0, xtr, yoh, idx))}
+    makers = {"numpy (hand-written)": lambda idx: lambda: np_train(p0, xtr, yoh, idx)}
     fl = H.peer("functorch_lite")
     if fl is not None:
         makers["functorch_lite grad + Adam"] = lambda idx: fl_train_pure(fl, p0, xtr, yoh, idx)

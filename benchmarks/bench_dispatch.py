@@ -8,6 +8,7 @@ Targets: eager <= 1.5x raw numpy; grad <= 3 µs per op.
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import numpy as np

@@ -9,6 +9,7 @@ Target: forward-over-reverse <= 1.50x numpy.
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import numpy as np

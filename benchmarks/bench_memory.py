@@ -11,6 +11,7 @@ Reported in MiB, with the ratio to the hand-written numpy peak.
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import gc

@@ -8,10 +8,10 @@ Target: functorch_lite <= 1.10x the numpy step.
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import _mlp as M
-import numpy as np
 
 SIZES = (784, 512, 512, 10)
 BATCH = 128
@@ -107,7 +107,10 @@ def build_cases(p0, x, y, yoh):
             return jax.tree_util.tree_map(lambda a, b: a - LR * b, p, g)
 
         jit_step = jax.jit(jstep)
-        sj = {"p": {k: jax.numpy.asarray(v) for k, v in p0.items()}, "q": {k: jax.numpy.asarray(v) for k, v in p0.items()}}
+        sj = {
+            "p": {k: jax.numpy.asarray(v) for k, v in p0.items()},
+            "q": {k: jax.numpy.asarray(v) for k, v in p0.items()},
+        }
 
         def j_eager():
             sj["p"] = jstep(sj["p"], xj, yj)

@@ -8,6 +8,7 @@ jax.vmap(grad), autograd / torch loops). Target: vmap(grad) <= 1.30x numpy.
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import _mlp as M

@@ -13,6 +13,7 @@ markdown (the runner pastes it into docs/benchmarks.md).
 
 from __future__ import annotations
 
+# isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
 import argparse

@@ -44,12 +44,52 @@ SCRIPTS = {
 
 # (workload, group, functorch_lite case, metric, limit, label, profile target)
 TARGETS = [
-    ("dispatch", "eager chain", "functorch_lite", "ratio", 1.5, "eager 200-op elementwise chain, shape (8,)", "dispatch-eager"),
-    ("dispatch", "grad chain", "functorch_lite grad", "us_per_op", 3.0, "grad of the 200-op chain (µs per op)", "dispatch-grad"),
+    (
+        "dispatch",
+        "eager chain",
+        "functorch_lite",
+        "ratio",
+        1.5,
+        "eager 200-op elementwise chain, shape (8,)",
+        "dispatch-eager",
+    ),
+    (
+        "dispatch",
+        "grad chain",
+        "functorch_lite grad",
+        "us_per_op",
+        3.0,
+        "grad of the 200-op chain (µs per op)",
+        "dispatch-grad",
+    ),
     ("mlp", "MLP step", "functorch_lite grad", "ratio", 1.10, "MLP 784-512-512-10 step, batch 128", "mlp"),
-    ("per_example", "per-example grads", "functorch_lite vmap(grad)", "ratio", 1.30, "per-example grads, vmap(grad), batch 64", "per-example"),
-    ("hvp", "HVP", "functorch_lite jvp(grad) fwd-over-rev", "ratio", 1.50, "HVP forward-over-reverse, 1000x1000", "hvp"),
-    ("digits", "digits end-to-end", "functorch_lite grad + Adam", "ratio", 2.0, "digits end-to-end, 900 Adam steps", "digits"),
+    (
+        "per_example",
+        "per-example grads",
+        "functorch_lite vmap(grad)",
+        "ratio",
+        1.30,
+        "per-example grads, vmap(grad), batch 64",
+        "per-example",
+    ),
+    (
+        "hvp",
+        "HVP",
+        "functorch_lite jvp(grad) fwd-over-rev",
+        "ratio",
+        1.50,
+        "HVP forward-over-reverse, 1000x1000",
+        "hvp",
+    ),
+    (
+        "digits",
+        "digits end-to-end",
+        "functorch_lite grad + Adam",
+        "ratio",
+        2.0,
+        "digits end-to-end, 900 Adam steps",
+        "digits",
+    ),
     ("conv", "conv-net step", "functorch_lite nn + optim.SGD", "ratio", 2.0, "conv-net step vs torch CPU", "conv"),
 ]
 
@@ -130,8 +170,15 @@ def target_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     for wl, group, case, metric, limit, label, prof in TARGETS:
         r = _row(res, wl, group, case)
         v = None if r is None else r.get(metric)
-        d = {"label": label, "limit": limit, "metric": metric, "value": v, "profile": prof, "case": case,
-             "best_peer": _best_peer(res, wl, group, metric)}
+        d = {
+            "label": label,
+            "limit": limit,
+            "metric": metric,
+            "value": v,
+            "profile": prof,
+            "case": case,
+            "best_peer": _best_peer(res, wl, group, metric),
+        }
         if r is not None and "ratio_q1" in r and metric == "ratio":
             d["iqr"] = (r["ratio_q1"], r["ratio_q3"])
         if wl == "digits" and r is not None:
@@ -158,17 +205,39 @@ def render_table(rows: list[dict[str, Any]], extra: list[tuple[str, str, Any]]) 
 
 
 SECTIONS = [
-    ("dispatch", "eager chain", "(1) Dispatch: eager 200-op elementwise chain, shape (8,)", [("us_per_op", "µs/op", lambda v: f"{v:.2f}")]),
-    ("dispatch", "grad chain", "(1) Dispatch: grad of the 200-op chain", [("us_per_op", "µs/op", lambda v: f"{v:.2f}")]),
+    (
+        "dispatch",
+        "eager chain",
+        "(1) Dispatch: eager 200-op elementwise chain, shape (8,)",
+        [("us_per_op", "µs/op", lambda v: f"{v:.2f}")],
+    ),
+    (
+        "dispatch",
+        "grad chain",
+        "(1) Dispatch: grad of the 200-op chain",
+        [("us_per_op", "µs/op", lambda v: f"{v:.2f}")],
+    ),
     ("mlp", "MLP step", "(2) MLP 784-512-512-10 training step, batch 128, SGD", []),
     ("per_example", "per-example grads", "(3) Per-example gradients of the MLP, batch 64", []),
     ("hvp", "HVP", "(4) Hessian-vector product, sum(tanh(A x)), A 1000x1000", []),
-    ("digits", "digits end-to-end", "(5) Digits end to end: 64-128-10 MLP, Adam, 20 epochs, batch 32 (time per whole training)",
-     [("test_accuracy", "test acc.", lambda v: f"{100 * v:.1f} %")]),
-    ("conv", "conv-net step", "(6) Conv-net training step on 8x8 digits, batch 128 (ratio to torch eager)",
-     [("ratio_numpy", "vs numpy", lambda v: f"{v:.2f}x")]),
-    ("dataloader", "DataLoader epoch", "(7) DataLoader: one shuffled epoch of 60000 x 784 float32, batch 128",
-     [("samples_per_s", "samples/s", lambda v: f"{v / 1e6:.2f} M")]),
+    (
+        "digits",
+        "digits end-to-end",
+        "(5) Digits end to end: 64-128-10 MLP, Adam, 20 epochs, batch 32 (time per whole training)",
+        [("test_accuracy", "test acc.", lambda v: f"{100 * v:.1f} %")],
+    ),
+    (
+        "conv",
+        "conv-net step",
+        "(6) Conv-net training step on 8x8 digits, batch 128 (ratio to torch eager)",
+        [("ratio_numpy", "vs numpy", lambda v: f"{v:.2f}x")],
+    ),
+    (
+        "dataloader",
+        "DataLoader epoch",
+        "(7) DataLoader: one shuffled epoch of 60000 x 784 float32, batch 128",
+        [("samples_per_s", "samples/s", lambda v: f"{v / 1e6:.2f} M")],
+    ),
 ]
 
 
@@ -182,10 +251,14 @@ def render_chart(res: dict[str, Any], path: str) -> bool:
     except ImportError:
         return False
     short = {
-        "eager chain": "(1) eager 200-op chain, shape (8,)", "grad chain": "(1) grad of the 200-op chain",
-        "MLP step": "(2) MLP 784-512-512-10 step, batch 128", "per-example grads": "(3) per-example grads, batch 64",
-        "HVP": "(4) HVP, A 1000x1000", "digits end-to-end": "(5) digits end to end, 900 Adam steps",
-        "conv-net step": "(6) conv-net step, batch 128", "DataLoader epoch": "(7) DataLoader epoch, 60k x 784",
+        "eager chain": "(1) eager 200-op chain, shape (8,)",
+        "grad chain": "(1) grad of the 200-op chain",
+        "MLP step": "(2) MLP 784-512-512-10 step, batch 128",
+        "per-example grads": "(3) per-example grads, batch 64",
+        "HVP": "(4) HVP, A 1000x1000",
+        "digits end-to-end": "(5) digits end to end, 900 Adam steps",
+        "conv-net step": "(6) conv-net step, batch 128",
+        "DataLoader epoch": "(7) DataLoader epoch, 60k x 784",
     }
     panels = [(wl, g, short.get(g, g)) for wl, g, _, _ in SECTIONS]
     limits = {(t[0], t[1]): t[4] for t in TARGETS if t[3] == "ratio"}
@@ -199,7 +272,10 @@ def render_chart(res: dict[str, Any], path: str) -> bool:
         vals = [r["ratio"] for r in rows][::-1]
         lo = [r["ratio"] - r["ratio_q1"] for r in rows][::-1]
         hi = [r["ratio_q3"] - r["ratio"] for r in rows][::-1]
-        colors = ["#d62728" if n.startswith("functorch_lite") else ("#7f7f7f" if n == rows[0].get("baseline") else "#1f77b4") for n in names]
+        colors = [
+            "#d62728" if n.startswith("functorch_lite") else ("#7f7f7f" if n == rows[0].get("baseline") else "#1f77b4")
+            for n in names
+        ]
         ax.barh(range(len(vals)), vals, xerr=[lo, hi], color=colors, capsize=2)
         ax.set_yticks(range(len(vals)), names, fontsize=8)
         ax.set_xscale("log")
@@ -284,8 +360,10 @@ def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
             )
     out.append("")
     out.append("![ratios](benchmarks.png)\n")
-    out.append("Bars: median ratio to the baseline of each panel (log scale; whiskers: quartiles of the per-round ratios); "
-               "functorch_lite in red, the baseline in grey, dashed line: the target.\n")
+    out.append(
+        "Bars: median ratio to the baseline of each panel (log scale; whiskers: quartiles of the per-round ratios); "
+        "functorch_lite in red, the baseline in grey, dashed line: the target.\n"
+    )
     out.append("## Results\n")
     for wl, group, title, extra in SECTIONS:
         r = res.get(wl)
@@ -299,11 +377,15 @@ def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
         rows = [x for x in r["rows"] if x.get("group") == group]
         out.append(render_table(rows, extra))
         if wl == "dispatch":
-            out.append(f"One op is one primitive call; the chain makes {r.get('n_ops', 201)} of them "
-                       "(67 x `x = sin(x) * 1.01 + 0.1`); the grad adds a final sum.\n")
+            out.append(
+                f"One op is one primitive call; the chain makes {r.get('n_ops', 201)} of them "
+                "(67 x `x = sin(x) * 1.01 + 0.1`); the grad adds a final sum.\n"
+            )
         if wl == "digits":
-            out.append(f"{r.get('steps', 900)} steps; the times are whole trainings. Accuracy is computed in numpy from each "
-                       "framework's final weights on the 360 held-out images.\n")
+            out.append(
+                f"{r.get('steps', 900)} steps; the times are whole trainings. Accuracy is computed in numpy from each "
+                "framework's final weights on the 360 held-out images.\n"
+            )
     mem = res.get("memory")
     out.append("### (8) Peak memory (tracemalloc) of (2) and (3), with and without `fl.checkpoint`\n")
     if mem is None:
@@ -311,8 +393,10 @@ def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
     elif "error" in mem:
         out.append(f"failed: `{mem['error'][:400]}`\n")
     else:
-        out.append("numpy reports its buffers to tracemalloc, so this counts every array allocated during one call "
-                   "(torch and jax allocate outside Python's view and are not measured). `checkpoint` wraps each hidden layer.\n")
+        out.append(
+            "numpy reports its buffers to tracemalloc, so this counts every array allocated during one call "
+            "(torch and jax allocate outside Python's view and are not measured). `checkpoint` wraps each hidden layer.\n"
+        )
         out.append("| workload | case | peak | vs numpy |\n|---|---|---:|---:|")
         for x in mem["rows"]:
             if "skipped" in x:
@@ -326,8 +410,10 @@ def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
             out.append(f.read().strip() + "\n")
     if profiles:
         out.append("### Raw profiles (cProfile, `python benchmarks/profile_fl.py`)\n")
-        out.append("Own time of the functions that cost most, per call of the functorch_lite case; "
-                   "cProfile inflates small Python functions, so read the shares, not the absolute times.\n")
+        out.append(
+            "Own time of the functions that cost most, per call of the functorch_lite case; "
+            "cProfile inflates small Python functions, so read the shares, not the absolute times.\n"
+        )
         out.append(profiles)
     return "\n".join(out).rstrip() + "\n"
 
@@ -352,16 +438,26 @@ def main() -> None:
         env = dict(os.environ)
         if a.quick:
             env["BENCH_QUICK"] = "1"
-        meta = {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-                "clock": env.get("BENCH_CLOCK", "cpu"), "quick": a.quick}
+        meta = {
+            "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(),
+            "clock": env.get("BENCH_CLOCK", "cpu"),
+            "quick": a.quick,
+        }
         for name in a.only or list(SCRIPTS):
             res[name] = run_script(name, a.timeout, env)
         if a.profile:
             missed = [t["profile"] for t in target_rows(res) if t["met"] is False]
             if missed:
                 print(f"[run_all] profiling: {', '.join(missed)}", flush=True)
-                p = subprocess.run([sys.executable, os.path.join(HERE, "profile_fl.py"), *missed], cwd=HERE,
-                                   env=env, capture_output=True, text=True, timeout=600)
+                p = subprocess.run(
+                    [sys.executable, os.path.join(HERE, "profile_fl.py"), *missed],
+                    cwd=HERE,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
                 profiles = p.stdout if p.returncode == 0 else f"profile failed: {p.stderr[-600:]}\n"
             else:
                 profiles = ""
@@ -375,7 +471,9 @@ def main() -> None:
     print(f"[run_all] wrote {os.path.relpath(DOC, ROOT)} and {os.path.relpath(PNG, ROOT)}")
     for t in target_rows(res):
         v = "n/a" if t["value"] is None else f"{t['value']:.2f}"
-        print(f"  target {t['label']}: {v} (limit {t['limit']}) -> {'n/a' if t['met'] is None else ('met' if t['met'] else 'MISSED')}")
+        print(
+            f"  target {t['label']}: {v} (limit {t['limit']}) -> {'n/a' if t['met'] is None else ('met' if t['met'] else 'MISSED')}"
+        )
 
 
 if __name__ == "__main__":
