@@ -21,7 +21,7 @@ from functorch_lite import tree_util as tu
 def init_mlp(key: fl.Tensor, sizes: list[int]) -> dict[str, fl.Tensor]:
     """Weights ~ N(0, 1/fan_in), zero biases, as a dict {"w0": ..., "b0": ..., "w1": ...}."""
     params = {}
-    for i, (k, n_in, n_out) in enumerate(zip(fl.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:])):
+    for i, (k, n_in, n_out) in enumerate(zip(fl.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:], strict=True)):
         params[f"w{i}"] = fl.random.normal(k, (n_in, n_out)) / n_in**0.5
         params[f"b{i}"] = fl.zeros((n_out,))
     return params

@@ -51,7 +51,7 @@ def dp_gradient(
     factor = fl.minimum(1.0, clip / (fl.sqrt(sq) + 1e-12))  # (B,): shrink only the large ones
     keys = fl.random.split(key, len(grads))
     out = {}
-    for k, (name, g) in zip(keys, sorted(grads.items())):
+    for k, (name, g) in zip(keys, sorted(grads.items()), strict=True):
         clipped = fl.sum(g * fl.reshape(factor, (batch,) + (1,) * (g.ndim - 1)), axis=0)
         out[name] = (clipped + sigma * clip * fl.random.normal(k, clipped.shape)) / batch
     return out

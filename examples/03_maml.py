@@ -29,7 +29,7 @@ Params = dict[str, fl.Tensor]
 
 def init_params(key: fl.Tensor, sizes: tuple[int, ...] = (1, 40, 40, 1)) -> Params:
     params = {}
-    for i, (k, n_in, n_out) in enumerate(zip(fl.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:])):
+    for i, (k, n_in, n_out) in enumerate(zip(fl.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:], strict=True)):
         bound = 1.0 / math.sqrt(n_in)  # PyTorch nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
         params[f"w{i}"] = fl.random.uniform(k, (n_in, n_out), minval=-bound, maxval=bound)
         params[f"b{i}"] = fl.zeros((n_out,))
