@@ -261,7 +261,13 @@ def backend_of(a: Any) -> Backend | None:
 
 
 def available_backends() -> list[str]:
-    """Names of the backends that import on this machine."""
+    """Names of the backends that import on this machine.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> "numpy" in fl.available_backends()
+        True
+    """
     out = []
     for name in BACKEND_NAMES:
         try:
@@ -289,6 +295,14 @@ _context_default: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 def default_backend_name() -> str:
+    """The name of the backend that new Tensors made from Python data go to.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> with fl.default_backend("numpy"):
+        ...     fl.default_backend_name()
+        'numpy'
+    """
     return _context_default.get() or _global_default[0]
 
 

@@ -34,6 +34,11 @@ class DType:
 
     Compares equal to itself and to any backend's dtype of the same name
     (``fl.float32 == numpy.float32`` is True).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.float32.name, fl.float32.bits, fl.asarray(1.0).dtype == fl.float32
+        ('float32', 32, True)
     """
 
     __slots__ = ("name", "kind", "bits", "_rank")

@@ -68,7 +68,13 @@ def set_default_dtype(dtype: D.DType) -> None:
 
 
 def get_default_dtype() -> D.DType:
-    """The dtype Python floats and float creation functions get (float32 unless changed)."""
+    """The dtype Python floats and float creation functions get (float32 unless changed).
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> fl.get_default_dtype()
+        functorch_lite.float32
+    """
     return _default_float[0]
 
 
