@@ -91,6 +91,7 @@ class Trace:
 
     __slots__ = ("level", "alive", "kind", "__weakref__")
     kind_name = "transform"
+    float_only = False  # True where every tracer is floating (grad, jvp)
 
     def __init__(self, level: int) -> None:
         self.level = level

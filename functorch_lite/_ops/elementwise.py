@@ -40,6 +40,7 @@ from . import searching as _L_searching  # noqa: E402
 
 
 _NUMPY_XP = _L_pkg2__backend.numpy_backend.xp
+_NO_PARAMS: dict[str, Any] = {}  # shared, never mutated
 
 
 def _register_backend_dtypes() -> None:
@@ -132,6 +133,10 @@ def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool 
             t._xp = xp
             t._t = None
             return t
+        if x.__class__ is Tensor:
+            p = x._t
+            if p is not None and p.trace.alive:
+                return p.trace.process(prim, (x,), _NO_PARAMS)
         return bind(prim, (as_tensor(x, name),), {})
 
     op.__name__ = op.__qualname__ = name
@@ -275,6 +280,13 @@ def _binary(
     _binary_rules(prim, ax, ay)
 
     def slow(x: Any, y: Any) -> Tensor:
+        if x.__class__ is Tensor:
+            p = x._t
+            yc = y.__class__
+            if p is not None and (yc is float or yc is int):
+                tr = p.trace
+                if tr.float_only and tr.alive:  # grad / jvp tracers are always floating
+                    return tr.process(prim, (x, y), _NO_PARAMS)
         x, y = prep_binary(name, x, y)
         try:
             return bind(prim, (x, y), {})

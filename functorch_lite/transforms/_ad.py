@@ -121,6 +121,7 @@ class JVPPayload(Payload):
 class JVPTrace(Trace):
     __slots__ = ()
     kind_name = "jvp"
+    float_only = True
 
     def tracer(self, primal: Tensor, tangent: Tensor) -> Tensor:
         return make_tracer(JVPPayload(self, primal, tangent), primal._xp)
@@ -238,6 +239,7 @@ def _alias(t: Any) -> Any:
 class VJPTrace(Trace):
     __slots__ = ("tape",)
     kind_name = "grad"
+    float_only = True
 
     def __init__(self, level: int) -> None:
         super().__init__(level)
