@@ -48,7 +48,17 @@ class Primitive:
     gradient (comparisons, argmax, integer ops).
     """
 
-    __slots__ = ("name", "impl", "jvp", "vjp", "batch", "multiple_results", "differentiable", "__weakref__")
+    __slots__ = (
+        "name",
+        "impl",
+        "jvp",
+        "vjp",
+        "batch",
+        "multiple_results",
+        "differentiable",
+        "residuals",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -65,6 +75,9 @@ class Primitive:
         self.batch: Callable[..., Any] | None = None
         self.multiple_results = multiple_results
         self.differentiable = differentiable
+        # What the vjp/jvp rules read besides shapes and dtypes: (inputs, output). Reverse
+        # mode keeps only those after the forward pass, so the tape holds the minimum.
+        self.residuals: tuple[bool, bool] = (True, True)
         PRIMITIVES[name] = self
 
     def __repr__(self) -> str:

@@ -637,3 +637,24 @@ def _attach_operators() -> None:
 
 
 _attach_operators()
+
+
+# What each rule reads besides shapes and dtypes, (inputs, output); see Primitive.residuals.
+def _set_residuals() -> None:
+    from .._core.engine import PRIMITIVES
+
+    table = {
+        (False, False): ("add", "subtract", "negative", "positive", "conj", "real", "imag"),
+        (False, True): ("exp", "expm1", "tanh", "sqrt", "tan", "relu"),
+        (True, False): (
+            "sin", "cos", "sinh", "cosh", "log", "log1p", "log2", "log10", "square", "acos",
+            "asin", "atan", "acosh", "asinh", "atanh", "multiply", "maximum", "minimum",
+            "atan2", "copysign", "remainder",
+        ),
+    }  # fmt: skip
+    for flags, names in table.items():
+        for n in names:
+            PRIMITIVES[n].residuals = flags
+
+
+_set_residuals()

@@ -230,3 +230,6 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Tensor:
         x = conj(x)
     p = x * y
     return _sum(p, axis=axis % nd if nd else axis, dtype=p.dtype)  # the standard keeps the input dtype
+
+
+matmul_p.residuals = (True, False)  # the rules read the operands, never the product

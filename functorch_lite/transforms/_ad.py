@@ -400,6 +400,44 @@ def backward(tape: list[Node], free: bool) -> None:
             node.primals = node.out = node.params = None  # type: ignore[assignment]
 
 
+class _Meta:
+    """Shape and dtype of a dropped residual (what the engine's unbroadcast and casts read)."""
+
+    __slots__ = ("shape", "dtype", "ndim")
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
+
+
+def _meta(t: Any) -> Any:
+    if not isinstance(t, Tensor):
+        return t
+    from .._core.tensor import backend_for
+
+    if t._t is None:
+        a = t._a
+        m = _Meta(tuple(a.shape), a.dtype)
+    else:
+        m = _Meta(t.shape, backend_for(t._xp).native(t.dtype))
+    n = _new(Tensor)
+    n._a = m
+    n._xp = t._xp
+    n._t = None
+    return n
+
+
+def prune(tape: list[Node]) -> None:
+    """Drop the residuals no rule will read (after the forward pass, when no tracer can be used)."""
+    for node in tape:
+        need_in, need_out = getattr(node.prim, "residuals", (True, True))
+        if not need_in:
+            node.primals = [_meta(p) for p in node.primals]
+        if not need_out and not node.multi:
+            node.out = node.primal = _meta(node.out)
+
+
 def forward_replay(tape: list[Node]) -> None:
     """Propagate tangents set on input nodes forward through ``tape`` (for linearize)."""
     for node in tape:

@@ -101,6 +101,7 @@ def _record(f: Callable[..., Any], primals: Sequence[Any], has_aux: bool, what: 
             prim_outs.append(o)
     tape.out_payloads = payloads
     tape.out_primals = prim_outs
+    _L__ad.prune(tr.tape)
     tape.out_tree = out_tree
     return tape, tu.tree_unflatten(out_tree, prim_outs), aux
 
