@@ -43,6 +43,17 @@ _NUMPY_XP = _L_pkg2__backend.numpy_backend.xp
 _NO_PARAMS: dict[str, Any] = {}  # shared, never mutated
 
 
+def _doc_values(name: str) -> tuple[str, str]:
+    """Two literals of a dtype op ``name`` accepts, for its generated docstring example."""
+    if name.startswith("bitwise"):
+        return "3", "5"
+    if name.startswith("logical"):
+        return "True", "False"
+    if name == "imag":
+        return "0.5+1j", "2j"
+    return "0.5", "2.0"
+
+
 def _register_backend_dtypes() -> None:
     """Kept for compatibility: the tables fill themselves as backends load."""
 
@@ -142,7 +153,7 @@ def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = (
         doc
-        or f"Elementwise ``{name}`` of the array API standard.\n\nExample:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.asarray([0.5])).shape\n    (1,)\n"
+        or f"Elementwise ``{name}`` of the array API standard.\n\nExample:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.asarray([{_doc_values(name)[0]}])).shape\n    (1,)\n"
     )
     op.prim = prim  # type: ignore[attr-defined]
     globals()[name] = op
@@ -302,7 +313,8 @@ def _binary(
     dunder.__name__ = name
     _DUNDERS[name] = dunder
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise ``{name}`` of the array API standard (broadcasting).\n\nExample:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.asarray([1.0, 2.0]), fl.asarray([3.0, 4.0])).shape\n    (2,)\n"
+    a, b = _doc_values(name)
+    op.__doc__ = f"Elementwise ``{name}`` of the array API standard (broadcasting).\n\nExample:\n    >>> import functorch_lite as fl\n    >>> fl.{name}(fl.asarray([{a}, {b}]), fl.asarray([{b}, {a}])).shape\n    (2,)\n"
     op.prim = prim  # type: ignore[attr-defined]
     globals()[name] = op
     __all__.append(name)

@@ -253,7 +253,7 @@ class custom_jvp:
         >>> @fl.custom_jvp
         ... def f(x):
         ...     return fl.sin(x)
-        >>> f.defjvp(lambda p, t: (fl.sin(p[0]), 2.0 * t[0]))
+        >>> _ = f.defjvp(lambda p, t: (fl.sin(p[0]), 2.0 * t[0]))
         >>> fl.grad(lambda x: fl.sum(f(x)))(fl.zeros((1,))).tolist()
         [2.0]
     """
