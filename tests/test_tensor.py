@@ -408,3 +408,36 @@ def test_shape_errors() -> None:
     with pytest.raises(fl.DTypeError):
         fl.astype(t([1.0]), "not a dtype")
     assert issubclass(fl.ShapeError, ValueError)
+
+
+MIXED_KEYS = [
+    lambda i, j: (i, slice(1, 3), j),
+    lambda i, j: (0, slice(None), j),
+    lambda i, j: (None, i),
+    lambda i, j: (i, None, j),
+    lambda i, j: (slice(None, None, -1), 0, j, None),
+    lambda i, j: (slice(None), slice(None), j, i[:, :1] * 0 + 1),
+    lambda i, j: (Ellipsis, i[:, 0]),
+    lambda i, j: (i, j, Ellipsis, 1),
+]
+
+
+@pytest.mark.parametrize("make", MIXED_KEYS, ids=[str(k) for k in range(len(MIXED_KEYS))])
+def test_mixed_integer_array_keys_follow_numpy(make) -> None:
+    """Integer arrays mixed with slices, ints and None index (and assign) as in NumPy, on every backend."""
+    np = pytest.importorskip("numpy")
+    ref = np.arange(2 * 3 * 4 * 2).reshape(2, 3, 4, 2)
+    x = fl.reshape(fl.arange(2 * 3 * 4 * 2), (2, 3, 4, 2))
+    ni, nj = np.array([[0], [1]]), np.array([1, 2, 0])
+    key_np = make(ni, nj)
+    key_fl = make(fl.asarray(ni.tolist()), fl.asarray(nj.tolist()))
+    assert np.array_equal(np.asarray(x[key_fl].tolist()), ref[key_np])
+    expected = ref.copy()
+    expected[key_np] = -1
+    y = fl.asarray(x, copy=True)
+    y[key_fl] = -1
+    assert np.array_equal(np.asarray(y.tolist()), expected)
+    g = fl.grad(lambda v: fl.sum(v[key_fl] * 2.0))(fl.astype(x, fl.float64))
+    counts = np.zeros(ref.shape)
+    np.add.at(counts, key_np, 2.0)
+    assert np.array_equal(np.asarray(g.tolist()), counts)

@@ -428,8 +428,25 @@ def _setitem_impl(xp: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> 
         key = _standard_key(xp, tuple(x.shape), key)
         if not builtins.any(_is_arr(k) for k in key):
             return _basic_setitem(xp, b, x, key, v)
-        # NOTE: the standard leaves repeated indices unspecified; here their updates add up.
-        return _backend.scatter_add(b, x, key, v - x[key])
+        return _scatter_set(xp, b, x, key, v)
+
+
+def _scatter_set(xp: Any, b: Any, x: Any, key: tuple[Any, ...], v: Any) -> Any:
+    """``x[key] = v`` for an integer-array key with scatter-adds only (standard-only backends).
+
+    NOTE: the standard leaves repeated indices unspecified; here a repeated position gets the
+    mean of its values (the value itself when they agree, as with a broadcast scalar).
+    """
+    cnt = _backend.scatter_add(b, xp.zeros(x.shape, dtype=xp.int64), key, xp.asarray(1, dtype=xp.int64))
+    work = x if xp.isdtype(x.dtype, ("real floating", "complex floating", "integral")) else xp.astype(x, xp.int64)
+    vv = xp.asarray(v, dtype=work.dtype) if not _is_arr(v) else xp.astype(v, work.dtype)
+    total = _backend.scatter_add(b, xp.zeros(x.shape, dtype=work.dtype), key, vv)
+    safe = xp.where(cnt > 0, cnt, xp.ones_like(cnt))
+    if xp.isdtype(work.dtype, "integral"):
+        mean = total // xp.astype(safe, work.dtype)
+    else:
+        mean = total / xp.astype(safe, work.dtype)
+    return xp.where(cnt > 0, xp.astype(mean, x.dtype), x)
 
 
 setitem_p = Primitive("setitem", _setitem_impl)
