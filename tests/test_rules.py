@@ -28,13 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-import functorch_lite as fl
-from functorch_lite._core.engine import PRIMITIVES
-from functorch_lite._ops import elementwise as _ew
-
 from _strategies import (
     NONZERO,
     POS,
@@ -51,6 +44,12 @@ from _strategies import (
     tensor,
     vdot,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+
+import functorch_lite as fl
+from functorch_lite._core.engine import PRIMITIVES
+from functorch_lite._ops import elementwise as _ew
 
 EPS = 1e-6
 Draw = Callable[..., Any]

@@ -8,9 +8,9 @@ import itertools
 import operator
 
 import pytest
+from conftest import BACKEND
 
 import functorch_lite as fl
-from conftest import BACKEND
 
 OTHER = "numpy" if BACKEND == "array_api_strict" else "array_api_strict"
 
@@ -38,7 +38,7 @@ def test_arithmetic_dunders(sym, op, iop) -> None:
     a = t([1.5, 2.0, 3.0], fl.float64)
     b = t([0.5, 4.0, 2.0], fl.float64)
     ra, rb = [1.5, 2.0, 3.0], [0.5, 4.0, 2.0]
-    exp = [op(x, y) for x, y in zip(ra, rb)]
+    exp = [op(x, y) for x, y in zip(ra, rb, strict=False)]
     assert op(a, b).tolist() == pytest.approx(exp)
     assert op(a, 2.0).tolist() == pytest.approx([op(x, 2.0) for x in ra])  # Tensor op scalar
     assert op(2.0, a).tolist() == pytest.approx([op(2.0, x) for x in ra])  # reflected
@@ -64,13 +64,13 @@ BITS = [
 @pytest.mark.parametrize("sym,op,iop", BITS, ids=[b[0] for b in BITS])
 def test_bitwise_dunders(sym, op, iop) -> None:
     a, b = t([1, 6, 12]), t([3, 1, 2])
-    assert op(a, b).tolist() == [op(x, y) for x, y in zip([1, 6, 12], [3, 1, 2])]
+    assert op(a, b).tolist() == [op(x, y) for x, y in zip([1, 6, 12], [3, 1, 2], strict=False)]
     assert op(a, 1).tolist() == [op(x, 1) for x in [1, 6, 12]]
     assert op(1, a).tolist() == [op(1, x) for x in [1, 6, 12]]
     c = t([1, 6, 12])
     same = c
     c = iop(c, b)
-    assert c is same and c.tolist() == [op(x, y) for x, y in zip([1, 6, 12], [3, 1, 2])]
+    assert c is same and c.tolist() == [op(x, y) for x, y in zip([1, 6, 12], [3, 1, 2], strict=False)]
 
 
 def test_unary_and_comparison_dunders() -> None:

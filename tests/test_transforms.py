@@ -8,9 +8,9 @@ from collections import namedtuple
 from typing import Any
 
 import pytest
+from _strategies import assert_close
 
 import functorch_lite as fl
-from _strategies import assert_close
 
 F64 = fl.float64
 
@@ -157,7 +157,7 @@ def test_in_axes_out_axes_prefixes() -> None:
     assert_close(out2[0], fl.matrix_transpose(d["a"]))
     assert_close(out2[1], fl.matrix_transpose(d["b"]))
     xs = [a64([1.0, 2.0]), a64([3.0, 4.0])]
-    out3 = fl.vmap(lambda l: l[0] * l[1], in_axes=[0])(xs)  # a list of in_axes is a prefix too
+    out3 = fl.vmap(lambda ls: ls[0] * ls[1], in_axes=[0])(xs)  # a list of in_axes is a prefix too
     assert_close(out3, a64([3.0, 8.0]))
     out4 = fl.vmap(lambda x: {"k": x, "c": fl.sum(X)}, out_axes={"k": 0, "c": None})(X)
     assert_close(out4["c"], fl.sum(X))
