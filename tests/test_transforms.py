@@ -329,6 +329,15 @@ def test_closed_over_tensor_mutated_inside_transform_is_reported() -> None:
     fl.grad(f)(X)
     with pytest.raises(fl.EscapedTracerError, match="grad"):
         state + 1.0
+    buf = fl.zeros((3,), dtype=F64)
+
+    def h(x: Any) -> Any:
+        buf[1] = x[0]  # a closed-over buffer becomes batched inside vmap
+        return x * 2.0
+
+    assert_close(fl.vmap(h)(M), M * 2.0)
+    with pytest.raises(fl.EscapedTracerError, match="vmap"):
+        fl.sum(buf)
 
 
 # ---------------------------------------------------------------------------------------
