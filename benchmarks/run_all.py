@@ -290,7 +290,8 @@ def render_chart(res: dict[str, Any], path: str) -> bool:
         for i, v in enumerate(vals):
             ax.text(v, i, f" {v:.2f}x", va="center", fontsize=7)
         lo_x, hi_x = ax.get_xlim()
-        ticks = [t for t in (0.1, 0.2, 0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500) if lo_x <= t <= hi_x]
+        fine = (0.1, 0.2, 0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500)
+        ticks = [t for t in (fine if hi_x / lo_x < 60 else (0.01, 0.1, 1, 10, 100, 1000)) if lo_x <= t <= hi_x]
         ax.set_xticks(ticks)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
