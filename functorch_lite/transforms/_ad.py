@@ -95,13 +95,11 @@ def fit_tangent(t: Any, out: Any) -> Any:
 # ---------------------------------------------------------------------------------
 # Forward mode
 # ---------------------------------------------------------------------------------
-class JVPPayload(Payload):
-    __slots__ = ("primal", "tangent")
+class PrimalPayload(Payload):
+    """A payload whose value is its ``primal`` (forward and reverse mode)."""
 
-    def __init__(self, trace: Trace, primal: Tensor, tangent: Tensor) -> None:
-        self.trace = trace
-        self.primal = primal
-        self.tangent = tangent
+    __slots__ = ()
+    primal: Any
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -113,6 +111,15 @@ class JVPPayload(Payload):
 
     def concrete(self, t: Tensor) -> Tensor:
         return self.primal
+
+
+class JVPPayload(PrimalPayload):
+    __slots__ = ("primal", "tangent")
+
+    def __init__(self, trace: Trace, primal: Tensor, tangent: Tensor) -> None:
+        self.trace = trace
+        self.primal = primal
+        self.tangent = tangent
 
     def __repr__(self) -> str:
         return f"JVP tracer of {self.trace!r}"
@@ -162,7 +169,7 @@ class JVPTrace(Trace):
 # ---------------------------------------------------------------------------------
 # Reverse mode: a tape of nodes; rules run outside this trace, on the primal values
 # ---------------------------------------------------------------------------------
-class Node(Payload):
+class Node(PrimalPayload):
     """One recorded op: its rule carrier, params, parents and residuals.
 
     A single-output node is also the payload of its output tracer (one object
@@ -187,22 +194,11 @@ class Node(Payload):
         self.tan: Any = None
         self.multi = multi
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.primal.shape
-
-    @property
-    def dtype(self) -> Any:
-        return self.primal.dtype
-
-    def concrete(self, t: Tensor) -> Tensor:
-        return self.primal
-
     def __repr__(self) -> str:
         return f"VJP tracer of {self.trace!r}"
 
 
-class VJPPayload(Payload):
+class VJPPayload(PrimalPayload):
     __slots__ = ("primal", "node", "idx")
 
     def __init__(self, trace: Trace, primal: Tensor, node: Node, idx: int) -> None:
@@ -210,17 +206,6 @@ class VJPPayload(Payload):
         self.primal = primal
         self.node = node
         self.idx = idx
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.primal.shape
-
-    @property
-    def dtype(self) -> Any:
-        return self.primal.dtype
-
-    def concrete(self, t: Tensor) -> Tensor:
-        return self.primal
 
     def __repr__(self) -> str:
         return f"VJP tracer of {self.trace!r}"
