@@ -383,11 +383,18 @@ def test_thread_safety() -> None:
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
+    import sys
+
     ts = [threading.Thread(target=run_grad), threading.Thread(target=run_vmap)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so the two transforms interleave
+    try:
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
     assert not errors, errors
     assert all(float(r) == 12.0 for r in results["grad"])
     ref = fl.vmap(fl.grad(f_scalar))(M)
