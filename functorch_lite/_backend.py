@@ -92,9 +92,7 @@ class Backend:
         DTYPE_MAPS[xp] = self.from_native
         FLOAT_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind in "fc"}
         BOOL_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind == "b"}
-        self.host = name in ("numpy", "array_api_strict", "dask") or (
-            name in ("torch", "jax")
-        )
+        self.host = name in ("numpy", "array_api_strict", "dask") or (name in ("torch", "jax"))
         self.immutable = name == "jax"
         self.is_numpy = name == "numpy"
 
@@ -118,8 +116,7 @@ class Backend:
         nat = self.to_native.get(dtype)
         if nat is None:
             raise BackendError(
-                f"dtype: backend {self.name!r} does not support {dtype.name}; "
-                "pick another dtype or another backend."
+                f"dtype: backend {self.name!r} does not support {dtype.name}; pick another dtype or another backend."
             )
         return nat
 
@@ -204,9 +201,7 @@ def get_backend(name: str) -> Backend:
     if b is not None:
         return b
     if name not in _NAMESPACE_MODULES:
-        raise BackendError(
-            f"backend: unknown backend name {name!r}; use one of {', '.join(BACKEND_NAMES)}."
-        )
+        raise BackendError(f"backend: unknown backend name {name!r}; use one of {', '.join(BACKEND_NAMES)}.")
     try:
         lib = importlib.import_module(_LIBRARY_MODULES[name])
         xp = importlib.import_module(_NAMESPACE_MODULES[name])
@@ -282,16 +277,13 @@ def _initial_default() -> str:
     name = os.environ.get("FUNCTORCH_LITE_BACKEND", "numpy") or "numpy"
     if name not in _NAMESPACE_MODULES:
         raise BackendError(
-            f"FUNCTORCH_LITE_BACKEND: unknown backend name {name!r}; "
-            f"use one of {', '.join(BACKEND_NAMES)}."
+            f"FUNCTORCH_LITE_BACKEND: unknown backend name {name!r}; use one of {', '.join(BACKEND_NAMES)}."
         )
     return name
 
 
 _global_default = [_initial_default()]
-_context_default: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "functorch_lite_backend", default=None
-)
+_context_default: contextvars.ContextVar[str | None] = contextvars.ContextVar("functorch_lite_backend", default=None)
 
 
 def default_backend_name() -> str:

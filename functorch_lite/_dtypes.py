@@ -156,9 +156,7 @@ def _promote_pair(a: DType, b: DType) -> DType:
     return a  # both bool
 
 
-_TABLE: dict[tuple[DType, DType], DType] = {
-    (a, b): _promote_pair(a, b) for a in ALL_DTYPES for b in ALL_DTYPES
-}
+_TABLE: dict[tuple[DType, DType], DType] = {(a, b): _promote_pair(a, b) for a in ALL_DTYPES for b in ALL_DTYPES}
 
 
 def promote(a: DType, b: DType) -> DType:

@@ -194,11 +194,11 @@ def _imatmul(self: Tensor, other: Any) -> Any:
     return elementwise.rebind(self, linalg_core.matmul(self, other), "__imatmul__")
 
 
-Tensor.T = property(_T)  # type: ignore[attr-defined]
-Tensor.mT = property(_mT_prop)  # type: ignore[attr-defined]
-Tensor.__matmul__ = _matmul_dunder  # type: ignore[attr-defined]
-Tensor.__rmatmul__ = _rmatmul_dunder  # type: ignore[attr-defined]
-Tensor.__imatmul__ = _imatmul  # type: ignore[attr-defined]
+Tensor.T = property(_T)  # type: ignore[assignment, attr-defined, method-assign]
+Tensor.mT = property(_mT_prop)  # type: ignore[assignment, attr-defined, method-assign]
+Tensor.__matmul__ = _matmul_dunder  # type: ignore[attr-defined, method-assign]
+Tensor.__rmatmul__ = _rmatmul_dunder  # type: ignore[attr-defined, method-assign]
+Tensor.__imatmul__ = _imatmul  # type: ignore[attr-defined, method-assign]
 Tensor.reshape = _reshape_method  # type: ignore[attr-defined]
 for _name, _fn in {
     "sum": reduction.sum,

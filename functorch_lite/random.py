@@ -171,7 +171,9 @@ def key(seed: Any) -> Tensor:
     """
     if isinstance(seed, Tensor):
         if seed.dtype.kind not in "iu" or seed.ndim != 0:
-            raise DTypeError(f"key: a Tensor seed must be a 0-d integer Tensor; got shape {seed.shape}, dtype {seed.dtype.name}.")
+            raise DTypeError(
+                f"key: a Tensor seed must be a 0-d integer Tensor; got shape {seed.shape}, dtype {seed.dtype.name}."
+            )
         s = seed if seed.dtype is D.uint64 else astype(seed, D.int64)
         hi = (s >> 32) & _M32 if seed.dtype in (D.int64, D.uint64) else s * 0
         return astype(stack([hi, s & _M32]), D.uint32)
@@ -181,8 +183,10 @@ def key(seed: Any) -> Tensor:
         except (AttributeError, TypeError):
             raise DTypeError(f"key: seed must be an int; got {seed!r}.") from None
     if not -(2**63) <= seed < 2**64:
-        raise ConfigError(f"key: seed must fit in 64 bits, in [-2**63, 2**64); got {seed}. Reduce it, e.g. seed % 2**64.")
-    hi = 0 if -(2**31) <= seed < 2**32 else (seed >> 32) & _M32
+        raise ConfigError(
+            f"key: seed must fit in 64 bits, in [-2**63, 2**64); got {seed}. Reduce it, e.g. seed % 2**64."
+        )
+    hi = 0 if -(2**31) <= seed < 2**32 else (seed >> 32) & _M32  # type: ignore[assignment]
     from ._namespace import asarray
 
     return asarray([hi, seed & _M32], dtype=D.uint32)
@@ -394,7 +398,10 @@ def categorical(key: Any, logits: Any, axis: int = -1, shape: Any = None) -> Ten
     ax = normalize_axis(axis, lg.ndim, "categorical")
     batch = lg.shape[:ax] + lg.shape[ax + 1 :]
     shape = batch if shape is None else _shape_arg(shape, "categorical")
-    if len(shape) < len(batch) or broadcast_shapes(shape[len(shape) - len(batch) :], batch) != shape[len(shape) - len(batch) :]:
+    if (
+        len(shape) < len(batch)
+        or broadcast_shapes(shape[len(shape) - len(batch) :], batch) != shape[len(shape) - len(batch) :]
+    ):
         raise ShapeError(f"categorical: shape {shape} must end with the logits' batch shape {batch}.")
     prefix = shape[: len(shape) - len(batch)]
     full = list(shape[len(prefix) :])
@@ -478,7 +485,9 @@ def _randint(k: Tensor, shape: tuple[int, ...], lo: Tensor, hi: Tensor, dt: D.DT
     return astype(lo + off, dt)
 
 
-def _randint64(k1: Tensor, k2: Tensor, shape: tuple[int, ...], lo: Tensor, hi: Tensor, hi_out: Tensor, dt: D.DType) -> Tensor:
+def _randint64(
+    k1: Tensor, k2: Tensor, shape: tuple[int, ...], lo: Tensor, hi: Tensor, hi_out: Tensor, dt: D.DType
+) -> Tensor:
     """JAX's 64-bit randint (``jax_enable_x64``) with 64-bit words as two 32-bit halves."""
     emu = _emulated(k1)
     a0, a1 = _counter_bits(k1, shape, emu)
@@ -513,7 +522,9 @@ def permutation(key: Any, x: Any, axis: int = 0, independent: builtins.bool = Fa
     t = as_tensor(x, "permutation")
     if t.ndim == 0:
         if t.dtype.kind not in "iu":
-            raise DTypeError(f"permutation: x must be an int or an array of at least one dimension; got a 0-d {t.dtype.name} Tensor.")
+            raise DTypeError(
+                f"permutation: x must be an int or an array of at least one dimension; got a 0-d {t.dtype.name} Tensor."
+            )
         return _shuffle(k, _iota(int(t), k), 0)
     ax = normalize_axis(axis, t.ndim, "permutation")
     if independent or t.ndim == 1:
@@ -563,7 +574,9 @@ def choice(key: Any, a: Any, shape: Any = (), replace: builtins.bool = True, p: 
     if n <= 0 and draws:
         raise ShapeError(f"choice: a must be positive unless no samples are taken; got {n}.")
     if not replace and draws > n:
-        raise ShapeError(f"choice: cannot take {draws} samples from {n} without replacement; pass replace=True or fewer samples.")
+        raise ShapeError(
+            f"choice: cannot take {draws} samples from {n} without replacement; pass replace=True or fewer samples."
+        )
     if p is None:
         if replace:
             ind = randint(k, shape, 0, n)
@@ -669,6 +682,8 @@ def set_state(state: Any) -> None:
     """
     k = _check_key(state, "set_state")
     if k.is_tracer:
-        raise TransformError("set_state: the state must be a concrete key, not a value traced inside a transform; call it outside.")
+        raise TransformError(
+            "set_state: the state must be a concrete key, not a value traced inside a transform; call it outside."
+        )
     with _GLOBAL.lock:
         _GLOBAL.key = k

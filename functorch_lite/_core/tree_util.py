@@ -37,9 +37,7 @@ NAMESPACE = "functorch_lite"
 PyTreeDef = optree.PyTreeSpec
 
 
-def tree_flatten(
-    tree: Any, is_leaf: Callable[[Any], bool] | None = None
-) -> tuple[list[Any], PyTreeDef]:
+def tree_flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list[Any], PyTreeDef]:
     """Flatten a pytree into its leaves and a structure.
 
     Example:
@@ -126,9 +124,7 @@ def tree_flatten_with_path(
         >>> paths
         ['w.0', 'w.1']
     """
-    paths, leaves, treedef = optree.tree_flatten_with_path(
-        tree, is_leaf=is_leaf, namespace=NAMESPACE
-    )
+    paths, leaves, treedef = optree.tree_flatten_with_path(tree, is_leaf=is_leaf, namespace=NAMESPACE)
     return [keystr(p) for p in paths], leaves, treedef
 
 
@@ -159,9 +155,7 @@ def broadcast_prefix(prefix: Any, tree: Any, is_leaf: Callable[[Any], bool] | No
     ``None`` in the prefix is a leaf here (it means "unmapped" in in_axes).
     Raises ValueError when ``prefix`` is not a prefix of ``tree``.
     """
-    return optree.broadcast_prefix(
-        prefix, tree, is_leaf=is_leaf, none_is_leaf=True, namespace=NAMESPACE
-    )
+    return optree.broadcast_prefix(prefix, tree, is_leaf=is_leaf, none_is_leaf=True, namespace=NAMESPACE)
 
 
 def keystr(path: Sequence[Any]) -> str:
@@ -235,9 +229,11 @@ def register_dataclass(
                 "@dataclasses.dataclass first (below @register_dataclass)."
             )
         names = [f.name for f in dataclasses.fields(c)]
-        data = list(data_fields) if data_fields is not None else [
-            n for n in names if meta_fields is None or n not in meta_fields
-        ]
+        data = (
+            list(data_fields)
+            if data_fields is not None
+            else [n for n in names if meta_fields is None or n not in meta_fields]
+        )
         meta = list(meta_fields) if meta_fields is not None else [n for n in names if n not in data]
 
         def flatten(obj: Any) -> Any:
@@ -255,7 +251,7 @@ def register_dataclass(
                 object.__setattr__(obj, k, v)
             return obj
 
-        optree.register_pytree_node(c, flatten, unflatten, namespace=NAMESPACE)
+        optree.register_pytree_node(c, flatten, unflatten, namespace=NAMESPACE)  # type: ignore[arg-type]
         return c
 
     return wrap if cls is None else wrap(cls)

@@ -58,7 +58,7 @@ def _clip_jvp(ts: Any, out: Any, x: Any, lo: Any, hi: Any) -> Any:
 def _clip_vjp(g: Any, out: Any, x: Any, lo: Any, hi: Any) -> Any:
     from .searching import where
 
-    masks = []
+    masks = []  # type: ignore[var-annotated]
 
     def mask(i: int) -> Any:
         if not masks:
@@ -143,7 +143,11 @@ def clip(x: Any, /, min: Any = None, max: Any = None) -> Tensor:
     if x.dtype.kind not in "iuf":
         raise DTypeError(
             f"clip: x must have a real-valued dtype; got {x.dtype.name}. "
-            + ("Cast booleans with astype(x, int64) first." if x.dtype is D.bool_ else "Clip real(x) and imag(x) separately.")
+            + (
+                "Cast booleans with astype(x, int64) first."
+                if x.dtype is D.bool_
+                else "Clip real(x) and imag(x) separately."
+            )
         )
     lo = _bound(min, x, "min")
     hi = _bound(max, x, "max")

@@ -219,7 +219,6 @@ def prep_binary(op: str, x: Any, y: Any) -> tuple[Any, Any]:
     return x, y
 
 
-
 _DUNDERS: dict[str, Any] = {}
 
 
@@ -621,13 +620,13 @@ def _attach_operators() -> None:
         reverse.__name__ = rev
         setattr(Tensor, rev, reverse)
 
-        def inplace_op(self: Tensor, other: Any, _fn: Any = fn, _name: str = inplace) -> Any:
+        def inplace_op(self: Tensor, other: Any, _fn: Any = fn, _name: str = inplace) -> Any:  # type: ignore[assignment]
             if not _operand_ok(other):
                 return NotImplemented
             return rebind(self, _fn(self, other), _name)
 
-        inplace_op.__name__ = inplace
-        setattr(Tensor, inplace, inplace_op)
+        inplace_op.__name__ = inplace  # type: ignore[assignment]
+        setattr(Tensor, inplace, inplace_op)  # type: ignore[arg-type]
 
     def __neg__(self: Tensor) -> Tensor:
         return g["negative"](self)
@@ -645,7 +644,7 @@ def _attach_operators() -> None:
     Tensor.__pos__ = __pos__  # type: ignore[method-assign]
     Tensor.__abs__ = __abs__  # type: ignore[method-assign]
     Tensor.__invert__ = __invert__  # type: ignore[method-assign]
-    Tensor.__hash__ = object.__hash__  # type: ignore[method-assign]
+    Tensor.__hash__ = object.__hash__  # type: ignore[assignment, method-assign]
 
 
 _attach_operators()

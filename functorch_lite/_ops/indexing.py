@@ -207,7 +207,7 @@ def _batched_key(
     arrays = [None] * (len(idx) + 1)
     for i, a in new_idx:
         arrays[i] = a
-    arrays[len(idx)] = ar
+    arrays[len(idx)] = ar  # type: ignore[call-overload]
     # Record the batched arrays' real ranks, so a further vmap level aligns them correctly.
     key = (_Arr(len(idx), False, rank + 1),) + tuple(
         _Arr(s.i, s.is_bool, arrays[s.i].ndim) if isinstance(s, _Arr) else s for s in full

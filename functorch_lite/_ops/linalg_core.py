@@ -55,15 +55,19 @@ def _matmul_vjp(g: Any, out: Any, x: Any, y: Any) -> Any:
     if yn == 1:  # x (..., m, k) @ y (k,) -> (..., m)
         return (
             lambda: expand_dims(g, axis=-1) * y,
-            lambda: bind(matmul_p, (g, x), {})
-            if xn == 2
-            else squeeze(bind(matmul_p, (expand_dims(g, axis=-2), x), {}), axis=-2),
+            lambda: (
+                bind(matmul_p, (g, x), {})
+                if xn == 2
+                else squeeze(bind(matmul_p, (expand_dims(g, axis=-2), x), {}), axis=-2)
+            ),
         )
     if xn == 1:  # x (k,) @ y (..., k, n) -> (..., n)
         return (
-            lambda: bind(matmul_p, (y, g), {})
-            if yn == 2
-            else squeeze(bind(matmul_p, (y, expand_dims(g, axis=-1)), {}), axis=-1),
+            lambda: (
+                bind(matmul_p, (y, g), {})
+                if yn == 2
+                else squeeze(bind(matmul_p, (y, expand_dims(g, axis=-1)), {}), axis=-1)
+            ),
             lambda: expand_dims(x, axis=-1) * expand_dims(g, axis=-2),
         )
     return (
@@ -142,8 +146,6 @@ def matmul(x1: Any, x2: Any, /) -> Tensor:
             t._t = None
             return t
     prep_binary = _L_elementwise.prep_binary
-    expand_dims = _L_manipulation.expand_dims
-    squeeze = _L_manipulation.squeeze
 
     x, y = prep_binary("matmul", as_tensor(x1, "matmul"), as_tensor(x2, "matmul"))
     _check_mm(x, y)

@@ -402,7 +402,7 @@ def _concat_vjp(g: Any, out: Any, *xs: Any, axis: Any) -> Any:
         n = x.shape[ax] if axis is not None else x.size
         key = (slice(None),) * ax + (slice(start, start + n),)
         res.append(
-            (lambda k=key, xs_=x: reshape(getitem(g, k), xs_.shape)) if axis is None else (lambda k=key: getitem(g, k))
+            (lambda k=key, xs_=x: reshape(getitem(g, k), xs_.shape)) if axis is None else (lambda k=key: getitem(g, k))  # type: ignore[misc]
         )
         start += n
     return tuple(res)

@@ -56,7 +56,7 @@ def default_collate(batch: list[Any]) -> Any:
         out = {k: default_collate([b[k] for b in batch]) for k in elem}
         if type(elem) is not dict:
             try:
-                return type(elem)(out)
+                return type(elem)(out)  # type: ignore[call-arg]
             except TypeError:
                 return out
         return out
@@ -113,7 +113,9 @@ class DataLoader:
         seed: int | None = None,
         prefetch: int = 0,
     ) -> None:
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0):
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
+        ):
             raise ConfigError(f"DataLoader: batch_size must be a positive int or None; got {batch_size!r}.")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ConfigError(f"DataLoader: prefetch must be an int >= 0; got {prefetch!r}.")

@@ -119,7 +119,9 @@ class TensorDataset(Dataset):
         if idx.shape[0]:
             lo, hi = int(fl.min(idx)), int(fl.max(idx))
             if lo < -n or hi >= n:
-                raise IndexError(f"TensorDataset.get_batch: index {hi if hi >= n else lo} is out of range for {n} samples.")
+                raise IndexError(
+                    f"TensorDataset.get_batch: index {hi if hi >= n else lo} is out of range for {n} samples."
+                )
             if lo < 0:
                 idx = idx % n
         return self._gather_unchecked(idx)
@@ -220,7 +222,9 @@ class ConcatDataset(Dataset):
         return self.datasets[d][i - start]
 
 
-def random_split(dataset: Any, lengths: Sequence[int | float], seed: int | None = None, generator: Any = None) -> list[Subset]:
+def random_split(
+    dataset: Any, lengths: Sequence[int | float], seed: int | None = None, generator: Any = None
+) -> list[Subset]:
     """Split ``dataset`` into non-overlapping random :class:`Subset` s of the given lengths.
 
     ``lengths`` are ints summing to ``len(dataset)`` or fractions summing to 1 (floored,
@@ -234,7 +238,12 @@ def random_split(dataset: Any, lengths: Sequence[int | float], seed: int | None 
     """
     n = len(dataset)
     lengths = list(lengths)
-    if lengths and all(isinstance(x, float) for x in lengths) and math.isclose(sum(lengths), 1.0) and sum(lengths) <= 1 + 1e-9:
+    if (
+        lengths
+        and all(isinstance(x, float) for x in lengths)
+        and math.isclose(sum(lengths), 1.0)
+        and sum(lengths) <= 1 + 1e-9
+    ):
         if any(x < 0 for x in lengths):
             raise ConfigError(f"random_split: fractions must be >= 0; got {lengths!r}.")
         sizes = [int(math.floor(n * f)) for f in lengths]

@@ -110,7 +110,9 @@ class RandomSampler(_TensorSampler):
     ) -> None:
         self.data_source = data_source
         self.replacement = bool(replacement)
-        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0):
+        if num_samples is not None and (
+            isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0
+        ):
             raise ConfigError(f"RandomSampler: num_samples must be a positive int; got {num_samples!r}.")
         self._num_samples = num_samples
         self.generator = as_generator(seed, generator)
@@ -233,7 +235,7 @@ class BatchSampler(Sampler):
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[int]]:  # type: ignore[override]
         for b in self.index_batches():
             yield b.tolist() if isinstance(b, Tensor) else b
 

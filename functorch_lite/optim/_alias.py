@@ -24,6 +24,7 @@ from ._transforms import (
 
 __all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam", "lion"]
 
+
 def _sign(maximize: bool) -> list[GradientTransformation]:
     return [scale(-1.0)] if maximize else []
 
@@ -290,4 +291,3 @@ def lion(
     check_nonneg("weight_decay", weight_decay, "lion")
     core = scale_by_lion(check_betas(betas, "lion"))
     return chain(*_sign(maximize), core, add_decayed_weights(weight_decay), scale_by_learning_rate(lr))
-

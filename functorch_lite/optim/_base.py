@@ -53,9 +53,7 @@ class _InitFn(Protocol):
 
 
 class _UpdateFn(Protocol):
-    def __call__(
-        self, updates: Updates, state: OptState, params: Params | None = None
-    ) -> tuple[Updates, OptState]: ...
+    def __call__(self, updates: Updates, state: OptState, params: Params | None = None) -> tuple[Updates, OptState]: ...
 
 
 class GradientTransformation(NamedTuple):
@@ -122,16 +120,13 @@ def _leaf_tensor(x: Any, path: str, what: str) -> Tensor:
 
 def flatten(tree: Any, what: str = "tree") -> tuple[Flat, Callable[[Flat], Any]]:
     """``tree`` as ``{dotted path: Tensor}`` and a function that rebuilds a tree of that structure."""
-    if type(tree) is dict and all(
-        type(k) is str and isinstance(v, Tensor) for k, v in tree.items()
-    ):
+    if type(tree) is dict and all(type(k) is str and isinstance(v, Tensor) for k, v in tree.items()):
         return tree, _rebuild_dict(tuple(tree))
     paths, leaves, treedef = tree_util.tree_flatten_with_path(tree)
     flat = {p: _leaf_tensor(v, p, what) for p, v in zip(paths, leaves, strict=False)}
     if len(flat) != len(paths):
         raise TreeMismatchError(
-            f"optim: two leaves of the {what} share one dotted path; rename the keys so "
-            "each leaf has a unique name."
+            f"optim: two leaves of the {what} share one dotted path; rename the keys so each leaf has a unique name."
         )
 
     def rebuild(values: Flat) -> Any:
@@ -198,14 +193,13 @@ def lift(
         out, new_state = update_flat(g, state, p)
         return rebuild(out), new_state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, update)  # type: ignore[arg-type]
 
 
 def need_params(params: Flat | None, name: str) -> Flat:
     if params is None:
         raise TreeMismatchError(
-            f"{name}: this transformation needs the current params; call "
-            "update(grads, state, params)."
+            f"{name}: this transformation needs the current params; call update(grads, state, params)."
         )
     return params
 
@@ -304,8 +298,7 @@ def rebind(target: Tensor, value: Tensor) -> Tensor:
     """
     if not isinstance(target, Tensor) or not isinstance(value, Tensor):
         raise TypeError(
-            f"rebind: both arguments must be Tensors; got {type(target).__name__} and "
-            f"{type(value).__name__}."
+            f"rebind: both arguments must be Tensors; got {type(target).__name__} and {type(value).__name__}."
         )
     if tuple(target.shape) != tuple(value.shape):
         raise ShapeError(
@@ -389,7 +382,5 @@ def schedule_value(schedule: Any, count: int, name: str = "lr") -> float:
     v = schedule(count) if callable(schedule) else schedule
     v = check_number(name, v, "schedule")
     if v < 0:
-        raise ConfigError(
-            f"schedule: {name} evaluated to {v} at step {count}; a learning rate must be >= 0."
-        )
+        raise ConfigError(f"schedule: {name} evaluated to {v} at step {count}; a learning rate must be >= 0.")
     return v

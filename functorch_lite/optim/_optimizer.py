@@ -236,13 +236,13 @@ class Optimizer:
         if not saved:
             self._hparams, self._tx, self._state, self._known = hp, tx, None, {}
             return
-        like = {
-            k: _zeros(shape, dtype, known[k][2] if k in known else None) for k, (shape, dtype) in saved.items()
-        }
+        like = {k: _zeros(shape, dtype, known[k][2] if k in known else None) for k, (shape, dtype) in saved.items()}
         template = tx.init(like)
         state = _fill(template, sd, name)
         if state.count != sd["step"]:
-            raise StateDictError(f"{name}.load_state_dict: step {sd['step']} disagrees with the saved count {state.count}.")
+            raise StateDictError(
+                f"{name}.load_state_dict: step {sd['step']} disagrees with the saved count {state.count}."
+            )
         new_known = {k: (shape, dtype, like[k].backend) for k, (shape, dtype) in saved.items()}
         self._hparams, self._tx, self._state, self._known = hp, tx, state, new_known
         self._verify_pending = not known
@@ -298,7 +298,9 @@ def _merge(old: Any, new: Any) -> Any:
     return old
 
 
-def _walk(obj: Any, loc: tuple[str, ...] = ()) -> tuple[list[tuple[tuple[str, ...], PerParam]], list[tuple[tuple[str, ...], Any]]]:
+def _walk(
+    obj: Any, loc: tuple[str, ...] = ()
+) -> tuple[list[tuple[tuple[str, ...], PerParam]], list[tuple[tuple[str, ...], Any]]]:
     per: list[tuple[tuple[str, ...], PerParam]] = []
     glob: list[tuple[tuple[str, ...], Any]] = []
 
@@ -373,7 +375,8 @@ def _fill(template: Any, sd: dict[str, Any], where: str) -> Any:
     if problems:
         raise StateDictError(
             f"{where}.load_state_dict: the state dict does not fit this optimizer's state ("
-            + "; ".join(problems) + "). It was saved with different settings or another optimizer."
+            + "; ".join(problems)
+            + "). It was saved with different settings or another optimizer."
         )
 
     def conv(value: Any, like: Any, what: str) -> Any:
@@ -441,7 +444,6 @@ def optimizer_class(name: str, factory: Callable[..., GradientTransformation], e
     cls = type(name, (Optimizer,), {"__init__": __init__, "__doc__": doc, "factory": staticmethod(factory)})
     cls.__module__ = "functorch_lite.optim"
     return cls
-
 
 
 def split_state_dict(state_dict: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -94,7 +94,7 @@ def scale(step_size: float) -> GradientTransformation:
 class ScaleByScheduleState(NamedTuple):
     """The number of updates made so far (the schedule's argument)."""
 
-    count: int
+    count: int  # type: ignore[assignment]
 
 
 def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
@@ -368,9 +368,7 @@ def scale_by_adagrad(
     eps = check_nonneg("eps", eps, "scale_by_adagrad")
 
     def init(params: Flat) -> ScaleByAdagradState:
-        return ScaleByAdagradState(
-            _steps(params), PerParam({k: ops.full_like(v, init_acc) for k, v in params.items()})
-        )
+        return ScaleByAdagradState(_steps(params), PerParam({k: ops.full_like(v, init_acc) for k, v in params.items()}))
 
     def update(g: Flat, state: ScaleByAdagradState, params: Flat | None) -> Any:
         step, acc = _copy(state)
@@ -496,9 +494,7 @@ def scale_by_nadam(
     psi = check_nonneg("momentum_decay", momentum_decay, "scale_by_nadam")
 
     def init(params: Flat) -> ScaleByNadamState:
-        return ScaleByNadamState(
-            _steps(params), _zeros(params), _zeros(params), PerParam({k: 1.0 for k in params})
-        )
+        return ScaleByNadamState(_steps(params), _zeros(params), _zeros(params), PerParam({k: 1.0 for k in params}))
 
     def update(g: Flat, state: ScaleByNadamState, params: Flat | None) -> Any:
         step, m, v, prod = _copy(state)
@@ -512,9 +508,7 @@ def scale_by_nadam(
             m[k] = mk = m[k] + (gk - m[k]) * (1.0 - b1)
             v[k] = vk = v[k] * b2 + gk * gk * (1.0 - b2)
             denom = ops.sqrt(vk / (1.0 - b2**t)) + eps
-            out[k] = gk / denom * ((1.0 - mu) / (1.0 - pk)) + mk / denom * (
-                mu_next / (1.0 - pk * mu_next)
-            )
+            out[k] = gk / denom * ((1.0 - mu) / (1.0 - pk)) + mk / denom * (mu_next / (1.0 - pk * mu_next))
         return out, ScaleByNadamState(step, m, v, prod)
 
     return lift(init, update)
@@ -558,9 +552,7 @@ def scale_by_radam(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8)
             m_hat = mk / bc1
             rho_t = rho_inf - 2.0 * t * (b2**t) / bc2
             if rho_t > 5.0:
-                rect = math.sqrt(
-                    (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-                )
+                rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
                 out[k] = m_hat * (bc2**0.5 * rect) / (ops.sqrt(vk) + eps)
             else:
                 out[k] = m_hat

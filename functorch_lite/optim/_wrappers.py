@@ -37,8 +37,7 @@ __all__ = [
 def _check_tx(t: Any, where: str) -> None:
     if not (callable(getattr(t, "init", None)) and callable(getattr(t, "update", None))):
         raise ConfigError(
-            f"{where}: expected a gradient transformation (an object with init and update); "
-            f"got {type(t).__name__}."
+            f"{where}: expected a gradient transformation (an object with init and update); got {type(t).__name__}."
         )
 
 
@@ -121,7 +120,11 @@ def apply_if_finite(inner: GradientTransformation, max_consecutive_errors: int =
         ([0.0], 1)
     """
     _check_tx(inner, "apply_if_finite")
-    if isinstance(max_consecutive_errors, bool) or not isinstance(max_consecutive_errors, int) or max_consecutive_errors < 0:
+    if (
+        isinstance(max_consecutive_errors, bool)
+        or not isinstance(max_consecutive_errors, int)
+        or max_consecutive_errors < 0
+    ):
         raise ConfigError(
             f"apply_if_finite: max_consecutive_errors must be an int >= 0; got {max_consecutive_errors!r}."
         )
@@ -229,7 +232,7 @@ class MultiSteps:
 class InjectHyperparamsState(NamedTuple):
     """The update count, the current hyperparameter values and the inner state."""
 
-    count: int
+    count: int  # type: ignore[assignment]
     hyperparams: dict[str, Any]
     inner_state: Any
 
@@ -267,7 +270,8 @@ def inject_hyperparams(
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         dynamic = {
-            k: v for k, v in arguments.items()
+            k: v
+            for k, v in arguments.items()
             if k not in static_args and (_is_number(v) or (callable(v) and not isinstance(v, type)))
         }
         static = {k: v for k, v in arguments.items() if k not in dynamic}
@@ -288,9 +292,8 @@ def inject_hyperparams(
             updates, inner = factory(**static, **hp).update(grads, state.inner_state, params)
             return updates, InjectHyperparamsState(state.count + 1, hp, inner)
 
-        return GradientTransformation(init, update)
+        return GradientTransformation(init, update)  # type: ignore[arg-type]
 
     wrapped.__name__ = f"inject_hyperparams({getattr(factory, '__name__', 'factory')})"
     wrapped.__doc__ = factory.__doc__
     return wrapped
-

@@ -426,7 +426,7 @@ def prune(tape: list[Node]) -> None:
 def forward_replay(tape: list[Node]) -> None:
     """Propagate tangents set on input nodes forward through ``tape`` (for linearize)."""
     for node in tape:
-        tans = []
+        tans = []  # type: ignore[var-annotated]
         any_t = False
         for par in node.parents:
             if par is None:

@@ -101,7 +101,9 @@ class _Rule:
         self.multiple_results = True
 
 
-def _transpose_jvp(pullback_fn: Callable[[list[Any]], list[Any]], outs: Sequence[Any], ins: Sequence[Any]) -> Callable[..., Any]:
+def _transpose_jvp(
+    pullback_fn: Callable[[list[Any]], list[Any]], outs: Sequence[Any], ins: Sequence[Any]
+) -> Callable[..., Any]:
     """jvp from a linear pullback: J t = d/dg <pullback(g), t>, i.e. the vjp of the pullback."""
 
     def jvp(tans: Sequence[Any], out: Any, *primals: Any, **params: Any) -> list[Any]:
@@ -269,9 +271,7 @@ class custom_jvp:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.rule is None:
-            raise TransformError(
-                f"custom_jvp {getattr(self.fun, '__name__', '?')}: call defjvp(rule) before using it."
-            )
+            raise TransformError(f"custom_jvp {getattr(self.fun, '__name__', '?')}: call defjvp(rule) before using it.")
         return _dispatch(self, args, kwargs, self.fun)
 
     def _tangent_fn(self, args: tuple[Any, ...], tree: Any, kwargs: dict[str, Any]) -> Callable[..., Any]:
@@ -282,8 +282,7 @@ class custom_jvp:
             res = rule(args, tans, **kwargs) if kwargs else rule(args, tans)  # type: ignore[misc]
             if not (isinstance(res, tuple) and len(res) == 2):
                 raise TransformError(
-                    f"custom_jvp {getattr(self.fun, '__name__', '?')}: the rule must return "
-                    "(primal_out, tangent_out)."
+                    f"custom_jvp {getattr(self.fun, '__name__', '?')}: the rule must return (primal_out, tangent_out)."
                 )
             return tu.tree_leaves(res[1])
 
@@ -300,8 +299,10 @@ class custom_jvp:
         t_out = self._tangent_fn(args, call.tree, call.kwargs)(tans)
         from ._ad import fit_tangent
 
-        res = [trace.tracer(o, fit_tangent(t, o)) if isinstance(o, Tensor) and o.dtype.kind in "fc" else o
-               for o, t in zip(o_leaves, t_out, strict=True)]
+        res = [
+            trace.tracer(o, fit_tangent(t, o)) if isinstance(o, Tensor) and o.dtype.kind in "fc" else o
+            for o, t in zip(o_leaves, t_out, strict=True)
+        ]
         return tu.tree_unflatten(o_tree, res)
 
     def _vjp_process(self, call: _Call, trace: Any, leaves: Sequence[Any]) -> Any:

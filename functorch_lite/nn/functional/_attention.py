@@ -248,7 +248,7 @@ def multi_head_attention_forward(
         b = _tensor(in_proj_bias, op)
         bq, bk, bv = b[:e], b[e : 2 * e], b[2 * e :]
     else:
-        bq = bk = bv = None
+        bq = bk = bv = None  # type: ignore[assignment]
 
     def lin(x: Tensor, w: Tensor, b: Any) -> Tensor:
         y = fl.matmul(x, fl.matrix_transpose(w))

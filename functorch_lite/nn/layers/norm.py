@@ -70,9 +70,9 @@ class _NormBase(Module):
     def reset_running_stats(self) -> None:
         """Running mean 0, running variance 1, no batches tracked."""
         if self.track_running_stats:
-            self.running_mean = fl.zeros_like(self.running_mean)
-            self.running_var = fl.ones_like(self.running_var)
-            self.num_batches_tracked = fl.zeros_like(self.num_batches_tracked)
+            self.running_mean = fl.zeros_like(self.running_mean)  # type: ignore[has-type]
+            self.running_var = fl.ones_like(self.running_var)  # type: ignore[has-type]
+            self.num_batches_tracked = fl.zeros_like(self.num_batches_tracked)  # type: ignore[has-type]
 
     def reset_parameters(self) -> None:
         """Running statistics reset; weight 1, bias 0."""
