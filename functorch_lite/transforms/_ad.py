@@ -396,27 +396,41 @@ class _Meta:
         self.ndim = len(shape)
 
 
-def _meta(t: Any) -> Any:
-    if not isinstance(t, Tensor):
-        return t
-    from .._core.tensor import backend_for
+_PRUNE_MIN = 4096  # smaller residuals cost less memory than the Python work of dropping them
 
-    if t._t is None:
-        a = t._a
-        m = _Meta(tuple(a.shape), a.dtype)
-    else:
-        m = _Meta(t.shape, backend_for(t._xp).native(t.dtype))
-    n = _new(Tensor)
-    n._a = m
-    n._xp = t._xp
-    n._t = None
+
+def _meta(t: Any) -> Any:
+    """``t`` itself, or a shape-and-dtype stand-in when ``t`` is a large concrete array."""
+    if t.__class__ is not Tensor or t._t is not None:
+        return t
+    a = t._a
+    n = a.size if a.size.__class__ is int else _prod(a.shape)
+    if n < _PRUNE_MIN:
+        return t
+    r = _new(Tensor)
+    r._a = _Meta(tuple(a.shape), a.dtype)
+    r._xp = t._xp
+    r._t = None
+    return r
+
+
+def _prod(shape: Any) -> int:
+    n = 1
+    try:
+        for d in shape:
+            n *= int(d)
+    except (TypeError, ValueError):  # unknown sizes (dask): keep the residual
+        return 0
     return n
 
 
 def prune(tape: list[Node]) -> None:
-    """Drop the residuals no rule will read (after the forward pass, when no tracer can be used)."""
+    """Drop the large residuals no rule will read (after the forward pass, when no tracer can be used)."""
     for node in tape:
-        need_in, need_out = getattr(node.prim, "residuals", (True, True))
+        res = getattr(node.prim, "residuals", None)
+        if res is None or res == (True, True):
+            continue
+        need_in, need_out = res
         if not need_in:
             node.primals = [_meta(p) for p in node.primals]
         if not need_out and not node.multi:
