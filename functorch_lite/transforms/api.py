@@ -256,6 +256,7 @@ def value_and_grad(
         ones_like = _L_up__ops_creation.ones_like
 
         grads = _run_backward(tape, [ones_like(o)], free=True)
+        tape.trace.tape = []  # one-shot: break the trace <-> node cycle so memory returns at once
         gtree = tu.tree_unflatten_cotangent(tape.in_tree, grads)
         gres = gtree[0] if isinstance(argnums, int) else tuple(gtree)
         if has_aux:

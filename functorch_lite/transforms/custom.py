@@ -366,13 +366,19 @@ class _Checkpointed:
         return _dispatch(self, args, kwargs, self.fun)
 
     def _vjp_process(self, call: _Call, trace: Any, leaves: Sequence[Any]) -> Any:
-        from .api import vjp as _vjp
+        from . import api as _api
 
         primals = trace.unpack_primals(leaves)
         fun, kw = self.fun, call.kwargs
         out = fun(*call.args(primals), **kw)  # intermediates of this level are not kept
         o_leaves, o_tree = tu.tree_flatten(out)
         float_in = [i for i, p in enumerate(primals) if isinstance(p, Tensor) and p.dtype.kind in "fc"]
+        # Only inputs that carry a gradient at this level are differentiated in backward.
+        diff_in = [
+            i
+            for i in float_in
+            if isinstance(leaves[i], Tensor) and leaves[i]._t is not None and leaves[i]._t.trace is trace
+        ]
 
         def f_flat(*fl_: Any) -> Any:
             full = list(primals)
@@ -380,12 +386,20 @@ class _Checkpointed:
                 full[i] = v
             return tu.tree_leaves(fun(*call.args(full), **kw))
 
+        def f_diff(*d: Any) -> Any:
+            full = list(primals)
+            for i, v in zip(diff_in, d, strict=True):
+                full[i] = v
+            return tu.tree_leaves(fun(*call.args(full), **kw))
+
         def pullback(cts: list[Any]) -> list[Any]:
-            _, f_vjp = _vjp(f_flat, *[primals[i] for i in float_in])  # recompute forward
+            # recompute the forward, then a one-shot backward that frees the residuals as it goes
+            tape, _, _ = _api._record(f_diff, [primals[i] for i in diff_in], False, "checkpoint")
             full_ct = [c if c is not None else _zeros_like(o) for c, o in zip(cts, o_leaves, strict=True)]
-            g = f_vjp(full_ct)
+            g = _api._run_backward(tape, full_ct, free=True)
+            tape.trace.tape = []  # break the trace <-> node cycle now, not at the next GC
             res: list[Any] = [None] * len(primals)
-            for i, v in zip(float_in, g, strict=True):
+            for i, v in zip(diff_in, g, strict=True):
                 res[i] = v
             return res
 
