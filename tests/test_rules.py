@@ -153,6 +153,14 @@ def _scalars(draw: Draw) -> Case:
     return Case(lambda x: (x**c) + c / x - (2.0**x) * c + (x - c) * 1.5 + c % (x + 4.0), [draw(shapes())], [POS])
 
 
+@spec("matmul_nt")
+def _matmul_nt(draw: Draw) -> Case:
+    from functorch_lite._ops.linalg_core import matmul_nt
+
+    lead = draw(st.sampled_from([(), (2,), (2, 3)]))
+    return Case(matmul_nt, [lead + (4,), (3, 4)], [REAL, REAL])
+
+
 @spec("relu")
 def _relu(draw: Draw) -> Case:
     from functorch_lite._ops.elementwise import relu
@@ -422,7 +430,10 @@ def _setitem(draw: Draw) -> Case:
     k = draw(st.integers(1, shape[0]))
     vshape = (k,) + shape[1:]
     return Case(
-        lambda x, v, i: fl.setitem(x, i, v * v) * x, [shape, vshape], [REAL, REAL], extras=lambda rng: [_perm(rng, shape[0], k)]
+        lambda x, v, i: fl.setitem(x, i, v * v) * x,
+        [shape, vshape],
+        [REAL, REAL],
+        extras=lambda rng: [_perm(rng, shape[0], k)],
     )
 
 
@@ -628,7 +639,12 @@ def _svd(draw: Draw) -> Case:
         k = sv.shape[-1]
         w = _weights(k, x)
         return fl.concat(
-            [sv, fl.linalg.svdvals(x), fl.sum(u * u * w, axis=-2), fl.sum(vh * vh * fl.expand_dims(w, axis=-1), axis=-1)],
+            [
+                sv,
+                fl.linalg.svdvals(x),
+                fl.sum(u * u * w, axis=-2),
+                fl.sum(vh * vh * fl.expand_dims(w, axis=-1), axis=-1),
+            ],
             axis=-1,
         )
 
@@ -817,7 +833,9 @@ def test_first_order(sp: Spec, data: Any) -> None:
     cts = pull(u)
     assert len(cts) == n
     for a, c in zip(args, cts, strict=True):
-        assert c.shape == a.shape and c.dtype == a.dtype, f"{sp.name}: cotangent {c.shape}/{c.dtype} for {a.shape}/{a.dtype}"
+        assert c.shape == a.shape and c.dtype == a.dtype, (
+            f"{sp.name}: cotangent {c.shape}/{c.dtype} for {a.shape}/{a.dtype}"
+        )
     lhs = vdot(cts, v)
     assert lhs == pytest.approx(vdot([u], [fd]), rel=1e-5, abs=1e-5), f"{sp.name}: <vjp(u), v> vs <u, FD(v)>"
     assert lhs == pytest.approx(vdot([u], [t]), rel=1e-9, abs=1e-9), f"{sp.name}: transpose identity"
@@ -855,7 +873,9 @@ def test_second_order(sp: Spec, data: Any) -> None:
         assert_close(rev[i], fd[i], rtol=1e-4, atol=1e-5, what=f"{sp.name}: grad(grad) vs FD, argument {i}")
 
 
-def _batch_input(rng: random.Random, make: Callable[[random.Random], Any], size: int, axis: Any) -> tuple[Any, list[Any]]:
+def _batch_input(
+    rng: random.Random, make: Callable[[random.Random], Any], size: int, axis: Any
+) -> tuple[Any, list[Any]]:
     """(value passed to vmap, per-example values) for one argument."""
     if axis is None:
         x = make(rng)
@@ -912,7 +932,9 @@ def test_vmap(sp: Spec, data: Any) -> None:
     g_exp = [grad_f(*ex) for ex in examples]
     g_got = fl.vmap(grad_f, in_axes=tuple(in_axes))(*vals)
     for i in range(n_diff):
-        assert_close(g_got[i], fl.stack([g[i] for g in g_exp]), rtol=1e-10, atol=1e-10, what=f"{sp.name}: vmap(grad) arg {i}")
+        assert_close(
+            g_got[i], fl.stack([g[i] for g in g_exp]), rtol=1e-10, atol=1e-10, what=f"{sp.name}: vmap(grad) arg {i}"
+        )
     j_exp = fl.stack([jvp_f(*ex) for ex in examples])
     j_got = fl.vmap(jvp_f, in_axes=tuple(in_axes))(*vals)
     assert_close(j_got, j_exp, rtol=1e-10, atol=1e-10, what=f"{sp.name}: vmap(jvp)")

@@ -51,7 +51,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input of shape {x.shape} does not fit weight of shape {w.shape}; the last input "
             "dimension must equal weight.shape[1] (in_features)."
         )
-    y = x @ fl.matrix_transpose(w)
+    from ..._ops.linalg_core import matmul_nt  # weight gradients come back in (out, in) layout
+
+    y = matmul_nt(x, w)
     if bias is not None:
         y = y + bias
     return y
