@@ -5,7 +5,8 @@ allocated during one call (inputs and parameters made beforehand are excluded);
 torch and jax allocate outside Python's view and are not measured here.
 functorch_lite runs with and without ``fl.checkpoint`` around each hidden
 layer (which keeps only a layer's inputs and recomputes the layer in backward).
-A third, activation-heavy case (batch 2048) shows where checkpointing pays.
+Two activation-heavy cases follow: batch 2048, and a 16-hidden-layer MLP checkpointed in
+segments of 4 layers (where checkpointing pays: only segment inputs are kept).
 Reported in MiB, with the ratio to the hand-written numpy peak.
 """
 
@@ -61,9 +62,36 @@ def fl_losses(fl):
     return loss, (loss_ck if ck is not None else None)
 
 
-def workload_rows(name, batch, per_example, fl, checks):
-    p0 = M.init_params(SIZES)
-    x, _, yoh = M.data(batch, SIZES[0], SIZES[-1], seed=6)
+def fl_segment_loss(fl, seg: int):
+    """Checkpoint every ``seg`` consecutive hidden layers as one block (the classic sqrt(n) scheme)."""
+    if not hasattr(fl, "checkpoint"):
+        return None
+    relu = M.fl_relu(fl)
+    sg = fl.stop_gradient
+
+    def block(x, *wb):
+        for i in range(0, len(wb), 2):
+            x = relu(x @ wb[i] + wb[i + 1])
+        return x
+
+    ck = fl.checkpoint(block)
+
+    def loss(p, x, yoh):
+        n = len(p) // 2
+        hidden = [(p[f"w{i}"], p[f"b{i}"]) for i in range(1, n)]
+        for j in range(0, len(hidden), seg):
+            x = ck(x, *[t for wb in hidden[j : j + seg] for t in wb])
+        z = x @ p[f"w{n}"] + p[f"b{n}"]
+        m = sg(fl.max(z, axis=-1, keepdims=True))
+        lse = fl.log(fl.sum(fl.exp(z - m), axis=-1)) + m[..., 0]
+        return fl.mean(lse - fl.sum(yoh * z, axis=-1))
+
+    return loss
+
+
+def workload_rows(name, batch, per_example, fl, checks, sizes=SIZES, seg=None):
+    p0 = M.init_params(sizes)
+    x, _, yoh = M.data(batch, sizes[0], sizes[-1], seed=6)
     rows = []
     if per_example:
         ref_fn = lambda: M.np_per_example_grads(p0, x, yoh)  # noqa: E731
@@ -80,6 +108,11 @@ def workload_rows(name, batch, per_example, fl, checks):
     xf, yf = fl.asarray(x), fl.asarray(yoh)
     loss, loss_ck = fl_losses(fl)
     variants = [("functorch_lite", loss), ("functorch_lite + checkpoint", loss_ck)]
+    if seg is not None:
+        variants = [
+            ("functorch_lite", loss),
+            (f"functorch_lite + checkpoint per {seg}-layer segment", fl_segment_loss(fl, seg)),
+        ]
     for label, lf in variants:
         if lf is None:
             rows.append({"case": label, "group": name, "skipped": "fl.checkpoint missing"})
@@ -107,6 +140,8 @@ def main() -> None:
     rows += workload_rows("MLP step, batch 128", 128, False, fl, None)
     rows += workload_rows("per-example grads, batch 64", 64, True, fl, None)
     rows += workload_rows("MLP step, batch 2048 (activation-heavy)", 2048, False, fl, None)
+    deep = (784,) + (512,) * 16 + (10,)
+    rows += workload_rows("deep MLP step, 16 hidden layers of 512, batch 1024", 1024, False, fl, None, deep, seg=4)
     print("\n== peak memory (tracemalloc), MiB ==")
     w = max(len(r["case"]) for r in rows)
     group = None
