@@ -130,7 +130,12 @@ def _binary_rules(
 
 
 def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool = True, doc: str = "") -> Any:
-    prim = Primitive(name, lambda xp, x, _n=name: getattr(xp, _n)(x), differentiable=differentiable)
+    _np = getattr(_NUMPY_XP, name)
+    prim = Primitive(
+        name,
+        lambda xp, x, _n=name, _np=_np: _np(x) if xp is _NUMPY_XP else getattr(xp, _n)(x),
+        differentiable=differentiable,
+    )
     _unary_rules(prim, apply)
 
     npxp = _NUMPY_XP
@@ -286,7 +291,12 @@ def _binary(
     differentiable: bool = True,
     symbol: str | None = None,
 ) -> Any:
-    prim = Primitive(name, lambda xp, x, y, _n=name: getattr(xp, _n)(x, y), differentiable=differentiable)
+    _np = getattr(_NUMPY_XP, name)
+    prim = Primitive(
+        name,
+        lambda xp, x, y, _n=name, _np=_np: _np(x, y) if xp is _NUMPY_XP else getattr(xp, _n)(x, y),
+        differentiable=differentiable,
+    )
     _binary_rules(prim, ax, ay)
 
     def slow(x: Any, y: Any) -> Tensor:

@@ -238,6 +238,11 @@ class VJPTrace(Trace):
         parents = []
         lower = False
         for a in args:
+            ac = a.__class__
+            if ac is float or ac is int:
+                primals.append(a)
+                parents.append(None)
+                continue
             if isinstance(a, Tensor):
                 p = a._t
                 if p is not None:
