@@ -105,6 +105,7 @@ class Trace:
     __slots__ = ("level", "alive", "kind", "__weakref__")
     kind_name = "transform"
     float_only = False  # True where every tracer is floating (grad, jvp)
+    record1: Any = None  # optional fast path for one tracer (+ a Python scalar); see VJPTrace
 
     def __init__(self, level: int) -> None:
         self.level = level

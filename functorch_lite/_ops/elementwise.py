@@ -151,8 +151,14 @@ def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool 
             return t
         if x.__class__ is Tensor:
             p = x._t
-            if p is not None and p.trace.alive:
-                return p.trace.process(prim, (x,), _NO_PARAMS)
+            if p is not None:
+                tr = p.trace
+                if tr.alive:
+                    if tr.record1 is not None:
+                        r = tr.record1(prim, p, x, None)
+                        if r is not None:
+                            return r
+                    return tr.process(prim, (x,), _NO_PARAMS)
         return bind(prim, (as_tensor(x, name),), {})
 
     op.__name__ = op.__qualname__ = name
@@ -306,6 +312,10 @@ def _binary(
             if p is not None and (yc is float or yc is int):
                 tr = p.trace
                 if tr.float_only and tr.alive:  # grad / jvp tracers are always floating
+                    if tr.record1 is not None:
+                        r = tr.record1(prim, p, x, y)
+                        if r is not None:
+                            return r
                     return tr.process(prim, (x, y), _NO_PARAMS)
         x, y = prep_binary(name, x, y)
         try:

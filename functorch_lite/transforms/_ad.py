@@ -221,6 +221,9 @@ def _alias(t: Any) -> Any:
     return t
 
 
+_EMPTY: dict[str, Any] = {}
+
+
 class VJPTrace(Trace):
     __slots__ = ("tape",)
     kind_name = "grad"
@@ -281,6 +284,28 @@ class VJPTrace(Trace):
         t = _new(Tensor)
         t._a = None
         t._xp = out._xp
+        t._t = node
+        return t
+
+    def record1(self, prim: Primitive, p: Any, x: Tensor, y: Any) -> Any:
+        """Fast path of ``process`` for elementwise ops: one tracer of this trace whose primal is
+        concrete, and at most one Python scalar. Returns None to decline."""
+        pr = p.primal
+        if pr._t is not None or not prim.differentiable or prim.multiple_results:
+            return None
+        xp = pr._xp
+        out = _new(Tensor)
+        out._a = prim.impl(xp, pr._a) if y is None else prim.impl(xp, pr._a, y)
+        out._xp = xp
+        out._t = None
+        if y is None:
+            node = Node(self, prim, _EMPTY, [p], [pr], out, False)
+        else:
+            node = Node(self, prim, _EMPTY, [p, None], [pr, y], out, False)
+        self.tape.append(node)
+        t = _new(Tensor)
+        t._a = None
+        t._xp = xp
         t._t = node
         return t
 
