@@ -237,8 +237,8 @@ class VJPTrace(Trace):
         return make_tracer(Node(self, None, None, [], [], x, False), x._xp)
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
-        primals = []
-        parents = []
+        primals: list[Any] = []
+        parents: list[Any] = []
         lower = False
         for a in args:
             ac = a.__class__
