@@ -34,14 +34,16 @@ __all__ = [
 
 def _expand_to(g: Any, x_shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdims: builtins.bool) -> Any:
     """Broadcast a reduced cotangent ``g`` back to ``x_shape``."""
-    broadcast_to = _L_manipulation.broadcast_to
     reshape = _L_manipulation.reshape
 
     if not keepdims:
         axes = range(len(x_shape)) if axis is None else axis
         shape = [1 if i in axes else s for i, s in enumerate(x_shape)]
         g = reshape(g, tuple(shape))
-    return broadcast_to(g, x_shape)
+    if g.shape == x_shape:
+        return g
+    # the shapes are known to broadcast: bind directly, without broadcast_to's checks
+    return bind(_L_manipulation.broadcast_to_p, (g,), {"shape": tuple(x_shape)})
 
 
 def _shift_axis(axis: tuple[int, ...] | None, nd: int) -> tuple[int, ...]:
