@@ -92,7 +92,6 @@ class Backend:
         DTYPE_MAPS[xp] = self.from_native
         FLOAT_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind in "fc"}
         BOOL_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind == "b"}
-        self.host = name in ("numpy", "array_api_strict", "dask") or (name in ("torch", "jax"))
         self.immutable = name == "jax"
         self.is_numpy = name == "numpy"
 

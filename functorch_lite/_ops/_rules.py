@@ -6,10 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core.engine import Primitive, bind
-from .._core.tensor import Tensor
 from . import manipulation as _L_manipulation  # noqa: E402
 
-__all__ = ["def_linear", "move_bdim_to_front", "bdim_front", "batch_via_front"]
+__all__ = ["def_linear", "move_bdim_to_front", "batch_via_front"]
 
 
 def def_linear(prim: Primitive, transpose: Callable[..., Any]) -> None:
@@ -38,9 +37,6 @@ def move_bdim_to_front(x: Any, d: int | None, size: int | None = None) -> Any:
     return moveaxis(x, d, 0)
 
 
-bdim_front = move_bdim_to_front
-
-
 def batch_via_front(prim: Primitive, shift: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """Batch rule for single-array ops: move the batch axis to 0 and shift axis params."""
 
@@ -49,7 +45,3 @@ def batch_via_front(prim: Primitive, shift: Callable[[dict[str, Any]], dict[str,
         return bind(prim, (x,) + tuple(vals[1:]), shift(p)), 0
 
     prim.batch = rule
-
-
-def is_tensor(x: Any) -> bool:
-    return isinstance(x, Tensor)

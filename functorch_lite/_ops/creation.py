@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import math
 from typing import Any
 
 from .. import _backend
@@ -350,7 +349,3 @@ def asarray_like(data: Any, like: Tensor, *, int_dtype: builtins.bool = False, d
     if dtype is None:
         dtype = D.int64 if int_dtype else like.dtype
     return wrap(xp.asarray(data, dtype=b.native(dtype)), xp)
-
-
-def _unused() -> float:
-    return math.nan

@@ -352,10 +352,6 @@ LN2 = math.log(2.0)
 LN10 = math.log(10.0)
 
 
-def _real_or(v: Any, d: Any) -> Any:
-    return v * d
-
-
 _unary("abs", lambda v, x, o: v * g["sign"](x) if not x.dtype.kind == "c" else g["real"](g["conj"](x) * v) / o)
 _unary("acos", lambda v, x, o: -v / g["sqrt"](1.0 - x * x))
 _unary("acosh", lambda v, x, o: v / g["sqrt"]((x - 1.0) * (x + 1.0)))
@@ -457,10 +453,6 @@ def _max_mask(x: Any, y: Any) -> Any:
     eq = g["equal"](x, y)
     dt = g["result_type"](x, y)
     return astype(gt, dt) + astype(eq, dt) * 0.5
-
-
-def _is_tensor(a: Any) -> bool:
-    return isinstance(a, Tensor)
 
 
 _binary("add", lambda v, x, y, o: v, lambda v, x, y, o: v)

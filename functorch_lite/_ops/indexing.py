@@ -19,7 +19,6 @@ from ._base import Primitive, as_tensor, bind, normalize_axis
 from ._rules import move_bdim_to_front
 from . import creation as _L_creation  # noqa: E402
 from . import dtypes as _L_dtypes  # noqa: E402
-from . import elementwise as _L_elementwise  # noqa: E402
 from . import manipulation as _L_manipulation  # noqa: E402
 from . import reduction as _L_reduction  # noqa: E402
 from .._core import tensor as _L_up__core_tensor  # noqa: E402
@@ -89,7 +88,7 @@ def _split_key(key: Any, like: Tensor, op: str) -> tuple[tuple[Any, ...], list[T
 def _on(t: Tensor, like: Tensor) -> Tensor:
     if t._xp is not like._xp and t._t is None:
         b = backend_for(like._xp)
-        return Tensor.__new__(Tensor) if False else _wrap_foreign(t, b)
+        return _wrap_foreign(t, b)
     return t
 
 
@@ -643,13 +642,10 @@ def index_add(x: Any, key: Any, value: Any) -> Tensor:
 
 
 def _tensor_setitem(self: Tensor, key: Any, value: Any) -> None:
-    rebind = _L_elementwise.rebind
-
-    r = setitem(self, key, value)
+    r = setitem(self, key, value)  # functional: self is rebound to the new value
     self._a = r._a
     self._xp = r._xp
     self._t = r._t
-    del rebind
 
 
 # ----------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from . import indexing as _L_indexing  # noqa: E402
 from . import manipulation as _L_manipulation  # noqa: E402
 from .. import _dtypes as _L_pkg2__dtypes  # noqa: E402
 from . import reduction as _L_reduction  # noqa: E402
-from .._core import engine as _L_up__core_engine  # noqa: E402
 
 __all__ = ["where", "argmax", "argmin", "nonzero", "searchsorted", "count_nonzero"]
 
@@ -114,17 +113,6 @@ def _arg_reduce(name: str) -> Any:
 
 argmax = _arg_reduce("argmax")
 argmin = _arg_reduce("argmin")
-
-
-def _no_vmap(op: str, alternative: str) -> None:
-    active_traces = _L_up__core_engine.active_traces
-
-    for tr in active_traces():
-        if tr.kind == "vmap":
-            raise DataDependentShapeError(
-                f"{op}: its output shape depends on the values, which cannot be batched under vmap "
-                f"({tr!r}). Use {alternative} instead."
-            )
 
 
 nonzero_p = Primitive("nonzero", lambda xp, x: tuple(xp.nonzero(x)), multiple_results=True, differentiable=False)
