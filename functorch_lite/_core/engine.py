@@ -43,6 +43,13 @@ class Primitive:
       input; an entry may be a zero-argument function, called only when that
       input needs a gradient.
     * ``batch(axis_size, vals, dims, **params) -> (out, out_dim)``
+    * ``avjp(xp, g, out, primals, parents, params) -> tuple`` (optional): the vjp on backend
+      arrays, used by first-order backward when the cotangent and every residual are concrete
+      (no Tensor is allocated and nothing is dispatched). ``g`` and ``out`` are backend
+      arrays, ``primals`` the recorded inputs (concrete Tensors, possibly shape-only stand-ins
+      for pruned residuals, or Python scalars), ``parents[i] is None`` where input ``i`` needs
+      no gradient; a result entry is a backend array or None. It must compute what ``vjp``
+      computes, in the same dtypes; the rule tests run both.
 
     ``differentiable=False`` marks primitives whose outputs carry no
     gradient (comparisons, argmax, integer ops).
@@ -57,6 +64,7 @@ class Primitive:
         "multiple_results",
         "differentiable",
         "residuals",
+        "avjp",
         "__weakref__",
     )
 
@@ -78,6 +86,7 @@ class Primitive:
         # What the vjp/jvp rules read besides shapes and dtypes: (inputs, output). Reverse
         # mode keeps only those after the forward pass, so the tape holds the minimum.
         self.residuals: tuple[bool, bool] = (True, True)
+        self.avjp: Callable[..., Any] | None = None
         PRIMITIVES[name] = self
 
     def __repr__(self) -> str:

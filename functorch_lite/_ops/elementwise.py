@@ -87,41 +87,81 @@ def elementwise_batch(axis_size: int, vals: Any, dims: Any, **params: Any) -> tu
     return out, 0
 
 
-def _unary_rules(prim: Primitive, apply: Callable[..., Any] | None) -> None:
+class _FLNamespace:
+    """The ops the derivative formulas call, as functorch_lite functions (differentiable).
+
+    Each formula is written once against a namespace ``ns``: this one for the Tensor-level
+    rules (jvp, vjp: differentiable and batchable), the backend namespace for the array-level
+    vjp (``Primitive.avjp``) that first-order backward runs on concrete arrays."""
+
+    def __getattr__(self, name: str) -> Any:
+        for mod in (globals(), vars(_L_searching), vars(_L_dtypes)):
+            if name in mod:
+                fn = mod[name]
+                setattr(self, name, fn)
+                return fn
+        raise AttributeError(name)
+
+
+FL = _FLNamespace()
+
+
+def _arr(v: Any) -> Any:
+    return v._a if v.__class__ is Tensor or isinstance(v, Tensor) else v
+
+
+def _unary_rules(prim: Primitive, apply: Callable[..., Any] | None, raw: bool = True) -> None:
     prim.batch = lambda n, vals, dims, **p: (bind(prim, elementwise_batch(n, vals, dims)[0], p), 0)
     if apply is None:
         return
-    prim.jvp = lambda ts, out, x, **p: apply(ts[0], x, out)
-    prim.vjp = lambda g, out, x, **p: (apply(g, x, out),)
+    fl = FL
+    prim.jvp = lambda ts, out, x, **p: apply(fl, ts[0], x, out)
+    prim.vjp = lambda g, out, x, **p: (apply(fl, g, x, out),)
+    if raw:
+        # x may be a shape-only stand-in when pruned: then the formula does not read it
+        prim.avjp = lambda xp, g, o, ps, par, pm: (apply(xp, g, ps[0]._a, o),)
 
 
 def _binary_rules(
     prim: Primitive,
     ax: Callable[..., Any] | None,
     ay: Callable[..., Any] | None,
+    raw: bool = True,
 ) -> None:
     prim.batch = lambda n, vals, dims, **p: (bind(prim, elementwise_batch(n, vals, dims)[0], p), 0)
     if ax is None and ay is None:
         return
+    fl = FL
 
     def jvp(ts: Any, out: Any, x: Any, y: Any, **p: Any) -> Any:
         tx, ty = ts
         r = None
         if tx is not None and ax is not None:
-            r = ax(tx, x, y, out)
+            r = ax(fl, tx, x, y, out)
         if ty is not None and ay is not None:
-            u = ay(ty, x, y, out)
+            u = ay(fl, ty, x, y, out)
             r = u if r is None else r + u
         return r
 
     def vjp(g: Any, out: Any, x: Any, y: Any, **p: Any) -> Any:
         return (
-            None if ax is None else (lambda: ax(g, x, y, out)),
-            None if ay is None else (lambda: ay(g, x, y, out)),
+            None if ax is None else (lambda: ax(fl, g, x, y, out)),
+            None if ay is None else (lambda: ay(fl, g, x, y, out)),
+        )
+
+    def avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, pm: Any) -> Any:
+        x, y = ps
+        x = _arr(x)
+        y = _arr(y)
+        return (
+            None if ax is None or par[0] is None else ax(xp, g, x, y, o),
+            None if ay is None or par[1] is None else ay(xp, g, x, y, o),
         )
 
     prim.jvp = jvp
     prim.vjp = vjp
+    if raw:
+        prim.avjp = avjp
 
 
 # ----------------------------------------------------------------------------
@@ -129,14 +169,16 @@ def _binary_rules(
 # ----------------------------------------------------------------------------
 
 
-def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool = True, doc: str = "") -> Any:
+def _unary(
+    name: str, apply: Callable[..., Any] | None, *, differentiable: bool = True, doc: str = "", raw: bool = True
+) -> Any:
     _np = getattr(_NUMPY_XP, name)
     prim = Primitive(
         name,
         lambda xp, x, _n=name, _np=_np: _np(x) if xp is _NUMPY_XP else getattr(xp, _n)(x),
         differentiable=differentiable,
     )
-    _unary_rules(prim, apply)
+    _unary_rules(prim, apply, raw)
 
     npxp = _NUMPY_XP
     np_fn = getattr(npxp, name)
@@ -155,7 +197,7 @@ def _unary(name: str, apply: Callable[..., Any] | None, *, differentiable: bool 
                 tr = p.trace
                 if tr.alive:
                     if tr.record1 is not None:
-                        r = tr.record1(prim, p, x, None)
+                        r = tr.record1(prim, p, x, None, np_fn if x._xp is npxp else None)
                         if r is not None:
                             return r
                     return tr.process(prim, (x,), _NO_PARAMS)
@@ -243,15 +285,18 @@ def _dunder_slow(slow: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _make_fast_binary(name: str, slow: Callable[..., Any]) -> Any:
+def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> Any:
     floats_by_xp, bools_by_xp = _FLOATS_BY_XP, _BOOLS_BY_XP
     npxp = _NUMPY_XP
     np_fn = getattr(npxp, name)  # numpy's own ufunc: no per-call lookup on the default backend
     np_floats, np_bools = floats_by_xp[npxp], bools_by_xp[npxp]
 
     def op(x: Any, y: Any, /) -> Any:
-        if x.__class__ is Tensor and x._t is None:
-            yc = y.__class__
+        if x.__class__ is not Tensor:
+            return slow(x, y)
+        yc = y.__class__
+        p = x._t
+        if p is None:
             xp = x._xp
             if yc is float:
                 a = x._a
@@ -269,21 +314,40 @@ def _make_fast_binary(name: str, slow: Callable[..., Any]) -> Any:
                     t._t = None
                     return t
             elif yc is Tensor:
-                if y._t is None and y._xp is xp and x._a.dtype is y._a.dtype:
-                    t = _new(Tensor)
-                    try:
-                        t._a = np_fn(x._a, y._a) if xp is npxp else getattr(xp, name)(x._a, y._a)
-                    except ValueError:  # shapes that do not broadcast: the slow path names them
-                        return slow(x, y)
-                    t._xp = xp
-                    t._t = None
-                    return t
+                q = y._t
+                if q is None:
+                    if y._xp is xp and x._a.dtype is y._a.dtype:
+                        t = _new(Tensor)
+                        try:
+                            t._a = np_fn(x._a, y._a) if xp is npxp else getattr(xp, name)(x._a, y._a)
+                        except ValueError:  # shapes that do not broadcast: the slow path names them
+                            return slow(x, y)
+                        t._xp = xp
+                        t._t = None
+                        return t
+                else:
+                    tr = q.trace
+                    if tr.record1 is not None and tr.alive:  # reverse mode: record directly
+                        r = tr.record2(prim, x, y)
+                        if r is not None:
+                            return r
             elif yc is int and x._a.dtype not in (np_bools if xp is npxp else bools_by_xp[xp]):
                 t = _new(Tensor)
                 t._a = np_fn(x._a, y) if xp is npxp else getattr(xp, name)(x._a, y)
                 t._xp = xp
                 t._t = None
                 return t
+        else:
+            tr = p.trace
+            if tr.record1 is not None and tr.alive:  # reverse mode: record directly
+                if yc is float or yc is int:
+                    r = tr.record1(prim, p, x, y, np_fn if x._xp is npxp else None)
+                elif yc is Tensor:
+                    r = tr.record2(prim, x, y)
+                else:
+                    r = None
+                if r is not None:
+                    return r
         return slow(x, y)
 
     return op
@@ -296,6 +360,7 @@ def _binary(
     *,
     differentiable: bool = True,
     symbol: str | None = None,
+    raw: bool = True,
 ) -> Any:
     _np = getattr(_NUMPY_XP, name)
     prim = Primitive(
@@ -303,7 +368,7 @@ def _binary(
         lambda xp, x, y, _n=name, _np=_np: _np(x, y) if xp is _NUMPY_XP else getattr(xp, _n)(x, y),
         differentiable=differentiable,
     )
-    _binary_rules(prim, ax, ay)
+    _binary_rules(prim, ax, ay, raw)
 
     def slow(x: Any, y: Any) -> Tensor:
         if x.__class__ is Tensor:
@@ -327,8 +392,8 @@ def _binary(
                 broadcast_shapes(x.shape, y.shape)  # raises ShapeError naming both shapes
             raise
 
-    op = _make_fast_binary(name, slow)
-    dunder = _make_fast_binary(name, _dunder_slow(slow))
+    op = _make_fast_binary(name, slow, prim)
+    dunder = _make_fast_binary(name, _dunder_slow(slow), prim)
     dunder.__name__ = name
     _DUNDERS[name] = dunder
     op.__name__ = op.__qualname__ = name
@@ -352,37 +417,38 @@ LN2 = math.log(2.0)
 LN10 = math.log(10.0)
 
 
-_unary("abs", lambda v, x, o: v * g["sign"](x) if not x.dtype.kind == "c" else g["real"](g["conj"](x) * v) / o)
-_unary("acos", lambda v, x, o: -v / g["sqrt"](1.0 - x * x))
-_unary("acosh", lambda v, x, o: v / g["sqrt"]((x - 1.0) * (x + 1.0)))
-_unary("asin", lambda v, x, o: v / g["sqrt"](1.0 - x * x))
-_unary("asinh", lambda v, x, o: v / g["sqrt"](x * x + 1.0))
-_unary("atan", lambda v, x, o: v / (x * x + 1.0))
-_unary("atanh", lambda v, x, o: v / (1.0 - x * x))
-_unary("cos", lambda v, x, o: -v * g["sin"](x))
-_unary("cosh", lambda v, x, o: v * g["sinh"](x))
-_unary("exp", lambda v, x, o: v * o)
-_unary("expm1", lambda v, x, o: v * (o + 1.0))
-_unary("log", lambda v, x, o: v / x)
-_unary("log1p", lambda v, x, o: v / (x + 1.0))
-_unary("log2", lambda v, x, o: v / (x * LN2))
-_unary("log10", lambda v, x, o: v / (x * LN10))
-_unary("negative", lambda v, x, o: -v)
-_unary("positive", lambda v, x, o: v)
-_unary("reciprocal", lambda v, x, o: -v * o * o)
-_unary("sin", lambda v, x, o: v * g["cos"](x))
-_unary("sinh", lambda v, x, o: v * g["cosh"](x))
-_unary("sqrt", lambda v, x, o: v / (o * 2.0))
-_unary("square", lambda v, x, o: v * (x * 2.0))
-_unary("tan", lambda v, x, o: v * (o * o + 1.0))
-_unary("tanh", lambda v, x, o: v * (1.0 - o * o))
-_unary("conj", lambda v, x, o: g["conj"](v))
-_unary("real", lambda v, x, o: g["real"](v))
-_unary("imag", lambda v, x, o: g["imag"](v))
+_unary("abs", lambda ns, v, x, o: v * ns.sign(x) if not x.dtype.kind == "c" else ns.real(ns.conj(x) * v) / o, raw=False)
+_unary("acos", lambda ns, v, x, o: -v / ns.sqrt(1.0 - x * x))
+_unary("acosh", lambda ns, v, x, o: v / ns.sqrt((x - 1.0) * (x + 1.0)))
+_unary("asin", lambda ns, v, x, o: v / ns.sqrt(1.0 - x * x))
+_unary("asinh", lambda ns, v, x, o: v / ns.sqrt(x * x + 1.0))
+_unary("atan", lambda ns, v, x, o: v / (x * x + 1.0))
+_unary("atanh", lambda ns, v, x, o: v / (1.0 - x * x))
+_unary("cos", lambda ns, v, x, o: -v * ns.sin(x))
+_unary("cosh", lambda ns, v, x, o: v * ns.sinh(x))
+_unary("exp", lambda ns, v, x, o: v * o)
+_unary("expm1", lambda ns, v, x, o: v * (o + 1.0))
+_unary("log", lambda ns, v, x, o: v / x)
+_unary("log1p", lambda ns, v, x, o: v / (x + 1.0))
+_unary("log2", lambda ns, v, x, o: v / (x * LN2))
+_unary("log10", lambda ns, v, x, o: v / (x * LN10))
+_unary("negative", lambda ns, v, x, o: -v)
+_unary("positive", lambda ns, v, x, o: v)
+_unary("reciprocal", lambda ns, v, x, o: -v * o * o)
+_unary("sin", lambda ns, v, x, o: v * ns.cos(x))
+_unary("sinh", lambda ns, v, x, o: v * ns.cosh(x))
+_unary("sqrt", lambda ns, v, x, o: v / (o * 2.0))
+_unary("square", lambda ns, v, x, o: v * (x * 2.0))
+_unary("tan", lambda ns, v, x, o: v * (o * o + 1.0))
+_unary("tanh", lambda ns, v, x, o: v * (1.0 - o * o))
+# complex parts: Tensor-level rules only (their dtype changes need fit_cotangent)
+_unary("conj", lambda ns, v, x, o: ns.conj(v), raw=False)
+_unary("real", lambda ns, v, x, o: ns.real(v), raw=False)
+_unary("imag", lambda ns, v, x, o: ns.imag(v), raw=False)
 # The transpose of imag (pairing <c, t> = real(c * t), as for every rule here) is c -> -1j * c.
 g["imag"].prim.vjp = lambda ct, out, x, **p: (ct * -1j,)
 # Likewise abs of complex x: <c, real(conj(x) t) / |x|> = real((c conj(x) / |x|) t).
-g["abs"].prim.vjp = lambda ct, out, x, **p: (ct * g["sign"](x) if x.dtype.kind != "c" else ct * g["conj"](x) / out,)
+g["abs"].prim.vjp = lambda ct, out, x, **p: (ct * FL.sign(x) if x.dtype.kind != "c" else ct * FL.conj(x) / out,)
 # NOTE: zero-derivative ops (rounding, sign) are non-differentiable: outputs carry no gradient.
 for _n in ("ceil", "floor", "round", "trunc", "sign"):
     _unary(_n, None, differentiable=False)
@@ -390,26 +456,20 @@ for _n in ("isfinite", "isinf", "isnan", "signbit", "logical_not", "bitwise_inve
     _unary(_n, None, differentiable=False)
 
 
-def _where(c: Any, a: Any, b: Any) -> Any:
-    where = _L_searching.where
-
-    return where(c, a, b)
-
-
-def _pow_dx(v: Any, x: Any, y: Any, o: Any) -> Any:
+def _pow_dx(ns: Any, v: Any, x: Any, y: Any, o: Any) -> Any:
     if isinstance(y, (int, float)):
         if y == 0:
             return v * 0.0
-        return v * (y * g["pow"](x, y - 1))
-    return v * _where(g["equal"](y, 0.0), 0.0, y * g["pow"](x, y - 1.0))
+        return v * (y * ns.pow(x, y - 1))
+    return v * FL.where(FL.equal(y, 0.0), 0.0, y * FL.pow(x, y - 1.0))
 
 
-def _pow_dy(v: Any, x: Any, y: Any, o: Any) -> Any:
+def _pow_dy(ns: Any, v: Any, x: Any, y: Any, o: Any) -> Any:
     # NOTE: d/dy x**y = log(x) x**y; taken as 0 where x == 0 (the limit for y > 0), as JAX does.
     if isinstance(x, (int, float)):
         return v * (o * math.log(x)) if x > 0 else v * 0.0
-    safe = _where(g["equal"](x, 0.0), 1.0, x)
-    return v * (o * g["log"](safe))
+    safe = FL.where(FL.equal(x, 0.0), 1.0, x)
+    return v * (o * FL.log(safe))
 
 
 # NOTE: relu is a primitive (not maximum(x, 0)) for speed: its vjp is one compare and one
@@ -418,11 +478,14 @@ relu_p = Primitive("relu", lambda xp, x: xp.maximum(x, 0))
 relu_p.jvp = lambda ts, out, x: ts[0] * _mask_of(out)
 relu_p.vjp = lambda g, out, x: (g * _mask_of(out),)
 relu_p.batch = lambda n, vals, dims: (bind(relu_p, vals, {}), dims[0])
+relu_p.avjp = lambda xp, g, o, ps, par, pm: (
+    g * (o > 0) if xp is _NUMPY_XP else g * xp.astype(xp.greater(o, 0), g.dtype),
+)
 
 
 def _mask_of(out: Any) -> Any:
     # the gradient at 0 is 0, as in PyTorch
-    m = g["greater"](out, 0)
+    m = FL.greater(out, 0)
     return m if out._xp is _NUMPY_XP and out._t is None else _L_dtypes.astype(m, out.dtype)
 
 
@@ -449,36 +512,38 @@ def _max_mask(x: Any, y: Any) -> Any:
     # NOTE: at ties the gradient is split evenly between the arguments (as JAX does).
     astype = _L_dtypes.astype
 
-    gt = g["greater"](x, y)
-    eq = g["equal"](x, y)
-    dt = g["result_type"](x, y)
+    gt = FL.greater(x, y)
+    eq = FL.equal(x, y)
+    dt = FL.result_type(x, y)
     return astype(gt, dt) + astype(eq, dt) * 0.5
 
 
-_binary("add", lambda v, x, y, o: v, lambda v, x, y, o: v)
-_binary("subtract", lambda v, x, y, o: v, lambda v, x, y, o: -v)
-_binary("multiply", lambda v, x, y, o: v * y, lambda v, x, y, o: v * x)
-_binary("divide", lambda v, x, y, o: v / y, lambda v, x, y, o: -v * o / y)
-_binary("pow", _pow_dx, _pow_dy)
+_binary("add", lambda ns, v, x, y, o: v, lambda ns, v, x, y, o: v)
+_binary("subtract", lambda ns, v, x, y, o: v, lambda ns, v, x, y, o: -v)
+_binary("multiply", lambda ns, v, x, y, o: v * y, lambda ns, v, x, y, o: v * x)
+_binary("divide", lambda ns, v, x, y, o: v / y, lambda ns, v, x, y, o: -v * o / y)
+_binary("pow", _pow_dx, _pow_dy, raw=False)
 _binary(
     "atan2",
-    lambda v, x, y, o: v * y / (x * x + y * y),
-    lambda v, x, y, o: -v * x / (x * x + y * y),
+    lambda ns, v, x, y, o: v * y / (x * x + y * y),
+    lambda ns, v, x, y, o: -v * x / (x * x + y * y),
 )
-_binary("hypot", lambda v, x, y, o: v * x / o, lambda v, x, y, o: v * y / o)
+_binary("hypot", lambda ns, v, x, y, o: v * x / o, lambda ns, v, x, y, o: v * y / o)
 _binary(
     "logaddexp",
-    lambda v, x, y, o: v * g["exp"](x - o),
-    lambda v, x, y, o: v * g["exp"](y - o),
+    lambda ns, v, x, y, o: v * ns.exp(x - o),
+    lambda ns, v, x, y, o: v * ns.exp(y - o),
 )
-_binary("maximum", lambda v, x, y, o: v * _max_mask(x, y), lambda v, x, y, o: v * _max_mask(y, x))
-_binary("minimum", lambda v, x, y, o: v * _max_mask(y, x), lambda v, x, y, o: v * _max_mask(x, y))
+# maximum/minimum/copysign/remainder: Tensor-level rules only (masks and casts)
+_binary("maximum", lambda ns, v, x, y, o: v * _max_mask(x, y), lambda ns, v, x, y, o: v * _max_mask(y, x), raw=False)
+_binary("minimum", lambda ns, v, x, y, o: v * _max_mask(y, x), lambda ns, v, x, y, o: v * _max_mask(x, y), raw=False)
 _binary(
     "copysign",
-    lambda v, x, y, o: v * _where(g["equal"](g["signbit"](x), g["signbit"](y)), 1.0, -1.0),
+    lambda ns, v, x, y, o: v * FL.where(FL.equal(FL.signbit(x), FL.signbit(y)), 1.0, -1.0),
     None,
+    raw=False,
 )
-_binary("remainder", lambda v, x, y, o: v, lambda v, x, y, o: -v * g["floor_divide"](x, y))
+_binary("remainder", lambda ns, v, x, y, o: v, lambda ns, v, x, y, o: -v * FL.floor_divide(x, y), raw=False)
 for _n in (
     "floor_divide",
     "nextafter",

@@ -176,10 +176,18 @@ class Node(PrimalPayload):
     instead of two); multi-output nodes hand out one VJPPayload per output.
     """
 
-    __slots__ = ("primal", "node", "idx", "prim", "params", "parents", "primals", "out", "ct", "tan", "multi")
+    __slots__ = ("primal", "node", "idx", "prim", "params", "parents", "primals", "out", "ct", "tan", "multi", "raw")
 
     def __init__(
-        self, trace: Any, prim: Any, params: Any, parents: list[Any], primals: list[Any], out: Any, multi: bool
+        self,
+        trace: Any,
+        prim: Any,
+        params: Any,
+        parents: list[Any],
+        primals: list[Any],
+        out: Any,
+        multi: bool,
+        raw: bool = False,
     ) -> None:
         self.trace = trace
         self.primal = out
@@ -193,6 +201,9 @@ class Node(PrimalPayload):
         self.ct: Any = None
         self.tan: Any = None
         self.multi = multi
+        # True when every residual is concrete (recorded eagerly): backward may then run the
+        # primitive's array-level rule (``Primitive.avjp``) on a concrete cotangent.
+        self.raw = raw
 
     def __repr__(self) -> str:
         return f"VJP tracer of {self.trace!r}"
@@ -222,16 +233,19 @@ def _alias(t: Any) -> Any:
 
 
 _EMPTY: dict[str, Any] = {}
+_KEEP_ALL = (True, True)
+_PRUNE_MIN = 4096  # smaller residuals cost less memory than the Python work of dropping them
 
 
 class VJPTrace(Trace):
-    __slots__ = ("tape",)
+    __slots__ = ("tape", "prunable")
     kind_name = "grad"
     float_only = True
 
     def __init__(self, level: int) -> None:
         super().__init__(level)
         self.tape: list[Node] = []
+        self.prunable: list[Node] = []  # nodes that may hold residuals worth dropping (see prune)
 
     def new_input(self, x: Tensor) -> Tensor:
         return make_tracer(Node(self, None, None, [], [], x, False), x._xp)
@@ -279,30 +293,117 @@ class VJPTrace(Trace):
                 make_tracer(VJPPayload(self, o, node, i), o._xp) if o.dtype.kind in "fc" else o
                 for i, o in enumerate(out)
             )
-        node = Node(self, prim, params, parents, primals, out, False)
+        node = Node(self, prim, params, parents, primals, out, False, not lower)
         self.tape.append(node)
+        if prim.residuals != _KEEP_ALL:
+            self.prunable.append(node)
         t = _new(Tensor)
         t._a = None
         t._xp = out._xp
         t._t = node
         return t
 
-    def record1(self, prim: Primitive, p: Any, x: Tensor, y: Any) -> Any:
+    def record1(self, prim: Primitive, p: Any, x: Tensor, y: Any, fn: Any = None) -> Any:
         """Fast path of ``process`` for elementwise ops: one tracer of this trace whose primal is
-        concrete, and at most one Python scalar. Returns None to decline."""
+        concrete, and at most one Python scalar; ``fn`` is the backend function when the
+        caller resolved it (else ``prim.impl`` runs). Returns None to decline."""
         pr = p.primal
         if pr._t is not None or not prim.differentiable or prim.multiple_results:
             return None
         xp = pr._xp
         out = _new(Tensor)
-        out._a = prim.impl(xp, pr._a) if y is None else prim.impl(xp, pr._a, y)
+        if fn is not None:
+            out._a = fn(pr._a) if y is None else fn(pr._a, y)
+        else:
+            out._a = prim.impl(xp, pr._a) if y is None else prim.impl(xp, pr._a, y)
         out._xp = xp
         out._t = None
+        node = _new(Node)
+        node.trace = self
+        node.primal = node.out = out
+        node.node = node
+        node.prim = prim
+        node.params = _EMPTY
         if y is None:
-            node = Node(self, prim, _EMPTY, [p], [pr], out, False)
+            node.parents = (p,)
+            node.primals = (pr,)
         else:
-            node = Node(self, prim, _EMPTY, [p, None], [pr, y], out, False)
+            node.parents = (p, None)
+            node.primals = (pr, y)
+        node.ct = None  # (idx and tan are read only on multi-output nodes and by linearize's replay)
+        node.multi = False
+        node.raw = True
         self.tape.append(node)
+        if prim.residuals != _KEEP_ALL:
+            n = out._a.size  # (a method on torch tensors, nan on dask arrays of unknown size)
+            if n >= _PRUNE_MIN if n.__class__ is int else _prod(out._a.shape) >= _PRUNE_MIN:
+                self.prunable.append(node)
+        t = _new(Tensor)
+        t._a = None
+        t._xp = xp
+        t._t = node
+        return t
+
+    def record2(self, prim: Primitive, x: Tensor, y: Tensor) -> Any:
+        """Fast path of ``process`` for a binary elementwise op on two Tensors of one dtype and
+        backend, each a tracer of this trace with a concrete primal or a concrete Tensor.
+        Returns None to decline."""
+        xp = x._xp
+        if y._xp is not xp or not prim.differentiable:
+            return None
+        px = x._t
+        py = y._t
+        if px is None:
+            xa = x._a
+            xr = _new(Tensor)  # an alias: later rebinding of the caller's Tensor must not change residuals
+            xr._a = xa
+            xr._xp = xp
+            xr._t = None
+        elif px.trace is self:
+            xr = px.primal
+            if xr._t is not None:
+                return None
+            xa = xr._a
+        else:
+            return None
+        if py is None:
+            ya = y._a
+            yr = _new(Tensor)
+            yr._a = ya
+            yr._xp = xp
+            yr._t = None
+        elif py.trace is self:
+            yr = py.primal
+            if yr._t is not None:
+                return None
+            ya = yr._a
+        else:
+            return None
+        if xa.dtype != ya.dtype:
+            return None
+        out = _new(Tensor)
+        try:
+            out._a = prim.impl(xp, xa, ya)
+        except ValueError:  # shapes that do not broadcast: the slow path names them
+            return None
+        out._xp = xp
+        out._t = None
+        node = _new(Node)
+        node.trace = self
+        node.primal = node.out = out
+        node.node = node
+        node.prim = prim
+        node.params = _EMPTY
+        node.parents = (px, py)
+        node.primals = (xr, yr)
+        node.ct = None
+        node.multi = False
+        node.raw = True
+        self.tape.append(node)
+        if prim.residuals != _KEEP_ALL:
+            n = out._a.size  # (a method on torch tensors, nan on dask arrays of unknown size)
+            if n >= _PRUNE_MIN if n.__class__ is int else _prod(out._a.shape) >= _PRUNE_MIN:
+                self.prunable.append(node)
         t = _new(Tensor)
         t._a = None
         t._xp = xp
@@ -371,20 +472,106 @@ def _accumulate(p: VJPPayload, c: Any) -> None:
         node.ct = c if cur is None else cur + c
 
 
+def _wrap(a: Any, xp: Any) -> Tensor:
+    t = _new(Tensor)
+    t._a = a
+    t._xp = xp
+    t._t = None
+    return t
+
+
+def as_cotangent(c: Any, xp: Any) -> Any:
+    """A node's accumulated cotangent as a Tensor (backward may store backend arrays)."""
+    return c if c is None or isinstance(c, Tensor) else _wrap(c, xp)
+
+
+def _acc(cur: Any, c: Any, xp: Any) -> Any:
+    """``cur + c`` where either may be a backend array or a Tensor."""
+    if cur is None:
+        return c
+    if isinstance(cur, Tensor):
+        if not isinstance(c, Tensor):
+            c = _wrap(c, xp)
+    elif isinstance(c, Tensor):
+        cur = _wrap(cur, xp)
+    return cur + c
+
+
+def _fit_raw(c: Any, pr: Any, xp: Any) -> Any:
+    """Array-level ``fit_cotangent``: sum broadcast axes; other mismatches go through Tensors."""
+    pa = pr._a
+    shape = tuple(pa.shape)
+    if c.dtype != pa.dtype:
+        return fit_cotangent(_wrap(c, xp), pr)
+    cs = c.shape
+    lead = len(cs) - len(shape)
+    axes = list(range(lead))
+    for i, s in enumerate(shape):
+        if s == 1 and cs[lead + i] != 1:
+            axes.append(lead + i)
+    if axes:
+        c = xp.sum(c, axis=tuple(axes))
+    if tuple(c.shape) != shape:
+        c = xp.reshape(c, shape)
+    return c
+
+
 def backward(tape: list[Node], free: bool) -> None:
-    """Propagate the cotangents set on output nodes back through ``tape``."""
+    """Propagate the cotangents set on output nodes back through ``tape``.
+
+    A node whose primitive has an array-level rule (``avjp``), whose residuals are concrete
+    and whose cotangent is concrete runs that rule on backend arrays and passes backend
+    arrays on; every other node runs the Tensor-level rule (differentiable, batchable).
+    """
     for node in reversed(tape):
         ct = node.ct
         if ct is None:
             continue
+        prim = node.prim
+        primals = node.primals
         if node.multi:
             if all(c is None for c in ct):
                 continue
-            node.ct = [None] * len(ct)
+            node.ct = [None] * len(ct)  # multi-output nodes only ever hold Tensors (see below)
         else:
             node.ct = None
-        primals = node.primals
-        cts = node.prim.vjp(ct, node.out, *primals, **node.params)
+            av = prim.avjp
+            if av is not None and node.raw:
+                if ct.__class__ is Tensor or isinstance(ct, Tensor):
+                    ga = ct._a if ct._t is None else None
+                else:
+                    ga = ct
+                if ga is not None:
+                    out = node.out
+                    xp = out._xp
+                    parents = node.parents
+                    cts = av(xp, ga, out._a, primals, parents, node.params)
+                    for i, par in enumerate(parents):
+                        if par is None:
+                            continue
+                        c = cts[i]
+                        if c is None:
+                            continue
+                        pa = primals[i]._a
+                        if c.shape != pa.shape or (c.dtype is not pa.dtype and c.dtype != pa.dtype):
+                            c = _fit_raw(c, primals[i], xp)
+                        tgt = par.node
+                        if tgt.multi:
+                            tgt.ct[par.idx] = _acc(tgt.ct[par.idx], as_cotangent(c, xp), xp)
+                        else:
+                            cur = tgt.ct
+                            if cur is None:
+                                tgt.ct = c
+                            elif cur.__class__ is c.__class__ and c.__class__ is not Tensor:
+                                tgt.ct = cur + c
+                            else:
+                                tgt.ct = _acc(cur, c, xp)
+                    if free:
+                        node.primals = node.out = node.params = None  # type: ignore[assignment]
+                    continue
+            if not isinstance(ct, Tensor):
+                ct = _wrap(ct, node.out._xp)
+        cts = prim.vjp(ct, node.out, *primals, **node.params)
         for i, par in enumerate(node.parents):
             if par is None:
                 continue
@@ -406,11 +593,10 @@ def backward(tape: list[Node], free: bool) -> None:
                 c = fit_cotangent(c, pr)
             tgt = par.node
             if tgt.multi:
-                cur = tgt.ct[par.idx]
-                tgt.ct[par.idx] = c if cur is None else cur + c
+                tgt.ct[par.idx] = _acc(tgt.ct[par.idx], c, c._xp)
             else:
                 cur = tgt.ct
-                tgt.ct = c if cur is None else cur + c
+                tgt.ct = c if cur is None else (cur + c if isinstance(cur, Tensor) else _acc(cur, c, c._xp))
         if free:
             node.primals = node.out = node.params = None  # type: ignore[assignment]
 
@@ -424,9 +610,6 @@ class _Meta:
         self.shape = shape
         self.dtype = dtype
         self.ndim = len(shape)
-
-
-_PRUNE_MIN = 4096  # smaller residuals cost less memory than the Python work of dropping them
 
 
 def _meta(t: Any) -> Any:
@@ -454,13 +637,12 @@ def _prod(shape: Any) -> int:
     return n
 
 
-def prune(tape: list[Node]) -> None:
+def prune(trace: VJPTrace) -> None:
     """Drop the large residuals no rule will read (after the forward pass, when no tracer can be used)."""
-    for node in tape:
-        res = getattr(node.prim, "residuals", None)
-        if res is None or res == (True, True):
-            continue
-        need_in, need_out = res
+    nodes = trace.prunable
+    trace.prunable = []
+    for node in nodes:
+        need_in, need_out = node.prim.residuals
         if not need_in:
             node.primals = [_meta(p) for p in node.primals]
         if not need_out and not node.multi:

@@ -101,7 +101,7 @@ def _record(f: Callable[..., Any], primals: Sequence[Any], has_aux: bool, what: 
             prim_outs.append(o)
     tape.out_payloads = payloads
     tape.out_primals = prim_outs
-    _L__ad.prune(tr.tape)
+    _L__ad.prune(tr)
     tape.out_tree = out_tree
     return tape, tu.tree_unflatten(out_tree, prim_outs), aux
 
@@ -130,10 +130,9 @@ def _run_backward(tape: _Tape, cts: list[Any], free: bool) -> list[Any]:
         c = fit_cotangent(c, o)
         node = p.node
         if node.multi:
-            cur = node.ct[p.idx]
-            node.ct[p.idx] = c if cur is None else cur + c
+            node.ct[p.idx] = _L__ad._acc(node.ct[p.idx], c, c._xp)
         else:
-            node.ct = c if node.ct is None else node.ct + c
+            node.ct = _L__ad._acc(node.ct, c, c._xp)
     backward(tape.trace.tape, free)
     res = []
     for p, x in zip(tape.in_payloads, tape.in_leaves, strict=True):
@@ -142,7 +141,7 @@ def _run_backward(tape: _Tape, cts: list[Any], free: bool) -> list[Any]:
             continue
         c = p.node.ct
         p.node.ct = None
-        res.append(zeros_like(x) if c is None else c)
+        res.append(zeros_like(x) if c is None else _L__ad.as_cotangent(c, x._xp))
     return res
 
 

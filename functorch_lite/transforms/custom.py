@@ -94,6 +94,8 @@ def _wrap_outputs(trace: Any, out: Any, make: Callable[[Tensor, int], Any]) -> A
 class _Rule:
     """Carrier of vjp/jvp for a recorded custom node (used by backward and linearize)."""
 
+    avjp = None  # no array-level rule: backward always runs the Tensor-level one
+
     def __init__(self, name: str, vjp: Callable[..., Any], jvp: Callable[..., Any]) -> None:
         self.name = name
         self.vjp = vjp
