@@ -370,6 +370,13 @@ def scatter_add(b: Backend, out: Any, key: Any, value: Any) -> Any:
 
 
 # -- host (numpy) round trips for checkpoints ----------------------------------------------------
+def index_range(xp: Any, a: Any) -> tuple[int, int]:
+    """(min, max) of a non-empty integer array, as Python ints (one host round trip)."""
+    if isinstance(a, np.ndarray):  # ndarray methods skip numpy's Python-level reduction wrappers
+        return int(a.min()), int(a.max())
+    return int(xp.min(a)), int(xp.max(a))
+
+
 def tensor_to_host(t: Any) -> np.ndarray:
     """A C-contiguous host numpy copy of concrete Tensor ``t`` (any backend), for file formats."""
     from ._core.tensor import backend_for

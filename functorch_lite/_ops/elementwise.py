@@ -106,10 +106,6 @@ class _FLNamespace:
 FL = _FLNamespace()
 
 
-def _arr(v: Any) -> Any:
-    return v._a if v.__class__ is Tensor or isinstance(v, Tensor) else v
-
-
 def _unary_rules(prim: Primitive, apply: Callable[..., Any] | None, raw: bool = True) -> None:
     prim.batch = lambda n, vals, dims, **p: (bind(prim, elementwise_batch(n, vals, dims)[0], p), 0)
     if apply is None:
@@ -151,8 +147,10 @@ def _binary_rules(
 
     def avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, pm: Any) -> Any:
         x, y = ps
-        x = _arr(x)
-        y = _arr(y)
+        if isinstance(x, Tensor):
+            x = x._a
+        if isinstance(y, Tensor):
+            y = y._a
         return (
             None if ax is None or par[0] is None else ax(xp, g, x, y, o),
             None if ay is None or par[1] is None else ay(xp, g, x, y, o),

@@ -676,10 +676,7 @@ def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Tensor:
 
 def _check_bounds(i: Tensor, n: int, op: str) -> None:
     if i._t is None and i.size:
-        _max = _L_reduction.max
-        _min = _L_reduction.min
-
-        lo, hi = int(_min(i)), int(_max(i))
+        lo, hi = _backend.index_range(i._xp, i._a)
         if lo < -n or hi >= n:
             raise IndexError(
                 f"{op}: index {hi if hi >= n else lo} is out of bounds for an axis of size {n}; "

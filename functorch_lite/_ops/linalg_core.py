@@ -79,6 +79,19 @@ def _matmul_vjp(g: Any, out: Any, x: Any, y: Any) -> Any:
 matmul_p.vjp = _matmul_vjp
 
 
+def _matmul_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
+    xa, ya = ps[0]._a, ps[1]._a
+    if xa.ndim < 2 or ya.ndim < 2:
+        return None  # 1-d operands: the Tensor-level rule
+    return (
+        None if par[0] is None else _mm_impl(xp, g, ya.mT),
+        None if par[1] is None else _mm_impl(xp, xa.mT, g),
+    )
+
+
+matmul_p.avjp = _matmul_avjp
+
+
 def _move(v: Any, d: int) -> Any:
     return v if d == 0 else _L_manipulation.moveaxis(v, d, 0)
 
@@ -279,6 +292,24 @@ def _nt_batch(n: int, vals: Any, dims: Any) -> Any:
 
 matmul_nt_p.jvp = _nt_jvp
 matmul_nt_p.vjp = _nt_vjp
+
+
+def _nt_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
+    xa, wa = ps[0]._a, ps[1]._a
+    if xa.ndim == 1:
+        return None
+    gw = None
+    if par[1] is not None:
+        if g.ndim != 2:
+            g2 = xp.reshape(g, (-1, g.shape[-1]))
+            x2 = xp.reshape(xa, (-1, xa.shape[-1]))
+            gw = g2.mT @ x2
+        else:
+            gw = g.mT @ xa
+    return (None if par[0] is None else g @ wa, gw)
+
+
+matmul_nt_p.avjp = _nt_avjp
 matmul_nt_p.batch = _nt_batch
 
 

@@ -68,6 +68,7 @@ reshape_p = Primitive(
 )
 reshape_p.jvp = lambda ts, out, x, **p: reshape(ts[0], p["shape"])
 reshape_p.vjp = lambda g, out, x, **p: (reshape(g, x.shape),)
+reshape_p.avjp = lambda xp, g, o, ps, par, p: (xp.reshape(g, tuple(ps[0]._a.shape)),)
 
 
 def _reshape_batch(n: int, vals: Any, dims: Any, *, shape: tuple[int, ...], copy: Any = None) -> Any:
@@ -136,6 +137,7 @@ def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
 broadcast_to_p = Primitive("broadcast_to", lambda xp, x, *, shape: xp.broadcast_to(x, shape))
 broadcast_to_p.jvp = lambda ts, out, x, **p: broadcast_to(ts[0], p["shape"])
 broadcast_to_p.vjp = lambda g, out, x, **p: (g,)  # the engine sums the broadcast axes away
+broadcast_to_p.avjp = lambda xp, g, o, ps, par, p: (g,)
 
 
 def _broadcast_to_batch(n: int, vals: Any, dims: Any, *, shape: tuple[int, ...]) -> Any:
@@ -197,6 +199,7 @@ def _inv(axes: Sequence[int]) -> tuple[int, ...]:
 
 
 permute_dims_p.vjp = lambda g, out, x, **p: (permute_dims(g, _inv(p["axes"])),)
+permute_dims_p.avjp = lambda xp, g, o, ps, par, p: (xp.permute_dims(g, _inv(p["axes"])),)
 permute_dims_p.batch = lambda n, vals, dims, *, axes: (
     bind(permute_dims_p, (move_bdim_to_front(vals[0], dims[0]),), {"axes": (0,) + tuple(a + 1 for a in axes)}),
     0,

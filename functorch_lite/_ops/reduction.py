@@ -74,6 +74,18 @@ def _xp_reduce(fname: str) -> Any:
 sum_p = Primitive("sum", _xp_reduce("sum"))
 sum_p.jvp = lambda ts, out, x, **p: bind(sum_p, (ts[0],), p)
 sum_p.vjp = lambda g, out, x, *, axis, keepdims, dtype=None: (_expand_to(g, x.shape, axis, keepdims),)
+
+
+def _sum_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
+    shape = tuple(ps[0]._a.shape)
+    if not p["keepdims"]:
+        axis = p["axis"]
+        axes = range(len(shape)) if axis is None else axis
+        g = xp.reshape(g, tuple(1 if i in axes else s for i, s in enumerate(shape)))
+    return (g if tuple(g.shape) == shape else xp.broadcast_to(g, shape),)
+
+
+sum_p.avjp = _sum_avjp
 sum_p.batch = _reduction_batch(sum_p)
 
 

@@ -537,15 +537,17 @@ def backward(tape: list[Node], free: bool) -> None:
             node.ct = None
             av = prim.avjp
             if av is not None and node.raw:
-                if ct.__class__ is Tensor or isinstance(ct, Tensor):
+                if isinstance(ct, Tensor):
                     ga = ct._a if ct._t is None else None
                 else:
                     ga = ct
+                cts = None
                 if ga is not None:
                     out = node.out
                     xp = out._xp
                     parents = node.parents
                     cts = av(xp, ga, out._a, primals, parents, node.params)
+                if cts is not None:  # (an array-level rule may decline: None)
                     for i, par in enumerate(parents):
                         if par is None:
                             continue
