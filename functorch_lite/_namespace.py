@@ -179,7 +179,7 @@ def _reshape_method(self: Tensor, *shape: Any, **kwargs: Any) -> Tensor:
 
 
 def _matmul_dunder(self: Tensor, other: Any) -> Any:
-    if not isinstance(other, Tensor) and _backend.backend_of(other) is None:
+    if other.__class__ is not Tensor and not isinstance(other, Tensor) and _backend.backend_of(other) is None:
         return NotImplemented
     return linalg_core.matmul(self, other)
 

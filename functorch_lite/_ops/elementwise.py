@@ -503,6 +503,13 @@ def relu(x: Any, /) -> Tensor:
         t._xp = xp
         t._t = None
         return t
+    if x.__class__ is Tensor:
+        p = x._t
+        tr = p.trace
+        if tr.record1 is not None and tr.alive:  # reverse mode: record directly
+            r = tr.record1(relu_p, p, x, None)
+            if r is not None:
+                return r
     return bind(relu_p, (as_tensor(x, "relu"),), {})
 
 

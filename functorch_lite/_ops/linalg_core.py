@@ -158,6 +158,14 @@ def matmul(x1: Any, x2: Any, /) -> Tensor:
             t._xp = xp
             t._t = None
             return t
+    if x1.__class__ is Tensor and x2.__class__ is Tensor:
+        p = x1._t if x1._t is not None else x2._t
+        if p is not None:
+            tr = p.trace
+            if tr.record1 is not None and tr.alive:  # reverse mode: record directly
+                r = tr.record2(matmul_p, x1, x2, True)
+                if r is not None:
+                    return r
     prep_binary = _L_elementwise.prep_binary
 
     x, y = prep_binary("matmul", as_tensor(x1, "matmul"), as_tensor(x2, "matmul"))

@@ -89,6 +89,20 @@ sum_p.avjp = _sum_avjp
 sum_p.batch = _reduction_batch(sum_p)
 
 
+def _record_reduce(prim: Primitive, x: Tensor, axis: Any, keepdims: builtins.bool, has_dtype: builtins.bool) -> Any:
+    """Reverse mode's fast path for a reduction of a (floating) tracer; None to decline."""
+    p = x._t
+    tr = p.trace
+    if tr.record1 is None or not tr.alive or p.primal._t is not None:
+        return None
+    a = p.primal._a
+    if a.size == 0:
+        return None
+    ax = None if axis is None else normalize_axes(axis, a.ndim, prim.name)
+    params = {"axis": ax, "keepdims": keepdims, "dtype": None} if has_dtype else {"axis": ax, "keepdims": keepdims}
+    return tr.recordp(prim, p, params)
+
+
 def _reduce_args(x: Any, axis: Any, op: str) -> tuple[Tensor, tuple[int, ...] | None]:
     x = as_tensor(x, op)
     return x, normalize_axes(axis, x.ndim, op)
@@ -104,6 +118,10 @@ def sum(
         >>> float(fl.sum(fl.asarray([1.0, 2.0, 3.0])))
         6.0
     """
+    if dtype is None and x.__class__ is Tensor and x._t is not None:
+        r = _record_reduce(sum_p, x, axis, keepdims, True)
+        if r is not None:
+            return r
     x, ax = _reduce_args(x, axis, "sum")
     dt = None if dtype is None else check_dtype(dtype, "sum")
     if dt is None:
@@ -223,6 +241,10 @@ def _extreme(name: str) -> Any:
     prim.batch = _reduction_batch(prim)
 
     def op(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: builtins.bool = False) -> Tensor:
+        if x.__class__ is Tensor and x._t is not None:
+            r = _record_reduce(prim, x, axis, keepdims, False)
+            if r is not None:
+                return r
         x, ax = _reduce_args(x, axis, name)
         if x.size == 0:
             raise ValueError(f"{name}: zero-size array has no {name}imum; pass a non-empty array.")
@@ -258,6 +280,10 @@ def mean(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: buil
         >>> float(fl.mean(fl.asarray([1.0, 2.0, 3.0])))
         2.0
     """
+    if x.__class__ is Tensor and x._t is not None:
+        r = _record_reduce(sum_p, x, axis, keepdims, True)
+        if r is not None:
+            return r / float(_count(r._t.primals[0], r._t.params["axis"]))
     x, ax = _reduce_args(x, axis, "mean")
     if x.dtype.kind not in "fc":
         raise TypeError(f"mean: needs a floating-point array; got dtype {x.dtype.name}. Cast it with astype first.")
@@ -468,6 +494,10 @@ def _logical(name: str) -> Any:
     prim.batch = _reduction_batch(prim)
 
     def op(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: builtins.bool = False) -> Tensor:
+        if x.__class__ is Tensor and x._t is not None:
+            r = _record_reduce(prim, x, axis, keepdims, False)
+            if r is not None:
+                return r
         x, ax = _reduce_args(x, axis, name)
         return bind(prim, (x,), {"axis": ax, "keepdims": keepdims})
 

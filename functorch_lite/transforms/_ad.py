@@ -344,10 +344,43 @@ class VJPTrace(Trace):
         t._t = node
         return t
 
-    def record2(self, prim: Primitive, x: Tensor, y: Tensor) -> Any:
+    def recordp(self, prim: Primitive, p: Any, params: dict[str, Any]) -> Any:
+        """Fast path of ``process`` for a one-input primitive with params on one tracer of this
+        trace whose primal is concrete. Returns None to decline."""
+        pr = p.primal
+        if pr._t is not None:
+            return None
+        xp = pr._xp
+        out = _new(Tensor)
+        out._a = prim.impl(xp, pr._a, **params)
+        out._xp = xp
+        out._t = None
+        node = _new(Node)
+        node.trace = self
+        node.primal = node.out = out
+        node.node = node
+        node.prim = prim
+        node.params = params
+        node.parents = (p,)
+        node.primals = (pr,)
+        node.ct = None
+        node.multi = False
+        node.raw = True
+        self.tape.append(node)
+        if prim.residuals != _KEEP_ALL:
+            n = out._a.size
+            if n >= _PRUNE_MIN if n.__class__ is int else _prod(out._a.shape) >= _PRUNE_MIN:
+                self.prunable.append(node)
+        t = _new(Tensor)
+        t._a = None
+        t._xp = xp
+        t._t = node
+        return t
+
+    def record2(self, prim: Primitive, x: Tensor, y: Tensor, mm: bool = False) -> Any:
         """Fast path of ``process`` for a binary elementwise op on two Tensors of one dtype and
-        backend, each a tracer of this trace with a concrete primal or a concrete Tensor.
-        Returns None to decline."""
+        backend, each a tracer of this trace with a concrete primal or a concrete Tensor
+        (``mm``: a matmul of operands with at least two dimensions). Returns None to decline."""
         xp = x._xp
         if y._xp is not xp or not prim.differentiable:
             return None
@@ -379,7 +412,7 @@ class VJPTrace(Trace):
             ya = yr._a
         else:
             return None
-        if xa.dtype != ya.dtype:
+        if xa.dtype != ya.dtype or (mm and (xa.ndim < 2 or ya.ndim < 2)):
             return None
         out = _new(Tensor)
         try:
