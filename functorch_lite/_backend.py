@@ -60,6 +60,7 @@ _LIBRARY_MODULES = {
 DTYPE_MAPS: dict[Any, dict[Any, D.DType]] = {}
 FLOAT_NATIVES: dict[Any, set[Any]] = {}
 BOOL_NATIVES: dict[Any, set[Any]] = {}
+INT_NATIVES: dict[Any, set[Any]] = {}
 
 
 class Backend:
@@ -92,7 +93,11 @@ class Backend:
         DTYPE_MAPS[xp] = self.from_native
         FLOAT_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind in "fc"}
         BOOL_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind == "b"}
+        INT_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind in "iu"}
         self.immutable = name == "jax"
+        # integer-array indexing (take) raises IndexError out of bounds instead of clamping or
+        # wrapping (cupy, jax) or failing asynchronously (torch on CUDA)
+        self.checks_bounds = name in ("numpy", "array_api_strict")
         self.is_numpy = name == "numpy"
 
     def __repr__(self) -> str:
@@ -370,6 +375,14 @@ def scatter_add(b: Backend, out: Any, key: Any, value: Any) -> Any:
 
 
 # -- host (numpy) round trips for checkpoints ----------------------------------------------------
+def fast_reducers(xp: Any) -> dict[str, Any] | None:
+    """Reductions ``f(a, axis=, keepdims=)`` that skip a library's Python-level wrappers, for
+    floating arrays and no dtype argument; None where the namespace's own are used."""
+    if xp is numpy_backend.xp:
+        return {"sum": np.add.reduce, "prod": np.multiply.reduce, "max": np.maximum.reduce, "min": np.minimum.reduce}
+    return None
+
+
 def index_range(xp: Any, a: Any) -> tuple[int, int]:
     """(min, max) of a non-empty integer array, as Python ints (one host round trip)."""
     if isinstance(a, np.ndarray):  # ndarray methods skip numpy's Python-level reduction wrappers

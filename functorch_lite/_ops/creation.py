@@ -20,6 +20,7 @@ from ._base import (
 from ._rules import move_bdim_to_front
 from . import manipulation as _L_manipulation  # noqa: E402
 
+_new = object.__new__
 __all__ = [
     "arange",
     "asarray",
@@ -132,6 +133,13 @@ def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) 
 
 
 def _like(fname: str, x: Any, dtype: Any, device: Any, *args: Any) -> Tensor:
+    if not args and dtype is None and device is None and x.__class__ is Tensor and x._t is None:
+        xp = x._xp  # the backend's own *_like keeps dtype and device
+        t = _new(Tensor)
+        t._a = getattr(xp, fname + "_like")(x._a, *args)
+        t._xp = xp
+        t._t = None
+        return t
     x = as_tensor(x, fname)
     xp = x._xp
     dt = x.dtype if dtype is None else check_dtype(dtype, fname)

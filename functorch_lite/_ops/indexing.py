@@ -26,6 +26,7 @@ from .._core import tensor as _L_up__core_tensor  # noqa: E402
 __all__ = ["getitem", "setitem", "index_add", "take", "take_along_axis"]
 
 _new = object.__new__
+_INT_NATIVES = _backend.INT_NATIVES
 
 
 class _Arr:
@@ -405,6 +406,20 @@ def _tensor_getitem(self: Tensor, key: Any) -> Tensor:
             n = a.shape[0] if a.ndim else None
             if n is None or not -n <= key < n:
                 return getitem(self, key)
+        elif kc is tuple and backend_for(self._xp).checks_bounds:
+            # ints, slices, None and one ellipsis: basic indexing, the same in numpy and the
+            # standard once an ellipsis closes the key; out-of-bounds ints raise IndexError,
+            # and the general path then words the error
+            k = key if Ellipsis in key else key + (Ellipsis,)
+            try:
+                r = a[k]
+            except IndexError:
+                return getitem(self, key)
+            t = _new(Tensor)
+            t._a = r
+            t._xp = self._xp
+            t._t = None
+            return t
         elif kc is not slice:
             return getitem(self, key)
         t = _new(Tensor)
@@ -661,6 +676,32 @@ def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Tensor:
     """
     reshape = _L_manipulation.reshape
 
+    if (
+        x.__class__ is Tensor
+        and indices.__class__ is Tensor
+        and x._t is None
+        and indices._t is None
+        and x._xp is indices._xp
+        and axis is not None
+    ):  # concrete operands: the backend's own take (no differentiation, no batching)
+        a, ia = x._a, indices._a
+        xp = x._xp
+        nd = a.ndim
+        if ia.ndim == 1 and -nd <= axis < nd and ia.dtype in _INT_NATIVES.get(xp, ()):
+            t = _new(Tensor)
+            if backend_for(xp).checks_bounds:
+                try:
+                    t._a = xp.take(a, ia, axis=axis % nd)
+                except IndexError:
+                    _check_bounds(indices, a.shape[axis], "take")  # raises, naming the index
+                    raise
+            else:
+                if ia.shape[0]:
+                    _check_bounds(indices, a.shape[axis], "take")
+                t._a = xp.take(a, ia, axis=axis % nd)
+            t._xp = xp
+            t._t = None
+            return t
     x = as_tensor(x, "take")
     i = as_tensor(indices, "take", like=x)
     if i.dtype.kind not in "iu":

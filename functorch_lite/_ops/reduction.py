@@ -15,6 +15,9 @@ from . import elementwise as _L_elementwise  # noqa: E402
 from . import indexing as _L_indexing  # noqa: E402
 from . import manipulation as _L_manipulation  # noqa: E402
 from .._core import tensor as _L_up__core_tensor  # noqa: E402
+from .. import _backend as _L_pkg_backend  # noqa: E402
+
+_new = object.__new__
 
 __all__ = [
     "sum",
@@ -58,8 +61,25 @@ def _reduction_batch(prim: Primitive) -> Any:
     return rule
 
 
+_FAST: dict[Any, Any] = {}  # namespace -> its fast reducers (or None)
+_FLOATS = _L_pkg_backend.FLOAT_NATIVES
+
+
+def _fast(xp: Any) -> Any:
+    r = _FAST.get(xp, 0)
+    if r == 0:
+        r = _FAST[xp] = _L_pkg_backend.fast_reducers(xp)
+    return r
+
+
 def _xp_reduce(fname: str) -> Any:
     def impl(xp: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dtype: Any = None) -> Any:
+        if dtype is None and x.dtype in _FLOATS[xp]:
+            fast = _FAST.get(xp, 0)
+            if fast == 0:
+                fast = _fast(xp)
+            if fast is not None:
+                return fast[fname](x, axis=axis, keepdims=keepdims)
         kw: dict[str, Any] = {"axis": axis, "keepdims": keepdims}
         if dtype is not None:
             backend_for = _L_up__core_tensor.backend_for
@@ -87,6 +107,20 @@ def _sum_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
 
 sum_p.avjp = _sum_avjp
 sum_p.batch = _reduction_batch(sum_p)
+
+
+def _eager_reduce(prim: Primitive, x: Tensor, axis: Any, keepdims: builtins.bool) -> Any:
+    """The eager fast path of a reduction of a concrete floating Tensor; None to decline."""
+    a = x._a
+    xp = x._xp
+    if a.dtype not in _FLOATS[xp] or (prim is not sum_p and a.size == 0):
+        return None
+    ax = None if axis is None else normalize_axes(axis, a.ndim, prim.name)
+    t = _new(Tensor)
+    t._a = prim.impl(xp, a, axis=ax, keepdims=keepdims)
+    t._xp = xp
+    t._t = None
+    return t
 
 
 def _record_reduce(prim: Primitive, x: Tensor, axis: Any, keepdims: builtins.bool, has_dtype: builtins.bool) -> Any:
@@ -118,8 +152,8 @@ def sum(
         >>> float(fl.sum(fl.asarray([1.0, 2.0, 3.0])))
         6.0
     """
-    if dtype is None and x.__class__ is Tensor and x._t is not None:
-        r = _record_reduce(sum_p, x, axis, keepdims, True)
+    if dtype is None and x.__class__ is Tensor:
+        r = _eager_reduce(sum_p, x, axis, keepdims) if x._t is None else _record_reduce(sum_p, x, axis, keepdims, True)
         if r is not None:
             return r
     x, ax = _reduce_args(x, axis, "sum")
@@ -241,8 +275,12 @@ def _extreme(name: str) -> Any:
     prim.batch = _reduction_batch(prim)
 
     def op(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: builtins.bool = False) -> Tensor:
-        if x.__class__ is Tensor and x._t is not None:
-            r = _record_reduce(prim, x, axis, keepdims, False)
+        if x.__class__ is Tensor:
+            r = (
+                _eager_reduce(prim, x, axis, keepdims)
+                if x._t is None
+                else _record_reduce(prim, x, axis, keepdims, False)
+            )
             if r is not None:
                 return r
         x, ax = _reduce_args(x, axis, name)
@@ -280,10 +318,15 @@ def mean(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: buil
         >>> float(fl.mean(fl.asarray([1.0, 2.0, 3.0])))
         2.0
     """
-    if x.__class__ is Tensor and x._t is not None:
-        r = _record_reduce(sum_p, x, axis, keepdims, True)
-        if r is not None:
-            return r / float(_count(r._t.primals[0], r._t.params["axis"]))
+    if x.__class__ is Tensor:
+        if x._t is None:
+            r = _eager_reduce(sum_p, x, axis, keepdims)
+            if r is not None and x._a.size:
+                return r / float(_count(x, None if axis is None else normalize_axes(axis, x.ndim, "mean")))
+        else:
+            r = _record_reduce(sum_p, x, axis, keepdims, True)
+            if r is not None:
+                return r / float(_count(r._t.primals[0], r._t.params["axis"]))
     x, ax = _reduce_args(x, axis, "mean")
     if x.dtype.kind not in "fc":
         raise TypeError(f"mean: needs a floating-point array; got dtype {x.dtype.name}. Cast it with astype first.")
@@ -494,8 +537,12 @@ def _logical(name: str) -> Any:
     prim.batch = _reduction_batch(prim)
 
     def op(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: builtins.bool = False) -> Tensor:
-        if x.__class__ is Tensor and x._t is not None:
-            r = _record_reduce(prim, x, axis, keepdims, False)
+        if x.__class__ is Tensor:
+            r = (
+                _eager_reduce(prim, x, axis, keepdims)
+                if x._t is None
+                else _record_reduce(prim, x, axis, keepdims, False)
+            )
             if r is not None:
                 return r
         x, ax = _reduce_args(x, axis, name)

@@ -21,6 +21,8 @@ from .._ops import dtypes as _L_up__ops_dtypes  # noqa: E402
 from .._ops import indexing as _L_up__ops_indexing  # noqa: E402
 from .._ops import manipulation as _L_up__ops_manipulation  # noqa: E402
 
+_new = object.__new__
+
 __all__ = [
     "grad",
     "value_and_grad",
@@ -775,6 +777,15 @@ def stop_gradient(x: Any) -> Any:
         >>> fl.grad(lambda x: fl.sum(x * fl.stop_gradient(x)))(fl.asarray([3.0])).tolist()
         [3.0]
     """
+
+    if x.__class__ is Tensor:  # the common case: one Tensor, no pytree walk
+        if x._t is None:
+            t = _new(Tensor)  # a new Tensor: rebinding it (t[i] = v) must not change x
+            t._a = x._a
+            t._xp = x._xp
+            t._t = None
+            return t
+        return bind(stop_gradient_p, (x,), {})
 
     def f(t: Any) -> Any:
         if isinstance(t, Tensor):

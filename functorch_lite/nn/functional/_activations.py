@@ -15,6 +15,7 @@ import functorch_lite as fl
 from ..._core.engine import Primitive, bind
 from ..._core.tensor import Tensor
 from ..._errors import ConfigError
+from ..._ops.elementwise import relu as _relu
 
 __all__ = [
     "erf",
@@ -119,9 +120,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
         >>> F.relu(fl.asarray([-1.0, 2.0])).tolist()
         [0.0, 2.0]
     """
-    from ..._ops.elementwise import relu as _relu  # a primitive: one compare in its vjp
-
-    return _relu(_t(input))
+    return _relu(input if input.__class__ is Tensor else _t(input))  # a primitive: one compare in its vjp
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
