@@ -383,6 +383,48 @@ def fast_reducers(xp: Any) -> dict[str, Any] | None:
     return None
 
 
+class _NumpyFast:
+    """numpy's array API namespace with faster equivalents of a few functions that the
+    array-level vjp rules call often on small arrays (array_api_compat's wrappers, numpy's
+    Python-level reductions and broadcast_to cost microseconds per call)."""
+
+    native_bool_math = True  # bool arrays multiply floats without a cast
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._xp, name)
+        setattr(self, name, fn)
+        return fn
+
+    @staticmethod
+    def reshape(a: Any, shape: tuple[int, ...]) -> Any:
+        return np.reshape(a, shape) if not isinstance(a, np.ndarray) else a.reshape(shape)
+
+    @staticmethod
+    def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return np.add.reduce(a, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def broadcast_to(a: Any, shape: tuple[int, ...]) -> Any:
+        n = 1
+        for d in shape:
+            n *= d
+        if n > 65536:
+            return np.broadcast_to(a, shape)  # a view: no copy of a large array
+        r = np.empty(shape, dtype=a.dtype)  # small: a copy is cheaper than numpy's view machinery
+        r[...] = a
+        return r
+
+    @staticmethod
+    def permute_dims(a: Any, axes: tuple[int, ...]) -> Any:
+        return np.transpose(a, axes)
+
+
+FAST_NAMESPACES: dict[Any, Any] = {numpy_backend.xp: _NumpyFast(numpy_backend.xp)}
+
+
 def index_range(xp: Any, a: Any) -> tuple[int, int]:
     """(min, max) of a non-empty integer array, as Python ints (one host round trip)."""
     if isinstance(a, np.ndarray):  # ndarray methods skip numpy's Python-level reduction wrappers

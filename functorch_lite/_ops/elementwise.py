@@ -40,6 +40,7 @@ from . import searching as _L_searching  # noqa: E402
 
 
 _NUMPY_XP = _L_pkg2__backend.numpy_backend.xp
+_NUMPY_FAST = _L_pkg2__backend.FAST_NAMESPACES[_NUMPY_XP]  # what avjp rules get on numpy
 _NO_PARAMS: dict[str, Any] = {}  # shared, never mutated
 
 
@@ -477,7 +478,7 @@ relu_p.jvp = lambda ts, out, x: ts[0] * _mask_of(out)
 relu_p.vjp = lambda g, out, x: (g * _mask_of(out),)
 relu_p.batch = lambda n, vals, dims: (bind(relu_p, vals, {}), dims[0])
 relu_p.avjp = lambda xp, g, o, ps, par, pm: (
-    g * (o > 0) if xp is _NUMPY_XP else g * xp.astype(xp.greater(o, 0), g.dtype),
+    g * (o > 0) if xp is _NUMPY_FAST else g * xp.astype(xp.greater(o, 0), g.dtype),
 )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._core.engine import Payload, Primitive, Trace, bind, eager
 from .._core.tensor import Tensor, make_tracer
+from .. import _backend as _L_pkg_backend  # noqa: E402
 from .._ops import creation as _L_up__ops_creation  # noqa: E402
 from .._ops import dtypes as _L_up__ops_dtypes  # noqa: E402
 from .._ops import elementwise as _L_up__ops_elementwise  # noqa: E402
@@ -233,8 +234,9 @@ def _alias(t: Any) -> Any:
 
 
 _EMPTY: dict[str, Any] = {}
+_FAST = _L_pkg_backend.FAST_NAMESPACES
 _KEEP_ALL = (True, True)
-_PRUNE_MIN = 4096  # smaller residuals cost less memory than the Python work of dropping them
+_PRUNE_MIN = 1 << 16  # smaller residuals (< 256 KiB in float32) are not worth the Python work of dropping them
 
 
 class VJPTrace(Trace):
@@ -530,8 +532,9 @@ def _acc(cur: Any, c: Any, xp: Any) -> Any:
     return cur + c
 
 
-def _fit_raw(c: Any, pr: Any, xp: Any) -> Any:
-    """Array-level ``fit_cotangent``: sum broadcast axes; other mismatches go through Tensors."""
+def _fit_raw(c: Any, pr: Any, xp: Any, fx: Any) -> Any:
+    """Array-level ``fit_cotangent``: sum broadcast axes; other mismatches go through Tensors.
+    (``xp``: the Tensor namespace; ``fx``: its fast stand-in, see _backend.FAST_NAMESPACES.)"""
     pa = pr._a
     shape = tuple(pa.shape)
     if c.dtype != pa.dtype:
@@ -543,9 +546,9 @@ def _fit_raw(c: Any, pr: Any, xp: Any) -> Any:
         if s == 1 and cs[lead + i] != 1:
             axes.append(lead + i)
     if axes:
-        c = xp.sum(c, axis=tuple(axes))
+        c = fx.sum(c, axis=tuple(axes))
     if tuple(c.shape) != shape:
-        c = xp.reshape(c, shape)
+        c = fx.reshape(c, shape)
     return c
 
 
@@ -578,8 +581,9 @@ def backward(tape: list[Node], free: bool) -> None:
                 if ga is not None:
                     out = node.out
                     xp = out._xp
+                    fx = _FAST.get(xp, xp)
                     parents = node.parents
-                    cts = av(xp, ga, out._a, primals, parents, node.params)
+                    cts = av(fx, ga, out._a, primals, parents, node.params)
                 if cts is not None:  # (an array-level rule may decline: None)
                     for i, par in enumerate(parents):
                         if par is None:
@@ -589,7 +593,7 @@ def backward(tape: list[Node], free: bool) -> None:
                             continue
                         pa = primals[i]._a
                         if c.shape != pa.shape or (c.dtype is not pa.dtype and c.dtype != pa.dtype):
-                            c = _fit_raw(c, primals[i], xp)
+                            c = _fit_raw(c, primals[i], xp, fx)
                         tgt = par.node
                         if tgt.multi:
                             tgt.ct[par.idx] = _acc(tgt.ct[par.idx], as_cotangent(c, xp), xp)
