@@ -421,6 +421,10 @@ class _NumpyFast:
     def permute_dims(a: Any, axes: tuple[int, ...]) -> Any:
         return np.transpose(a, axes)
 
+    zeros_like = staticmethod(np.zeros_like)
+    ones_like = staticmethod(np.ones_like)
+    empty_like = staticmethod(np.empty_like)
+
 
 FAST_NAMESPACES: dict[Any, Any] = {numpy_backend.xp: _NumpyFast(numpy_backend.xp)}
 

@@ -21,6 +21,7 @@ from ._rules import move_bdim_to_front
 from . import manipulation as _L_manipulation  # noqa: E402
 
 _new = object.__new__
+_FAST = _backend.FAST_NAMESPACES
 __all__ = [
     "arange",
     "asarray",
@@ -136,7 +137,7 @@ def _like(fname: str, x: Any, dtype: Any, device: Any, *args: Any) -> Tensor:
     if not args and dtype is None and device is None and x.__class__ is Tensor and x._t is None:
         xp = x._xp  # the backend's own *_like keeps dtype and device
         t = _new(Tensor)
-        t._a = getattr(xp, fname + "_like")(x._a, *args)
+        t._a = getattr(_FAST.get(xp, xp), fname + "_like")(x._a, *args)
         t._xp = xp
         t._t = None
         return t

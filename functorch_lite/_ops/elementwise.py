@@ -684,18 +684,33 @@ def _attach_operators() -> None:
         if rev is None:
             continue
 
-        def reverse(self: Tensor, other: Any, _fn: Any = fn, _p: Any = prim, _n: str = fname) -> Any:
+        def reverse(
+            self: Tensor,
+            other: Any,
+            _fn: Any = fn,
+            _p: Any = prim,
+            _n: str = fname,
+            _np: Any = getattr(_NUMPY_XP, fname),
+        ) -> Any:
             oc = other.__class__
-            if self._t is None and (oc is float or oc is int):
-                xp = self._xp
-                a = self._a
-                if oc is int or a.dtype in _FLOATS_BY_XP[xp]:
-                    if not (oc is int and a.dtype in _BOOLS_BY_XP[xp]):
-                        t = _new(Tensor)
-                        t._a = getattr(xp, _n)(other, a)
-                        t._xp = xp
-                        t._t = None
-                        return t
+            if oc is float or oc is int:
+                p = self._t
+                if p is None:
+                    xp = self._xp
+                    a = self._a
+                    if oc is int or a.dtype in _FLOATS_BY_XP[xp]:
+                        if not (oc is int and a.dtype in _BOOLS_BY_XP[xp]):
+                            t = _new(Tensor)
+                            t._a = _np(other, a) if xp is _NUMPY_XP else getattr(xp, _n)(other, a)
+                            t._xp = xp
+                            t._t = None
+                            return t
+                else:
+                    tr = p.trace
+                    if tr.record1 is not None and tr.alive and self.__class__ is Tensor:  # reverse mode
+                        r = tr.record1(_p, p, self, other, _np if self._xp is _NUMPY_XP else None, True)
+                        if r is not None:
+                            return r
             if not _operand_ok(other):
                 return NotImplemented
             return _fn(other, self)

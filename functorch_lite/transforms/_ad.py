@@ -305,33 +305,18 @@ class VJPTrace(Trace):
         t._t = node
         return t
 
-    def record1(self, prim: Primitive, p: Any, x: Tensor, y: Any, fn: Any = None) -> Any:
-        """Fast path of ``process`` for elementwise ops: one tracer of this trace whose primal is
-        concrete, and at most one Python scalar; ``fn`` is the backend function when the
-        caller resolved it (else ``prim.impl`` runs). Returns None to decline."""
-        pr = p.primal
-        if pr._t is not None or not prim.differentiable or prim.multiple_results:
-            return None
-        xp = pr._xp
-        out = _new(Tensor)
-        if fn is not None:
-            out._a = fn(pr._a) if y is None else fn(pr._a, y)
-        else:
-            out._a = prim.impl(xp, pr._a) if y is None else prim.impl(xp, pr._a, y)
-        out._xp = xp
-        out._t = None
+    def _push(
+        self, prim: Primitive, params: Any, parents: tuple[Any, ...], primals: tuple[Any, ...], out: Tensor
+    ) -> Tensor:
+        """Append a node whose residuals are concrete (the fast paths below); its output tracer."""
         node = _new(Node)
         node.trace = self
         node.primal = node.out = out
         node.node = node
         node.prim = prim
-        node.params = _EMPTY
-        if y is None:
-            node.parents = (p,)
-            node.primals = (pr,)
-        else:
-            node.parents = (p, None)
-            node.primals = (pr, y)
+        node.params = params
+        node.parents = parents
+        node.primals = primals
         node.ct = None  # (idx and tan are read only on multi-output nodes and by linearize's replay)
         node.multi = False
         node.raw = True
@@ -342,9 +327,31 @@ class VJPTrace(Trace):
                 self.prunable.append(node)
         t = _new(Tensor)
         t._a = None
-        t._xp = xp
+        t._xp = out._xp
         t._t = node
         return t
+
+    def record1(self, prim: Primitive, p: Any, x: Tensor, y: Any, fn: Any = None, rev: bool = False) -> Any:
+        """Fast path of ``process`` for elementwise ops: one tracer of this trace whose primal is
+        concrete, and at most one Python scalar ``y`` (the first operand when ``rev``); ``fn`` is
+        the backend function when the caller resolved it (else ``prim.impl`` runs). Returns None
+        to decline."""
+        pr = p.primal
+        if pr._t is not None or not prim.differentiable or prim.multiple_results:
+            return None
+        xp = pr._xp
+        out = _new(Tensor)
+        out._xp = xp
+        out._t = None
+        a = pr._a
+        if y is None:
+            out._a = fn(a) if fn is not None else prim.impl(xp, a)
+            return self._push(prim, _EMPTY, (p,), (pr,), out)
+        if rev:
+            out._a = fn(y, a) if fn is not None else prim.impl(xp, y, a)
+            return self._push(prim, _EMPTY, (None, p), (y, pr), out)
+        out._a = fn(a, y) if fn is not None else prim.impl(xp, a, y)
+        return self._push(prim, _EMPTY, (p, None), (pr, y), out)
 
     def recordp(self, prim: Primitive, p: Any, params: dict[str, Any]) -> Any:
         """Fast path of ``process`` for a one-input primitive with params on one tracer of this
@@ -357,27 +364,7 @@ class VJPTrace(Trace):
         out._a = prim.impl(xp, pr._a, **params)
         out._xp = xp
         out._t = None
-        node = _new(Node)
-        node.trace = self
-        node.primal = node.out = out
-        node.node = node
-        node.prim = prim
-        node.params = params
-        node.parents = (p,)
-        node.primals = (pr,)
-        node.ct = None
-        node.multi = False
-        node.raw = True
-        self.tape.append(node)
-        if prim.residuals != _KEEP_ALL:
-            n = out._a.size
-            if n >= _PRUNE_MIN if n.__class__ is int else _prod(out._a.shape) >= _PRUNE_MIN:
-                self.prunable.append(node)
-        t = _new(Tensor)
-        t._a = None
-        t._xp = xp
-        t._t = node
-        return t
+        return self._push(prim, params, (p,), (pr,), out)
 
     def record2(self, prim: Primitive, x: Tensor, y: Tensor, mm: bool = False) -> Any:
         """Fast path of ``process`` for a binary elementwise op on two Tensors of one dtype and
@@ -423,27 +410,7 @@ class VJPTrace(Trace):
             return None
         out._xp = xp
         out._t = None
-        node = _new(Node)
-        node.trace = self
-        node.primal = node.out = out
-        node.node = node
-        node.prim = prim
-        node.params = _EMPTY
-        node.parents = (px, py)
-        node.primals = (xr, yr)
-        node.ct = None
-        node.multi = False
-        node.raw = True
-        self.tape.append(node)
-        if prim.residuals != _KEEP_ALL:
-            n = out._a.size  # (a method on torch tensors, nan on dask arrays of unknown size)
-            if n >= _PRUNE_MIN if n.__class__ is int else _prod(out._a.shape) >= _PRUNE_MIN:
-                self.prunable.append(node)
-        t = _new(Tensor)
-        t._a = None
-        t._xp = xp
-        t._t = node
-        return t
+        return self._push(prim, _EMPTY, (px, py), (xr, yr), out)
 
     def record(self, rule: Any, params: dict[str, Any], args: Any, out: Any, multi: bool) -> Any:
         """Record a custom node (custom_vjp / custom_jvp / checkpoint) whose outputs are ``out``."""

@@ -10,6 +10,7 @@ from .._core import tree_util as tu
 from .._core.engine import Primitive, active_traces, bind, new_trace
 from .._core.tensor import Tensor
 from .._errors import BatchAxisError, NonScalarOutputError, TransformError
+from .._backend import FLOAT_NATIVES as _FLOATS
 from ._ad import JVPTrace, VJPTrace, backward, forward_replay
 from ._batch import BatchTrace
 from . import _ad as _L__ad  # noqa: E402
@@ -67,14 +68,28 @@ class _Tape:
     __slots__ = ("trace", "in_payloads", "in_leaves", "in_tree", "out_payloads", "out_primals", "out_tree")
 
 
-def _record(f: Callable[..., Any], primals: Sequence[Any], has_aux: bool, what: str) -> tuple[_Tape, Any, Any]:
+def _record(
+    f: Callable[..., Any], primals: Sequence[Any], has_aux: bool, what: str, on_int: Any = None
+) -> tuple[_Tape, Any, Any]:
+    """Run ``f`` on tracers of a new VJP trace; ``on_int(leaf_index)`` (when given) is called
+    for a non-floating input leaf before ``f`` runs (it raises)."""
     leaves, in_tree = tu.tree_flatten(tuple(primals))
-    leaves = [_to_leaf(x, what) for x in leaves]
     tape = _Tape()
     with new_trace(VJPTrace) as tr:
-        tracers = [tr.new_input(x) if _is_float(x) else x for x in leaves]
-        # Read the input payloads now: f may rebind its arguments (x[i] = v, x += y).
-        in_payloads = [t._t if t is not x else None for t, x in zip(tracers, leaves, strict=True)]
+        tracers = []
+        in_payloads = []  # read now: f may rebind its arguments (x[i] = v, x += y)
+        for i, x in enumerate(leaves):
+            if x.__class__ is not Tensor:
+                x = leaves[i] = _to_leaf(x, what)
+            if (x._a.dtype in _FLOATS[x._xp]) if x._t is None else _is_float(x):
+                t = tr.new_input(x)
+                tracers.append(t)
+                in_payloads.append(t._t)
+            else:
+                if on_int is not None:
+                    on_int(i)
+                tracers.append(x)
+                in_payloads.append(None)
         out = f(*tu.tree_unflatten(in_tree, tracers))
         aux = None
         if has_aux:
@@ -226,23 +241,34 @@ def value_and_grad(
             )
         nums = _argnums(argnums, len(args), "grad")
         diff = [args[i] for i in nums]
-        for i, a in zip(nums, diff, strict=True):
-            for leaf in tu.tree_leaves(a):
-                t = _to_leaf(leaf, "grad")
-                if t.dtype.kind not in "fc" and not allow_int:
+
+        def int_leaf(k: int) -> None:
+            # leaf k of the flattened diff arguments is not floating: name its argument
+            for i, a in zip(nums, diff, strict=True):
+                n = len(tu.tree_leaves(a))
+                if k < n:
+                    t = _to_leaf(tu.tree_leaves(a)[k], "grad")
                     raise TransformError(
                         f"grad: argument {i} has a leaf of dtype {t.dtype.name}; gradients need "
                         "floating inputs. Cast it with astype(x, fl.float32), pass allow_int=True, "
                         "or leave it out of argnums."
                     )
+                k -= n
 
-        def g(*d: Any) -> Any:
-            full = list(args)
-            for i, v in zip(nums, d, strict=True):
-                full[i] = v
-            return f(*full, **kwargs)
+        if nums == (0,) and not kwargs:
+            rest = args[1:]
 
-        tape, out, aux = _record(g, diff, has_aux, "grad")
+            def g(d: Any) -> Any:
+                return f(d, *rest)
+        else:
+
+            def g(*d: Any) -> Any:
+                full = list(args)
+                for i, v in zip(nums, d, strict=True):
+                    full[i] = v
+                return f(*full, **kwargs)
+
+        tape, out, aux = _record(g, diff, has_aux, "grad", None if allow_int else int_leaf)
         if len(tape.out_primals) != 1 or tape.out_primals[0].shape != ():
             shapes = [o.shape for o in tape.out_primals]
             got = f"shape {shapes[0]}" if len(shapes) == 1 else f"{len(shapes)} outputs of shapes {shapes}"
@@ -779,6 +805,11 @@ def stop_gradient(x: Any) -> Any:
     """
 
     if x.__class__ is Tensor:  # the common case: one Tensor, no pytree walk
+        p = x._t
+        # stop_gradient(tracer) is stop_gradient(its primal) under forward and reverse mode
+        while p is not None and p.trace.alive and isinstance(p, _L__ad.PrimalPayload):
+            x = p.primal
+            p = x._t
         if x._t is None:
             t = _new(Tensor)  # a new Tensor: rebinding it (t[i] = v) must not change x
             t._a = x._a
