@@ -344,9 +344,29 @@ class VJPTrace(Trace):
         out._xp = xp
         out._t = None
         a = pr._a
-        if y is None:
+        if y is None:  # (the hottest path: _push inlined)
             out._a = fn(a) if fn is not None else prim.impl(xp, a)
-            return self._push(prim, _EMPTY, (p,), (pr,), out)
+            node = _new(Node)
+            node.trace = self
+            node.primal = node.out = out
+            node.node = node
+            node.prim = prim
+            node.params = _EMPTY
+            node.parents = (p,)
+            node.primals = (pr,)
+            node.ct = None
+            node.multi = False
+            node.raw = True
+            self.tape.append(node)
+            if prim.residuals != _KEEP_ALL:
+                n = out._a.size
+                if n >= _PRUNE_MIN if n.__class__ is int else _prod(out._a.shape) >= _PRUNE_MIN:
+                    self.prunable.append(node)
+            t = _new(Tensor)
+            t._a = None
+            t._xp = xp
+            t._t = node
+            return t
         if rev:
             out._a = fn(y, a) if fn is not None else prim.impl(xp, y, a)
             return self._push(prim, _EMPTY, (None, p), (y, pr), out)
