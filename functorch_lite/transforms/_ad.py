@@ -177,7 +177,7 @@ class Node(PrimalPayload):
     instead of two); multi-output nodes hand out one VJPPayload per output.
     """
 
-    __slots__ = ("primal", "node", "idx", "prim", "params", "parents", "primals", "out", "ct", "tan", "multi", "raw")
+    __slots__ = ("primal", "idx", "prim", "params", "parents", "primals", "out", "ct", "tan", "multi", "raw")
 
     def __init__(
         self,
@@ -192,7 +192,6 @@ class Node(PrimalPayload):
     ) -> None:
         self.trace = trace
         self.primal = out
-        self.node = self
         self.idx = -1
         self.prim = prim
         self.params = params
@@ -208,6 +207,12 @@ class Node(PrimalPayload):
 
     def __repr__(self) -> str:
         return f"VJP tracer of {self.trace!r}"
+
+    @property
+    def node(self) -> Node:
+        # (a property, not a slot holding self: a self-reference would put every node in a
+        # reference cycle, freed only by the cyclic garbage collector)
+        return self
 
 
 class VJPPayload(PrimalPayload):
@@ -312,7 +317,6 @@ class VJPTrace(Trace):
         node = _new(Node)
         node.trace = self
         node.primal = node.out = out
-        node.node = node
         node.prim = prim
         node.params = params
         node.parents = parents
@@ -349,7 +353,6 @@ class VJPTrace(Trace):
             node = _new(Node)
             node.trace = self
             node.primal = node.out = out
-            node.node = node
             node.prim = prim
             node.params = _EMPTY
             node.parents = (p,)
@@ -581,7 +584,7 @@ def backward(tape: list[Node], free: bool) -> None:
                         pa = primals[i]._a
                         if c.shape != pa.shape or (c.dtype is not pa.dtype and c.dtype != pa.dtype):
                             c = _fit_raw(c, primals[i], xp, fx)
-                        tgt = par.node
+                        tgt = par if par.__class__ is Node else par.node
                         if tgt.multi:
                             tgt.ct[par.idx] = _acc(tgt.ct[par.idx], as_cotangent(c, xp), xp)
                         else:
@@ -617,7 +620,7 @@ def backward(tape: list[Node], free: bool) -> None:
                 and c._a.dtype is pr._a.dtype
             ):
                 c = fit_cotangent(c, pr)
-            tgt = par.node
+            tgt = par if par.__class__ is Node else par.node
             if tgt.multi:
                 tgt.ct[par.idx] = _acc(tgt.ct[par.idx], c, c._xp)
             else:

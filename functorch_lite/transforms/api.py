@@ -65,7 +65,7 @@ def _is_float(t: Tensor) -> bool:
 # vjp / grad
 # --------------------------------------------------------------------------------------
 class _Tape:
-    __slots__ = ("trace", "in_payloads", "in_leaves", "in_tree", "out_payloads", "out_primals", "out_tree")
+    __slots__ = ("trace", "nodes", "in_payloads", "in_leaves", "in_tree", "out_payloads", "out_primals", "out_tree")
 
 
 def _record(
@@ -102,6 +102,10 @@ def _record(
             aux = _strip(aux, tr)
         out_leaves, out_tree = tu.tree_flatten(out)
     tape.trace = tr
+    # the nodes move to the tape record: the trace keeps no reference to them, so no
+    # trace <-> node cycle holds the residuals until the cyclic garbage collector runs
+    tape.nodes = tr.tape
+    tr.tape = []
     tape.in_leaves = leaves
     tape.in_tree = in_tree
     tape.in_payloads = in_payloads
@@ -150,7 +154,7 @@ def _run_backward(tape: _Tape, cts: list[Any], free: bool) -> list[Any]:
             node.ct[p.idx] = _L__ad._acc(node.ct[p.idx], c, c._xp)
         else:
             node.ct = _L__ad._acc(node.ct, c, c._xp)
-    backward(tape.trace.tape, free)
+    backward(tape.nodes, free)
     res = []
     for p, x in zip(tape.in_payloads, tape.in_leaves, strict=True):
         if p is None:
@@ -283,7 +287,6 @@ def value_and_grad(
         ones_like = _L_up__ops_creation.ones_like
 
         grads = _run_backward(tape, [ones_like(o)], free=True)
-        tape.trace.tape = []  # one-shot: break the trace <-> node cycle so memory returns at once
         gtree = tu.tree_unflatten_cotangent(tape.in_tree, grads)
         gres = gtree[0] if isinstance(argnums, int) else tuple(gtree)
         if has_aux:
@@ -405,7 +408,7 @@ def linearize(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., 
                 raise TransformError(f"linearize: a tangent has shape {t.shape}, its primal {x.shape}.")
             if p is not None:
                 p.node.tan = t
-        forward_replay(tape.trace.tape)
+        forward_replay(tape.nodes)
         res = []
         for p, o in zip(tape.out_payloads, tape.out_primals, strict=True):
             if p is None:

@@ -399,7 +399,6 @@ class _Checkpointed:
             tape, _, _ = _api._record(f_diff, [primals[i] for i in diff_in], False, "checkpoint")
             full_ct = [c if c is not None else _zeros_like(o) for c, o in zip(cts, o_leaves, strict=True)]
             g = _api._run_backward(tape, full_ct, free=True)
-            tape.trace.tape = []  # break the trace <-> node cycle now, not at the next GC
             res: list[Any] = [None] * len(primals)
             for i, v in zip(diff_in, g, strict=True):
                 res[i] = v
