@@ -98,10 +98,9 @@ sum_p.vjp = lambda g, out, x, *, axis, keepdims, dtype=None: (_expand_to(g, x.sh
 
 def _sum_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
     shape = tuple(ps[0]._a.shape)
-    if not p["keepdims"]:
-        axis = p["axis"]
-        axes = range(len(shape)) if axis is None else axis
-        g = xp.reshape(g, tuple(1 if i in axes else s for i, s in enumerate(shape)))
+    axis = p["axis"]
+    if axis is not None and not p["keepdims"]:  # (a full reduction's 0-d g broadcasts as it is)
+        g = xp.reshape(g, tuple(1 if i in axis else s for i, s in enumerate(shape)))
     return (g if tuple(g.shape) == shape else xp.broadcast_to(g, shape),)
 
 
