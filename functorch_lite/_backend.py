@@ -404,7 +404,7 @@ class _NumpyFast:
 
     @staticmethod
     def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return np.add.reduce(a, axis=axis, keepdims=keepdims)
+        return np.add.reduce(a, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
 
     @staticmethod
     def broadcast_to(a: Any, shape: tuple[int, ...]) -> Any:

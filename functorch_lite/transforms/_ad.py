@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import FunctionType
 from typing import Any
 
@@ -184,8 +185,8 @@ class Node(PrimalPayload):
         trace: Any,
         prim: Any,
         params: Any,
-        parents: list[Any],
-        primals: list[Any],
+        parents: Sequence[Any],
+        primals: Sequence[Any],
         out: Any,
         multi: bool,
         raw: bool = False,
@@ -195,8 +196,8 @@ class Node(PrimalPayload):
         self.idx = -1
         self.prim = prim
         self.params = params
-        self.parents = parents
-        self.primals = primals
+        self.parents: Sequence[Any] = parents
+        self.primals: Sequence[Any] = primals
         self.out = out
         self.ct: Any = None
         self.tan: Any = None

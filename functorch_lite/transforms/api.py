@@ -262,8 +262,8 @@ def value_and_grad(
         if nums == (0,) and not kwargs:
             rest = args[1:]
 
-            def g(d: Any) -> Any:
-                return f(d, *rest)
+            def g(*d: Any) -> Any:
+                return f(d[0], *rest)
         else:
 
             def g(*d: Any) -> Any:
