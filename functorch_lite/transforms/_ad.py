@@ -349,33 +349,38 @@ class VJPTrace(Trace):
         out._xp = xp
         out._t = None
         a = pr._a
-        if y is None:  # (the hottest path: _push inlined)
+        if y is None:
             out._a = fn(a) if fn is not None else prim.impl(xp, a)
-            node = _new(Node)
-            node.trace = self
-            node.primal = node.out = out
-            node.prim = prim
-            node.params = _EMPTY
-            node.parents = (p,)
-            node.primals = (pr,)
-            node.ct = None
-            node.multi = False
-            node.raw = True
-            self.tape.append(node)
-            if prim.residuals != _KEEP_ALL:
-                n = out._a.size
-                if n >= _PRUNE_MIN if n.__class__ is int else _prod(out._a.shape) >= _PRUNE_MIN:
-                    self.prunable.append(node)
-            t = _new(Tensor)
-            t._a = None
-            t._xp = xp
-            t._t = node
-            return t
-        if rev:
+            parents: tuple[Any, ...] = (p,)
+            primals: tuple[Any, ...] = (pr,)
+        elif rev:
             out._a = fn(y, a) if fn is not None else prim.impl(xp, y, a)
-            return self._push(prim, _EMPTY, (None, p), (y, pr), out)
-        out._a = fn(a, y) if fn is not None else prim.impl(xp, a, y)
-        return self._push(prim, _EMPTY, (p, None), (pr, y), out)
+            parents = (None, p)
+            primals = (y, pr)
+        else:
+            out._a = fn(a, y) if fn is not None else prim.impl(xp, a, y)
+            parents = (p, None)
+            primals = (pr, y)
+        node = _new(Node)  # (the hottest path: _push inlined)
+        node.trace = self
+        node.primal = node.out = out
+        node.prim = prim
+        node.params = _EMPTY
+        node.parents = parents
+        node.primals = primals
+        node.ct = None
+        node.multi = False
+        node.raw = True
+        self.tape.append(node)
+        if prim.residuals != _KEEP_ALL:
+            n = out._a.size
+            if n >= _PRUNE_MIN if n.__class__ is int else _prod(out._a.shape) >= _PRUNE_MIN:
+                self.prunable.append(node)
+        t = _new(Tensor)
+        t._a = None
+        t._xp = xp
+        t._t = node
+        return t
 
     def recordp(self, prim: Primitive, p: Any, params: dict[str, Any]) -> Any:
         """Fast path of ``process`` for a one-input primitive with params on one tracer of this
