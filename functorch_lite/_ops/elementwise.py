@@ -352,6 +352,27 @@ def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> A
     return op
 
 
+def _scalar_first(name: str, general: Callable[..., Any]) -> Any:
+    """The operator form: ``self`` is a Tensor (or subclass), so the most common case, a
+    concrete float array and a Python float on numpy, is tested first with the fewest steps."""
+    npxp = _NUMPY_XP
+    np_fn = getattr(npxp, name)
+    np_floats = _FLOATS_BY_XP[npxp]
+
+    def op(x: Tensor, y: Any, /) -> Any:
+        if y.__class__ is float and x._t is None and x._xp is npxp:
+            a = x._a
+            if a.dtype in np_floats:
+                t = _new(Tensor)
+                t._a = np_fn(a, y)
+                t._xp = npxp
+                t._t = None
+                return t
+        return general(x, y)
+
+    return op
+
+
 def _binary(
     name: str,
     ax: Callable[..., Any] | None,
@@ -392,7 +413,7 @@ def _binary(
             raise
 
     op = _make_fast_binary(name, slow, prim)
-    dunder = _make_fast_binary(name, _dunder_slow(slow), prim)
+    dunder = _scalar_first(name, _make_fast_binary(name, _dunder_slow(slow), prim))
     dunder.__name__ = name
     _DUNDERS[name] = dunder
     op.__name__ = op.__qualname__ = name
