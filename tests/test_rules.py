@@ -788,6 +788,22 @@ def _pool(draw: Draw) -> Case:
     return Case(f, [(1, 2, size, size)], [REAL])
 
 
+@spec("nn.cross_entropy")
+def _cross_entropy(draw: Draw) -> Case:
+    # the fused softmax cross-entropy primitive behind F.cross_entropy's common case
+    F = _nnf()
+    n, c = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+
+    def targets(rng: random.Random) -> list[Any]:
+        t = ints(rng, (n,), -c, c)
+        return [fl.where(t == c, -100, t)]  # negative: counted from the end; -100: ignored
+
+    def f(x: Any, t: Any) -> Any:
+        return F.cross_entropy(x, t, reduction="none") + F.cross_entropy(x, t, reduction="sum")
+
+    return Case(f, [(n, c)], [REAL], extras=targets, batch_extras=False)
+
+
 # ---------------------------------------------------------------------------------------
 # The checks
 # ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ structure holding gradients, with ``None`` for frozen parameters and buffers.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,7 +42,7 @@ class Parameter(Tensor):
         ((2,), True)
     """
 
-    __slots__ = ("requires_grad",)
+    __slots__ = ("_requires_grad",)
 
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         from .._ops._base import asarray
@@ -52,7 +53,17 @@ class Parameter(Tensor):
         self._a = t._a
         self._xp = t._xp
         self._t = t._t
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
+
+    @property
+    def requires_grad(self) -> bool:
+        """False for a frozen parameter (no gradient, not trained)."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self._requires_grad = bool(value)
+        structure_changed()  # which parameters are trainable may have changed
 
     def requires_grad_(self, requires_grad: bool = True) -> Parameter:
         """Set :attr:`requires_grad` and return self."""
@@ -83,6 +94,83 @@ def is_parameter(x: Any) -> bool:
 
 
 _SPECIAL = ("_parameters", "_buffers", "_modules", "_frozen", "_non_persistent", "training")
+_NOT_STATIC = ("_parameters", "_buffers", "_modules", "_frozen", "_non_persistent", "_fl_flat")
+
+# ------------------------------------------------------------------------------------------------
+# Structure version: every change that can alter what a module tree flattens to (a parameter,
+# buffer name or child module registered, replaced or removed; a parameter frozen or unfrozen)
+# moves this to a fresh, never reused token, which invalidates every cached _Layout at once.
+# ------------------------------------------------------------------------------------------------
+_VERSION = [0]
+_TOKENS = itertools.count(1)
+_SWAPPED = [0]  # how many value swaps (nn/_transforms._Swap) are in progress
+
+
+def structure_changed() -> None:
+    """Invalidate every cached module layout (called by each structural change)."""
+    _VERSION[0] = next(_TOKENS)
+
+
+class _Registry(dict):  # type: ignore[type-arg]
+    """A module's ``_parameters`` or ``_modules`` dict: every write is a structural change."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        structure_changed()
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)
+        structure_changed()
+
+    def pop(self, *args: Any) -> Any:
+        structure_changed()
+        return dict.pop(self, *args)
+
+    def popitem(self) -> Any:
+        structure_changed()
+        return dict.popitem(self)
+
+    def clear(self) -> None:
+        structure_changed()
+        dict.clear(self)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        structure_changed()
+        return dict.setdefault(self, key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        structure_changed()
+        dict.update(self, *args, **kwargs)
+
+    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
+        structure_changed()
+        return dict.__ior__(self, other)
+
+
+class _BufferRegistry(_Registry):
+    """A module's ``_buffers``: new or removed names are structural; a new value for a buffer
+    (BatchNorm's running statistics, every step) is not, unless a Parameter is involved (a tie)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        old = dict.get(self, key, _MISSING)
+        dict.__setitem__(self, key, value)
+        if old is _MISSING or isinstance(value, Parameter) or isinstance(old, Parameter):
+            structure_changed()
+
+
+_MISSING = object()
+
+
+def _registries(d: dict[str, Any]) -> None:
+    """Make the registries in a module's ``__dict__`` version-tracking ones (after unpickling)."""
+    for k, cls in (("_parameters", _Registry), ("_buffers", _BufferRegistry), ("_modules", _Registry)):
+        v = d.get(k)
+        if v is not None and type(v) is not cls:
+            d[k] = cls(v)
 
 
 class Module:
@@ -115,9 +203,9 @@ class Module:
     training: bool
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_buffers", {})
-        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_parameters", _Registry())
+        object.__setattr__(self, "_buffers", _BufferRegistry())
+        object.__setattr__(self, "_modules", _Registry())
         object.__setattr__(self, "_frozen", set())
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
@@ -138,6 +226,7 @@ class Module:
             d["_parameters"][name] = value
             if not value.requires_grad:
                 d["_frozen"].add(name)
+                structure_changed()
             return
         if isinstance(value, Module):
             self._check_init("modules")
@@ -172,6 +261,10 @@ class Module:
             mods[name] = None
             return
         object.__setattr__(self, name, value)
+        if name in _SPECIAL:
+            if name in ("_parameters", "_buffers", "_modules"):
+                _registries(d)
+            structure_changed()
 
     def _forget(self, name: str) -> None:
         d = self.__dict__
@@ -180,6 +273,7 @@ class Module:
             d[k].pop(name, None)
         d["_frozen"].discard(name)
         d["_non_persistent"].discard(name)
+        structure_changed()
 
     def __getattr__(self, name: str) -> Any:
         d = self.__dict__
@@ -196,6 +290,7 @@ class Module:
                 del d[k][name]
                 d["_frozen"].discard(name)
                 d["_non_persistent"].discard(name)
+                structure_changed()
                 return
         object.__delattr__(self, name)
 
@@ -222,6 +317,7 @@ class Module:
         self._parameters[name] = param
         if isinstance(param, Parameter) and not param.requires_grad:
             self._frozen.add(name)
+            structure_changed()
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register a buffer: state that is not trained (running statistics, masks).
@@ -414,6 +510,22 @@ class Module:
             for name in getattr(mod, kind):
                 yield (f"{mprefix}.{name}" if mprefix else name), mod, name
 
+    def _layout(self) -> _Layout:
+        """This tree flattened once, cached until the next structural change (see ``_VERSION``)."""
+        lay = self.__dict__.get("_fl_flat")
+        if lay is None or lay.version != _VERSION[0] or lay.root_id != id(self):
+            lay = _Layout(self)
+            if not _SWAPPED[0]:  # (inside nn.functional_call & co. the slots hold other values)
+                self.__dict__["_fl_flat"] = lay
+        return lay
+
+    def _flat_parameters(self) -> dict[str, Tensor]:
+        """``dict(named_parameters())``, cached while the structure is unchanged: do not mutate it.
+
+        (The class optimizers call this, duck-typed, to match gradients with parameters.)
+        """
+        return self._layout().params
+
     # -- freezing ------------------------------------------------------------------------------------
     def _is_frozen(self, name: str) -> bool:
         if name in self._frozen:
@@ -481,6 +593,7 @@ class Module:
                     mod._frozen.discard(name)
                     if isinstance(p, Parameter):
                         p.requires_grad = True
+        structure_changed()
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
@@ -638,10 +751,76 @@ class Module:
 
     # -- copying --------------------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        state = dict(self.__dict__)
+        state.pop("_fl_flat", None)  # a cache of this very object's tree: never copied
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.pop("_fl_flat", None)
+        _registries(self.__dict__)
+        structure_changed()
+
+
+class _Layout:
+    """A module tree flattened: what ``nn.value_and_grad`` and the optimizers read every step.
+
+    Valid while ``_VERSION`` is unchanged: it holds the registered Tensor *objects* and the
+    registry dicts, never values that change without a structural change (buffer values are
+    read live through ``snap``).
+    """
+
+    __slots__ = ("version", "root_id", "params", "trainable", "slots", "snap", "by_obj", "buffer_slots", "plans")
+
+    def __init__(self, root: Module) -> None:
+        self.version = _VERSION[0]
+        self.root_id = id(root)
+        self.params: dict[str, Tensor] = dict(root.named_parameters())
+        self.trainable: dict[str, Tensor] = dict(root.named_trainable_parameters())
+        slots: dict[str, tuple[Module, str, str]] = {}  # dotted name -> (owner, kind, local), first name wins
+        snap: list[tuple[dict[str, Any], str]] = []  # every slot of every module once: (registry, local)
+        by_obj: dict[int, list[tuple[Module, str, str]]] = {}  # id(Tensor) -> every slot holding it
+        where: dict[tuple[int, str, str], int] = {}
+        seen: set[int] = set()
+        for prefix, owner in root.named_modules(remove_duplicate=False):
+            first = id(owner) not in seen
+            seen.add(id(owner))
+            for kind in ("_parameters", "_buffers"):
+                reg = owner.__dict__[kind]
+                for local, v in reg.items():
+                    slots.setdefault(f"{prefix}.{local}" if prefix else local, (owner, kind, local))
+                    if not first:
+                        continue
+                    where[(id(owner), kind, local)] = len(snap)
+                    snap.append((reg, local))
+                    if v is not None:
+                        by_obj.setdefault(id(v), []).append((owner, kind, local))
+        self.slots = slots
+        self.snap = snap
+        self.by_obj = by_obj
+        # (dotted name, registry, local name, index in snap) of every buffer slot
+        self.buffer_slots = [
+            (name, owner.__dict__[kind], local, where[(id(owner), kind, local)])
+            for name, (owner, kind, local) in slots.items()
+            if kind == "_buffers"
+        ]
+        self.plans: dict[tuple[str, ...], list[tuple[dict[str, Any], str, str]]] = {}
+
+    def plan(self, names: tuple[str, ...]) -> list[tuple[dict[str, Any], str, str]]:
+        """(registry, local name, given name) for each slot that the values ``names`` go into
+        (tied slots, which hold one Tensor object, all get its value)."""
+        plan = self.plans.get(names)
+        if plan is None:
+            plan = []
+            for name in names:
+                owner, kind, local = self.slots[name]
+                orig = owner.__dict__[kind][local]
+                targets = (
+                    self.by_obj.get(id(orig), [(owner, kind, local)]) if orig is not None else [(owner, kind, local)]
+                )
+                plan.extend((o.__dict__[k], lo, name) for o, k, lo in targets)
+            self.plans[names] = plan
+        return plan
 
 
 def _check_name(name: Any, mod: Module, what: str) -> None:
@@ -663,9 +842,7 @@ class _Static:
         d = m.__dict__
         self.cls = type(m)
         self.keys = keys
-        self.attrs = {
-            k: v for k, v in d.items() if k not in ("_parameters", "_buffers", "_modules", "_frozen", "_non_persistent")
-        }
+        self.attrs = {k: v for k, v in d.items() if k not in _NOT_STATIC}
         self.params = dict(d["_parameters"])
         self.buffers = dict(d["_buffers"])
         self.modules = tuple(d["_modules"])
@@ -720,9 +897,9 @@ def _unflatten(aux: _Static, children: Any) -> Module:
             params[n] = vals[n]
         else:
             params[n] = None if cot else _alias(p)
-    d["_parameters"] = params
-    d["_buffers"] = {n: (None if cot else _alias(b)) for n, b in aux.buffers.items()}
-    d["_modules"] = {n: vals.get(n) for n in aux.modules}
+    d["_parameters"] = _Registry(params)
+    d["_buffers"] = _BufferRegistry({n: (None if cot else _alias(b)) for n, b in aux.buffers.items()})
+    d["_modules"] = _Registry({n: vals.get(n) for n in aux.modules})
     d["_frozen"] = set(aux.frozen)
     d["_non_persistent"] = set(aux.nonpersistent)
     return m
@@ -735,7 +912,7 @@ def _alias(t: Any) -> Any:
     n = object.__new__(type(t))
     n._a, n._xp, n._t = t._a, t._xp, t._t
     if isinstance(t, Parameter):
-        n.requires_grad = t.requires_grad
+        n._requires_grad = t._requires_grad  # a new object: no structural change
     return n
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .._core.tensor import Tensor
 from .._errors import StateDictError, TransformError
+from . import _module as _M
 from ._module import Module
 
 __all__ = [
@@ -28,89 +29,85 @@ _Slot = tuple[Module, str, str]  # owner, "_parameters" | "_buffers", local name
 
 
 class _Swap:
-    """Put ``values`` (dotted name -> Tensor) into ``model``; restore every slot on exit."""
+    """Put ``values`` (dotted name -> Tensor) into ``model``; restore every slot on exit.
+
+    The model's flattened layout (slots, ties) is cached between calls while its structure
+    is unchanged (``Module._layout``). While the values are in, the structure version is a
+    fresh token, so a layout looked up inside (a nested transform of the same model) is
+    rebuilt from the swapped-in values; on exit the version is restored when nothing
+    structural happened in between.
+    """
+
+    __slots__ = ("model", "lay", "slots", "values", "plan", "vals", "states", "saved", "token")
 
     def __init__(self, model: Module, values: Mapping[str, Any], what: str) -> None:
         self.model = model
-        slots: dict[str, _Slot] = {}
-        by_obj: dict[int, list[_Slot]] = {}
-        self.snapshot: list[tuple[Module, str, str, Any]] = []
-        self.concrete: dict[int, tuple[Any, Any]] = {}
-        seen: set[int] = set()
-        for prefix, owner in model.named_modules(remove_duplicate=False):  # one pass over the tree
-            first = id(owner) not in seen
-            seen.add(id(owner))
-            for kind in ("_parameters", "_buffers"):
-                reg = owner.__dict__[kind]
-                for local, v in reg.items():
-                    slot = (owner, kind, local)
-                    slots.setdefault(f"{prefix}.{local}" if prefix else local, slot)
-                    if not first:
-                        continue
-                    self.snapshot.append((owner, kind, local, v))
-                    if isinstance(v, Tensor) and v._t is None:
-                        self.concrete[id(v)] = (v._a, v._xp)
-                    if v is not None:
-                        by_obj.setdefault(id(v), []).append(slot)
-        unknown = [k for k in values if k not in slots]
-        if unknown:
-            raise StateDictError(
-                f"{what}: {type(model).__name__} has no parameter or buffer named "
-                f"{', '.join(repr(k) for k in unknown)}; names are those of named_parameters() and named_buffers()."
-            )
-        self.slots = slots
-        self.plan: list[tuple[_Slot, Any]] = []
-        for name, v in values.items():
-            owner, kind, local = slots[name]
-            orig = getattr(owner, kind)[local]
-            targets = by_obj.get(id(orig), [(owner, kind, local)]) if orig is not None else [(owner, kind, local)]
-            for slot in targets:  # tied weights: every slot holding the same Tensor gets the value
-                self.plan.append((slot, v))
-        self.given = set(values)
+        lay = model._layout()
+        names = tuple(values)
+        plan = lay.plans.get(names)
+        if plan is None:
+            unknown = [k for k in values if k not in lay.slots]
+            if unknown:
+                raise StateDictError(
+                    f"{what}: {type(model).__name__} has no parameter or buffer named "
+                    f"{', '.join(repr(k) for k in unknown)}; names are those of named_parameters() and "
+                    "named_buffers()."
+                )
+            plan = lay.plan(names)
+        self.lay = lay
+        self.slots = lay.slots
+        self.values = values
+        self.plan = plan
+        # the original value of every slot (each module once), and each Tensor's payload then
+        self.vals = vals = [reg[local] for reg, local in lay.snap]
+        self.states = [(v._a, v._xp, v._t) if isinstance(v, Tensor) else None for v in vals]
 
     def __enter__(self) -> _Swap:
-        for (owner, kind, local), v in self.plan:
-            getattr(owner, kind)[local] = v
+        values = self.values
+        setitem = dict.__setitem__  # (not a structural change: see the class docstring)
+        for reg, local, name in self.plan:
+            setitem(reg, local, values[name])
+        self.saved = _M._VERSION[0]
+        self.token = _M._VERSION[0] = next(_M._TOKENS)
+        _M._SWAPPED[0] += 1
         return self
 
     def buffers(self) -> dict[str, Any]:
         """Every buffer's current value by dotted name (after the call ran)."""
-        return {
-            name: getattr(owner, kind)[local]
-            for name, (owner, kind, local) in self.slots.items()
-            if kind == "_buffers" and getattr(owner, kind)[local] is not None
-        }
+        return {name: reg[local] for name, reg, local, _ in self.lay.buffer_slots if reg[local] is not None}
 
     def changed_buffers(self) -> dict[str, Any]:
         """Buffers the call replaced, by dotted name."""
-        orig = {(id(o), k, n): v for o, k, n, v in self.snapshot}
         out = {}
-        for name, (owner, kind, local) in self.slots.items():
-            if kind != "_buffers":
-                continue
-            cur = getattr(owner, kind)[local]
-            if name in self.given:
-                if cur is not self._given_value(name):
+        vals = self.vals
+        for name, reg, local, i in self.lay.buffer_slots:
+            cur = reg[local]
+            if name in self.values:
+                if cur is not self._given_value(reg, local):
                     out[name] = cur
-            elif cur is not orig.get((id(owner), kind, local)):
+            elif cur is not vals[i]:
                 out[name] = cur
         return out
 
-    def _given_value(self, name: str) -> Any:
-        for (owner, kind, local), v in self.plan:
-            if self.slots[name] == (owner, kind, local):
-                return v
+    def _given_value(self, reg: dict[str, Any], local: str) -> Any:
+        for r, lo, name in self.plan:
+            if r is reg and lo == local:
+                return self.values[name]
         return None
 
     def __exit__(self, *exc: Any) -> None:
-        for owner, kind, local, v in self.snapshot:
-            getattr(owner, kind)[local] = v
-            if isinstance(v, Tensor) and v._t is not None and id(v) in self.concrete:
+        setitem = dict.__setitem__
+        for (reg, local), v, st in zip(self.lay.snap, self.vals, self.states, strict=True):
+            setitem(reg, local, v)
+            if st is not None and st[2] is None and v._t is not None:
                 # the model mutated one of its own Tensors in place with a traced value
                 # (``self.buf += traced``): keep the concrete part, never the tracer
                 c = _concrete_or_none(v)
-                a, xp = (c._a, c._xp) if c is not None else self.concrete[id(v)]
+                a, xp = (c._a, c._xp) if c is not None else (st[0], st[1])
                 v._a, v._xp, v._t = a, xp, None
+        _M._SWAPPED[0] -= 1
+        if _M._VERSION[0] == self.token:
+            _M._VERSION[0] = self.saved
 
 
 def _merge(params_and_buffers: Any) -> dict[str, Any]:
@@ -181,7 +178,7 @@ def functional_call(model: Module, params_and_buffers: Any, *args: Any, **kwargs
     for name, v in changed.items():
         if isinstance(v, Tensor) and v._t is None:
             owner, kind, local = sw.slots[name]
-            getattr(owner, kind)[local] = v
+            owner.__dict__[kind][local] = v
     return out
 
 
@@ -220,28 +217,29 @@ def value_and_grad(model: Module, fn: Callable[..., Any]) -> Callable[..., Any]:
     if not callable(fn):
         raise TypeError(f"nn.value_and_grad: fn must be callable; got {type(fn).__name__}.")
 
+    def inner(p: dict[str, Any], args: Any, kwargs: Any, holder: dict[str, Any]) -> Any:
+        with _Swap(model, p, "nn.value_and_grad") as sw:
+            out = fn(*args, **kwargs)
+            bufs = sw.changed_buffers()
+            holder["slots"] = sw.slots
+        if isinstance(out, (tuple, list)) and len(out) >= 1:
+            return out[0], (type(out), tuple(out[1:]), bufs)
+        return out, (None, (), bufs)
+
+    vg = _vg(inner, has_aux=True)
+
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        params = dict(model.named_trainable_parameters())
         holder: dict[str, Any] = {}
-
-        def inner(p: dict[str, Any]) -> Any:
-            with _Swap(model, p, "nn.value_and_grad") as sw:
-                out = fn(*args, **kwargs)
-                bufs = sw.changed_buffers()
-                holder["slots"] = sw.slots
-            if isinstance(out, (tuple, list)) and len(out) >= 1:
-                return out[0], (type(out), tuple(out[1:]), bufs)
-            return out, (None, (), bufs)
-
-        (loss, (kind, rest, bufs)), grads = _vg(inner, has_aux=True)(params)
-        slots = holder.get("slots", {})
-        for name, v in bufs.items():
-            c = _concrete_or_none(v)
-            if c is None and v is not None:
-                continue
-            owner, kind_, local = slots[name]
-            getattr(owner, kind_)[local] = c
+        (loss, (kind, rest, bufs)), grads = vg(model._layout().trainable, args, kwargs, holder)
+        if bufs:
+            slots = holder.get("slots", {})
+            for name, v in bufs.items():
+                c = _concrete_or_none(v)
+                if c is None and v is not None:
+                    continue
+                owner, kind_, local = slots[name]
+                owner.__dict__[kind_][local] = c
         value = loss if kind is None else kind((loss, *rest)) if kind in (tuple, list) else (loss, *rest)
         return value, grads
 

@@ -158,7 +158,7 @@ def check_match(grads: Flat, params: Flat, *, where: str = "update") -> None:
                 f"{known}{', ...' if len(params) > 6 else ''}). Pass grads with the structure "
                 "of params, e.g. a dict keyed like named_parameters()."
             )
-        if tuple(g.shape) != tuple(p.shape):
+        if g.shape != p.shape and tuple(g.shape) != tuple(p.shape):
             raise TreeMismatchError(
                 f"{where}: the gradient at {path!r} has shape {tuple(g.shape)} but the "
                 f"parameter has shape {tuple(p.shape)}; gradients must match their parameters."
@@ -193,6 +193,8 @@ def lift(
         out, new_state = update_flat(g, state, p)
         return rebuild(out), new_state
 
+    # chain() calls the flat function directly: its inputs are already flat and checked
+    update._flat = update_flat  # type: ignore[attr-defined]
     return GradientTransformation(init, update)  # type: ignore[arg-type]
 
 
@@ -247,10 +249,13 @@ def chain(*transforms: Any) -> GradientTransformation:
                 f"transformation); got {type(state).__name__}. Use the state made by this chain's init."
             )
         new = []
-        for t, s in zip(transforms, state, strict=False):
-            g, s = t.update(g, s, params)
+        for up, s in zip(updates, state, strict=False):
+            g, s = up(g, s, params)
             new.append(s)
         return g, tuple(new)
+
+    # a lifted transformation's flat function skips re-flattening and re-checking the dicts
+    updates = [getattr(t.update, "_flat", None) or t.update for t in transforms]
 
     return lift(init_flat, update_flat)
 

@@ -122,13 +122,14 @@ class Optimizer:
         check_match(g, p, where=f"{type(self).__name__}.update")
         if self._state is not None and self._verify_pending:
             _verify_fit(self._known, p, type(self).__name__)
-        known = dict(self._known)
         if self._state is None:
             sub = {k: p[k] for k in g}
             return self._tx.init(sub), _describe(sub)
-        new = {k: p[k] for k in g if k not in known}
-        if not new:
+        known = self._known
+        if known.keys() >= g.keys():  # every gradient has its state already (every step but the first)
             return self._state, known
+        new = {k: p[k] for k in g if k not in known}
+        known = dict(known)
         known.update(_describe(new))
         return _merge(self._state, self._tx.init(new)), known
 
@@ -136,9 +137,11 @@ class Optimizer:
         g = flat(grads, "grads")
         state, known = self._prepared(p, g)
         for k, v in g.items():  # gradients take their parameter's dtype, as in PyTorch
-            if v.dtype != p[k].dtype:
-                g = {**g, k: ops.astype(v, p[k].dtype)}
-        updates, new_state = self._tx.update(g, state, {k: p[k] for k in g})
+            pk = p[k]
+            if v.dtype != pk.dtype:
+                g = {**g, k: ops.astype(v, pk.dtype)}
+        sub = p if p.keys() == g.keys() else {k: p[k] for k in g}
+        updates, new_state = self._tx.update(g, state, sub)
         out = {k: add_update(p[k], u) for k, u in flat(updates, "updates").items()}
         self._state, self._known, self._verify_pending = new_state, known, False
         return out
@@ -160,7 +163,10 @@ class Optimizer:
         keyed by dotted parameter name, such as ``nn.value_and_grad`` returns.
         """
         named = getattr(model, "named_parameters", None)
-        if callable(named) and not isinstance(model, dict):  # a Module: its names are its pytree paths
+        cached = getattr(model, "_flat_parameters", None)
+        if cached is not None and not isinstance(model, dict):  # an nn.Module: kept flat while unchanged
+            targets = cached()
+        elif callable(named) and not isinstance(model, dict):  # a Module: its names are its pytree paths
             targets = {k: v for k, v in named() if isinstance(v, Tensor)}
         else:
             paths, leaves, _ = tree_util.tree_flatten_with_path(model)

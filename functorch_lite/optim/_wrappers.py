@@ -261,6 +261,7 @@ def inject_hyperparams(
         [-1.0]
     """
     sig = inspect.signature(factory)
+    reuse = getattr(factory, "__module__", None) == "functorch_lite.optim._alias"
 
     def wrapped(*args: Any, **kwargs: Any) -> GradientTransformation:
         try:
@@ -287,9 +288,20 @@ def inject_hyperparams(
             hp = {k: (float(v(0)) if callable(v) else v) for k, v in dynamic.items()}
             return InjectHyperparamsState(0, hp, factory(**static, **hp).init(params))
 
+        built: list[Any] = [None, None]  # the last (hyperparams, transformation) pair
+
+        def make(hp: dict[str, Any]) -> GradientTransformation:
+            # The named optimizers of functorch_lite.optim are pure functions of their
+            # arguments: rebuild (and re-validate) them only when a value changes.
+            if reuse and all(type(v) is float or type(v) is int for v in hp.values()) and built[0] == hp:
+                return built[1]  # type: ignore[no-any-return]
+            tx = factory(**static, **hp)
+            built[0], built[1] = dict(hp), tx
+            return tx
+
         def update(grads: Updates, state: InjectHyperparamsState, params: Params | None = None) -> Any:
             hp = values(state.count, state.hyperparams)
-            updates, inner = factory(**static, **hp).update(grads, state.inner_state, params)
+            updates, inner = make(hp).update(grads, state.inner_state, params)
             return updates, InjectHyperparamsState(state.count + 1, hp, inner)
 
         return GradientTransformation(init, update)  # type: ignore[arg-type]

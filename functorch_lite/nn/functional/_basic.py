@@ -10,6 +10,7 @@ import functorch_lite as fl
 from ..._core.engine import active_traces
 from ..._core.tensor import Tensor
 from ..._errors import ConfigError, ShapeError, TransformError
+from ..._ops.linalg_core import matmul_nt as _matmul_nt
 
 __all__ = [
     "linear",
@@ -44,16 +45,15 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         >>> F.linear(fl.ones((4, 3)), fl.ones((2, 3)), fl.zeros((2,))).shape
         (4, 2)
     """
-    x = _t(input)
-    w = _t(weight)
-    if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
+    x = input if isinstance(input, Tensor) else _t(input)
+    w = weight if isinstance(weight, Tensor) else _t(weight)
+    ws = w.shape
+    if len(ws) != 2 or x.ndim == 0 or x.shape[-1] != ws[1]:
         raise ShapeError(
             f"linear: input of shape {x.shape} does not fit weight of shape {w.shape}; the last input "
             "dimension must equal weight.shape[1] (in_features)."
         )
-    from ..._ops.linalg_core import matmul_nt  # weight gradients come back in (out, in) layout
-
-    y = matmul_nt(x, w)
+    y = _matmul_nt(x, w)  # weight gradients come back in (out, in) layout
     if bias is not None:
         y = y + bias
     return y

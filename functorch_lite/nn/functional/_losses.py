@@ -10,6 +10,7 @@ import functorch_lite as fl
 from ..._core.tensor import Tensor
 from ..._errors import ConfigError, ShapeError
 from ._activations import log_softmax
+from ._cross_entropy import fast_cross_entropy
 
 __all__ = [
     "cross_entropy",
@@ -144,6 +145,10 @@ def cross_entropy(
     t = _t(target)
     if x.ndim == 0:
         raise ShapeError("cross_entropy: input must have a class dimension; got a 0-d input.")
+    if weight is None and label_smoothing == 0 and x.ndim == 2:  # the common case: one fused primitive
+        fast = fast_cross_entropy(x, t, ignore_index, reduction)
+        if fast is not None:
+            return fast
     cd = _class_dim(x)
     c = x.shape[cd]
     logp = log_softmax(x, dim=cd)
