@@ -114,13 +114,6 @@ def _ce_build(draw: Callable[..., Any]) -> Case:
 LOCAL_SPECS: dict[str, Spec] = {"nn.cross_entropy": Spec("nn.cross_entropy", _ce_build)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="nn.cross_entropy with 0 rows: the avjp gives the (0, C) gradient, but the Tensor-level vjp "
-    "raises, since fl.max(x, axis=1) refuses any zero-size x (reduction.py: `if x.size == 0`) even "
-    "when the reduced axis is not empty (numpy gives shape (0,))",
-)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_no_rows(dtype: str) -> None:
     if "nn.cross_entropy" not in PRIMITIVES:

@@ -283,8 +283,11 @@ def _extreme(name: str) -> Any:
             if r is not None:
                 return r
         x, ax = _reduce_args(x, axis, name)
-        if x.size == 0:
-            raise ValueError(f"{name}: zero-size array has no {name}imum; pass a non-empty array.")
+        if x.size == 0 and _count(x, ax) == 0:  # an empty reduced group has no extremum
+            raise ValueError(
+                f"{name}: a reduction over zero elements has no {name}imum (shape {x.shape}, axis "
+                f"{axis}); pass a non-empty array or reduce over a non-empty axis."
+            )
         return bind(prim, (x,), {"axis": ax, "keepdims": keepdims})
 
     op.__name__ = op.__qualname__ = name
