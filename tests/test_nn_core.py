@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import functorch_lite as fl
-from functorch_lite import nn
+from functorch_lite import nn, optim
 from functorch_lite import tree_util as tu
 from functorch_lite.nn import functional as F
 
@@ -551,3 +551,139 @@ def test_container_and_module_helpers() -> None:
     assert "weight" in dir(m)
     with pytest.raises(fl.ConfigError, match="name"):
         m.register_buffer("a.b", fl.ones(()))
+
+
+# ---------------------------------------------------------------------------------------
+# Cached layouts: nn.value_and_grad and the optimizers reuse a module's flattened structure
+# between steps; every structural change must invalidate it (each test fails on a stale cache)
+# ---------------------------------------------------------------------------------------
+def _tree_grads(model: nn.Module, loss: Any, *args: Any) -> dict[str, np.ndarray]:
+    """Reference gradients through the uncached pytree path, keyed like named_parameters()."""
+    g = fl.grad(lambda m: loss(m, *args))(model)
+    names = dict(model.named_trainable_parameters())
+    got = {k: v for k, v in g.named_parameters() if v is not None}
+    return {k: N(got[k]) for k in names}
+
+
+def _check_step(model: nn.Module, loss: Any, *args: Any) -> dict[str, Any]:
+    vg = nn.value_and_grad(model, lambda *a: loss(model, *a))
+    _, g = vg(*args)
+    exp = _tree_grads(model, loss, *args)
+    assert sorted(g) == sorted(exp) == sorted(n for n, _ in model.named_trainable_parameters())
+    for k in exp:
+        np.testing.assert_allclose(N(g[k]), exp[k], rtol=1e-12, atol=1e-12)
+    return g
+
+
+def _mlp() -> nn.Sequential:
+    fl.manual_seed(3)
+    return nn.Sequential(nn.Linear(3, 4, dtype=fl.float64), nn.ReLU(), nn.Linear(4, 2, dtype=fl.float64))
+
+
+def _ce(m: nn.Module, x: Any, y: Any) -> Any:
+    return F.cross_entropy(m(x), y)
+
+
+_X = T(RNG.normal(size=(5, 3)), fl.float64)
+_Y = T(np.array([0, 1, 1, 0, 1]))
+
+
+def test_layout_cache_follows_added_and_removed_modules() -> None:
+    model = _mlp()
+    vg = nn.value_and_grad(model, lambda x, y: _ce(model, x, y))
+    vg(_X, _Y)
+    model.append(nn.Linear(2, 2, dtype=fl.float64))  # Sequential.append writes _modules directly
+    g = _check_step(model, _ce, _X, _Y)
+    assert "3.weight" in g
+    _, g = vg(_X, _Y)  # the closure made before the change sees the new layer too
+    assert "3.weight" in g
+    del model[3]
+    g = _check_step(model, _ce, _X, _Y)
+    assert "3.weight" not in g
+    model._modules["1"] = nn.Tanh()  # a direct registry write is a structural change too
+    _check_step(model, _ce, _X, _Y)
+
+
+def test_layout_cache_follows_swapped_parameters_and_freezing() -> None:
+    model = _mlp()
+    opt = optim.Adam(lr=0.1)
+    vg = nn.value_and_grad(model, lambda x, y: _ce(model, x, y))
+    _, g = vg(_X, _Y)
+    opt.update(model, g)
+    old = model[0].weight
+    model[0].weight = nn.Parameter(T(RNG.normal(size=(4, 3)), fl.float64))  # a new object
+    _check_step(model, _ce, _X, _Y)
+    _, g = vg(_X, _Y)
+    before_new, before_old = N(model[0].weight).copy(), N(old).copy()
+    opt.update(model, g)
+    assert not np.allclose(N(model[0].weight), before_new)  # the optimizer updates the new object
+    np.testing.assert_array_equal(N(old), before_old)  # and leaves the old one alone
+    model[2].freeze()
+    g = _check_step(model, _ce, _X, _Y)
+    assert "2.weight" not in g and "2.bias" not in g
+    model[2].unfreeze()
+    assert "2.weight" in _check_step(model, _ce, _X, _Y)
+    model[0].bias.requires_grad = False  # a Parameter's own flag
+    g = _check_step(model, _ce, _X, _Y)
+    assert "0.bias" not in g and "2.weight" in g
+    model[0].bias.requires_grad_(True)
+    assert "0.bias" in _check_step(model, _ce, _X, _Y)
+    model[0].weight = T(RNG.normal(size=(4, 3)), fl.float64)  # a plain Tensor into a parameter slot
+    _check_step(model, _ce, _X, _Y)
+    model[0].register_parameter("bias", None)
+    assert "0.bias" not in _check_step(model, _ce, _X, _Y)
+
+
+def test_layout_cache_sees_swapped_in_values_inside_the_call() -> None:
+    """parameters() inside the loss (weight decay) and a nested nn.value_and_grad see tracers."""
+    model = _mlp()
+
+    def loss(m: nn.Module, x: Any, y: Any) -> Any:
+        return _ce(m, x, y) + 0.1 * sum(fl.sum(p * p) for p in m.parameters())
+
+    for _ in range(2):
+        _check_step(model, loss, _X, _Y)
+    inner = nn.value_and_grad(model, lambda x, y: _ce(model, x, y))
+    inner(_X, _Y)  # caches the layout
+
+    def outer(x: Any, y: Any) -> Any:
+        _, g = inner(x, y)  # nested: differentiates the outer tracers, not stale Parameters
+        return sum(fl.sum(v * v) for v in g.values())
+
+    _, g2 = nn.value_and_grad(model, outer)(_X, _Y)
+    exp = fl.grad(lambda m: sum(fl.sum(v * v) for v in fl.grad(lambda m2: _ce(m2, _X, _Y))(m).parameters()))(model)
+    for k, v in exp.named_parameters():
+        np.testing.assert_allclose(N(g2[k]), N(v), rtol=1e-10, atol=1e-12)
+
+
+def test_layout_cache_is_not_copied() -> None:
+    import copy
+
+    model = _mlp()
+    nn.value_and_grad(model, lambda x, y: _ce(model, x, y))(_X, _Y)
+    for twin in (copy.deepcopy(model),):
+        opt = optim.SGD(lr=1.0)
+        before = N(model[0].weight).copy()
+        _, g = nn.value_and_grad(twin, lambda x, y: _ce(twin, x, y))(_X, _Y)
+        opt.update(twin, g)
+        np.testing.assert_array_equal(N(model[0].weight), before)  # the original is untouched
+        assert not np.allclose(N(twin[0].weight), before)
+    grads = fl.grad(lambda m: _ce(m, _X, _Y))(model)  # a gradient Module: no cache of the model's
+    assert grads._flat_parameters()["0.weight"] is grads[0].weight
+
+
+def test_layout_cache_keeps_buffer_updates() -> None:
+    fl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4, dtype=fl.float64), nn.BatchNorm1d(4, dtype=fl.float64))
+    vg = nn.value_and_grad(model, lambda x: fl.sum(model(x) ** 2))
+    seen = []
+    for _ in range(3):
+        vg(_X)
+        seen.append(N(model[1].running_mean).copy())
+        assert model[1].running_mean.is_tracer is False
+    assert not np.allclose(seen[0], seen[1]) and not np.allclose(seen[1], seen[2])
+    assert float(model[1].num_batches_tracked) == 3
+    model.eval()
+    before = N(model[1].running_mean).copy()
+    vg(_X)
+    np.testing.assert_array_equal(N(model[1].running_mean), before)  # eval: statistics frozen

@@ -619,3 +619,45 @@ def test_pure_update_composes_with_vmap_and_grad(name):
     looped = [float(two_steps(batch[i])) for i in range(2)]
     assert fl.vmap(two_steps)(batch).tolist() == pytest.approx(looped, rel=1e-12)
     assert fl.grad(two_steps)(batch[0]).shape == (2,)
+
+
+# ---------------------------------------------------------------------------------------
+# Per-step caches: the built transformation is reused while the hyperparameters are
+# unchanged, and a Module's flattened parameters while its structure is unchanged
+# ---------------------------------------------------------------------------------------
+def test_class_optimizer_follows_hyperparameter_changes_between_steps() -> None:
+    opt = optim.SGD(lr=1.0)
+    p = {"w": fl.asarray([0.0])}
+    g = {"w": fl.asarray([1.0])}
+    p = opt.apply(p, g)
+    p = opt.apply(p, g)  # (the same transformation again)
+    opt.lr = 0.5
+    p = opt.apply(p, g)
+    opt.state.hyperparams["lr"] = 0.25  # inject_hyperparams' documented way
+    p = opt.apply(p, g)
+    assert p["w"].tolist() == [-2.75]
+    sched = optim.SGD(lr=lambda step: 2.0**-step)
+    q = {"w": fl.asarray([0.0])}
+    for _ in range(3):
+        q = sched.apply(q, g)
+    assert q["w"].tolist() == [-1.75]
+
+
+def test_class_optimizer_follows_module_changes_between_steps() -> None:
+    from functorch_lite import nn
+
+    model = nn.Sequential(nn.Linear(2, 2))
+    opt = optim.SGD(lr=1.0)
+    ones = {k: fl.ones_like(v) for k, v in model.named_parameters()}
+    opt.update(model, ones)
+    model.append(nn.Linear(2, 1))  # a new layer: its parameters join the state
+    before = {k: v.tolist() for k, v in model.named_parameters()}
+    opt.update(model, {k: fl.ones_like(v) for k, v in model.named_parameters()})
+    for k, v in model.named_parameters():
+        assert v.tolist() == (fl.asarray(before[k]) - 1.0).tolist(), k
+    old = model[1].bias
+    model[1].bias = nn.Parameter(fl.zeros((1,)))  # a new object in an existing slot
+    opt.update(model, {"1.bias": fl.ones((1,))})
+    assert model[1].bias.tolist() == [-1.0] and old.tolist() == (fl.asarray(before["1.bias"]) - 1.0).tolist()
+    with pytest.raises(fl.TreeMismatchError):
+        opt.update(model, {"2.weight": fl.ones((1, 2))})  # no such parameter (any more / yet)
