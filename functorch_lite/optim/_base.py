@@ -281,10 +281,20 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 
 
 def add_update(p: Tensor, u: Tensor) -> Tensor:
+    if p.__class__ is not Tensor and p._t is None:  # a Parameter: a plain alias takes the operators' fast path
+        q = _new(Tensor)
+        q._a, q._xp, q._t = p._a, p._xp, None
+        p = q
     out = p + u
+    if out._t is None and p._t is None:
+        if out._a.dtype == p._a.dtype:
+            return out
     if out.dtype != p.dtype:
         out = ops.astype(out, p.dtype)
     return out
+
+
+_new = object.__new__
 
 
 def rebind(target: Tensor, value: Tensor) -> Tensor:

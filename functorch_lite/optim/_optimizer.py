@@ -138,10 +138,13 @@ class Optimizer:
         state, known = self._prepared(p, g)
         for k, v in g.items():  # gradients take their parameter's dtype, as in PyTorch
             pk = p[k]
+            if v._t is None and pk._t is None and v._a.dtype == pk._a.dtype:
+                continue
             if v.dtype != pk.dtype:
                 g = {**g, k: ops.astype(v, pk.dtype)}
         sub = p if p.keys() == g.keys() else {k: p[k] for k in g}
-        updates, new_state = self._tx.update(g, state, sub)
+        up = self._tx.update
+        updates, new_state = getattr(up, "_flat", up)(g, state, sub)  # (g and sub: flat dicts, checked)
         out = {k: add_update(p[k], u) for k, u in flat(updates, "updates").items()}
         self._state, self._known, self._verify_pending = new_state, known, False
         return out

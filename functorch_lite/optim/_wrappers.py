@@ -304,6 +304,16 @@ def inject_hyperparams(
             updates, inner = make(hp).update(grads, state.inner_state, params)
             return updates, InjectHyperparamsState(state.count + 1, hp, inner)
 
+        def update_flat(grads: Flat, state: InjectHyperparamsState, params: Flat | None = None) -> Any:
+            # for callers whose dicts are flat and checked already (the class optimizers)
+            hp = values(state.count, state.hyperparams)
+            tx = make(hp)
+            fu = getattr(tx.update, "_flat", None)
+            updates, inner = (tx.update if fu is None else fu)(grads, state.inner_state, params)
+            return updates, InjectHyperparamsState(state.count + 1, hp, inner)
+
+        update._flat = update_flat  # type: ignore[attr-defined]
+
         return GradientTransformation(init, update)  # type: ignore[arg-type]
 
     wrapped.__name__ = f"inject_hyperparams({getattr(factory, '__name__', 'factory')})"

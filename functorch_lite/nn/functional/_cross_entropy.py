@@ -16,7 +16,7 @@ import functorch_lite as fl
 
 from ... import _backend
 from ..._core.engine import Primitive, bind
-from ..._core.tensor import Tensor
+from ..._core.tensor import Tensor, backend_for, wrap
 from ..._ops._rules import move_bdim_to_front
 
 __all__ = ["softmax_cross_entropy_rows", "fast_cross_entropy"]
@@ -48,29 +48,30 @@ def _fast(xp: Any) -> _Fast:
     return f
 
 
-def _parts(f: _Fast, x: Any, t: Any, ignore_index: int | None) -> tuple[Any, Any, Any]:
+def _parts(f: _Fast, x: Any, t: Any, ignore_index: int | None, wrap: bool) -> tuple[Any, Any, Any]:
     """(max shift (N, 1), one-hot rows of the targets (N, C) as bool, valid rows (N,) or None)."""
     xp = f.xp
     m = f.max(x, axis=1, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    c = x.shape[1]
+    m = xp.where(xp.isfinite(m), m, 0.0)
+    n, c = x.shape
     valid = None
     if ignore_index is not None:
         valid = t != ignore_index
-    t = xp.where(t < 0, t + c, t)  # negative indices count from the end, as in take_along_axis
-    hit = xp.expand_dims(t, axis=1) == xp.arange(c, dtype=t.dtype)
+    if wrap:  # negative indices count from the end, as in take_along_axis
+        t = xp.where(t < 0, t + c, t)
+    hit = xp.reshape(t, (n, 1)) == xp.arange(c, dtype=t.dtype)
     if valid is not None:
-        hit = xp.logical_and(hit, xp.expand_dims(valid, axis=1))
+        hit = xp.logical_and(hit, xp.reshape(valid, (n, 1)))
     return m, hit, valid
 
 
-def _impl(xp: Any, x: Any, t: Any, *, ignore_index: int | None) -> Any:
+def _impl(xp: Any, x: Any, t: Any, *, ignore_index: int | None, wrap: bool = True) -> Any:
     f = _fast(xp)
     fx = f.xp
-    m, hit, valid = _parts(f, x, t, ignore_index)
+    m, hit, valid = _parts(f, x, t, ignore_index, wrap)
     lse = fx.log(f.sum(fx.exp(x - m), axis=1)) + m[:, 0]
     # x[i, t_i] exactly: a row sum of one value and zeros
-    xt = f.sum(fx.where(hit, x, fx.zeros_like(x)), axis=1)
+    xt = f.sum(fx.where(hit, x, 0.0), axis=1)
     out = lse - xt
     # ignored rows: times 0, as the composite's mask (so an infinite logit there still gives nan)
     return out if valid is None else out * fx.astype(valid, out.dtype)
@@ -90,13 +91,14 @@ def _softmax(x: Tensor) -> Tensor:
 def _onehot(t: Tensor, c: int, ignore_index: int | None, dtype: Any) -> tuple[Tensor | None, Tensor]:
     """(valid rows (N,) or None, one-hot rows (N, C) of the targets in ``dtype``; zero where ignored)."""
     valid = None if ignore_index is None else t != ignore_index
-    hit = fl.expand_dims(fl.where(t < 0, t + c, t), axis=1) == fl.arange(c, dtype=t.dtype)
+    classes = wrap(t._xp.arange(c, dtype=backend_for(t._xp).native(t.dtype)), t._xp)
+    hit = fl.expand_dims(fl.where(t < 0, t + c, t), axis=1) == classes  # (on t's backend)
     if valid is not None:
         hit = fl.logical_and(hit, fl.expand_dims(valid, axis=1))
     return valid, fl.astype(hit, dtype)
 
 
-def _vjp(g: Tensor, out: Any, x: Tensor, t: Tensor, *, ignore_index: int | None) -> tuple[Any, None]:
+def _vjp(g: Tensor, out: Any, x: Tensor, t: Tensor, *, ignore_index: int | None, wrap: bool = True) -> tuple[Any, None]:
     def dx() -> Tensor:
         valid, oh = _onehot(t, x.shape[1], ignore_index, x.dtype)
         gv = g if valid is None else g * fl.astype(valid, g.dtype)
@@ -111,15 +113,15 @@ def _avjp(xp: Any, g: Any, out: Any, ps: Any, par: Any, params: Any) -> Any:
     x, t = ps[0]._a, ps[1]._a
     f = _fast(xp)
     fx = f.xp
-    m, hit, valid = _parts(f, x, t, params["ignore_index"])
+    m, hit, valid = _parts(f, x, t, params["ignore_index"], params.get("wrap", True))
     e = fx.exp(x - m)
     sm = e / f.sum(e, axis=1, keepdims=True)
     if valid is not None:
         g = g * fx.astype(valid, g.dtype)
-    return ((sm - fx.astype(hit, x.dtype)) * fx.expand_dims(g, axis=1), None)
+    return ((sm - fx.astype(hit, x.dtype)) * fx.reshape(g, (x.shape[0], 1)), None)
 
 
-def _jvp(tangents: Any, out: Any, x: Tensor, t: Tensor, *, ignore_index: int | None) -> Any:
+def _jvp(tangents: Any, out: Any, x: Tensor, t: Tensor, *, ignore_index: int | None, wrap: bool = True) -> Any:
     tx = tangents[0]
     if tx is None:
         return None
@@ -128,11 +130,12 @@ def _jvp(tangents: Any, out: Any, x: Tensor, t: Tensor, *, ignore_index: int | N
     return d if valid is None else d * fl.astype(valid, d.dtype)
 
 
-def _batch(n: int, vals: Any, dims: Any, *, ignore_index: int | None) -> tuple[Any, int]:
+def _batch(n: int, vals: Any, dims: Any, *, ignore_index: int | None, wrap: bool = True) -> tuple[Any, int]:
     x = move_bdim_to_front(vals[0], dims[0], n)
     t = move_bdim_to_front(vals[1], dims[1], n)
     rows, c = x.shape[1], x.shape[2]
-    out = bind(ce_p, (fl.reshape(x, (n * rows, c)), fl.reshape(t, (n * rows,))), {"ignore_index": ignore_index})
+    params = {"ignore_index": ignore_index, "wrap": wrap}
+    out = bind(ce_p, (fl.reshape(x, (n * rows, c)), fl.reshape(t, (n * rows,))), params)
     return fl.reshape(out, (n, rows)), 0
 
 
@@ -186,7 +189,7 @@ def fast_cross_entropy(x: Tensor, t: Tensor, ignore_index: int, reduction: str) 
                 lo, hi = _backend.index_range(xp, xp.where(ta == ii, xp.zeros_like(ta), ta))
         if lo < -c or hi >= c:
             return None  # an index out of range: the general path reports it
-    rows = bind(ce_p, (x, t), {"ignore_index": ii})
+    rows = bind(ce_p, (x, t), {"ignore_index": ii, "wrap": n > 0 and lo < 0})
     if reduction == "none":
         return rows
     total = fl.sum(rows)
