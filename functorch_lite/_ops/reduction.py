@@ -539,14 +539,6 @@ def _logical(name: str) -> Any:
     prim.batch = _reduction_batch(prim)
 
     def op(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: builtins.bool = False) -> Tensor:
-        if x.__class__ is Tensor:
-            r = (
-                _eager_reduce(prim, x, axis, keepdims)
-                if x._t is None
-                else _record_reduce(prim, x, axis, keepdims, False)
-            )
-            if r is not None:
-                return r
         x, ax = _reduce_args(x, axis, name)
         return bind(prim, (x,), {"axis": ax, "keepdims": keepdims})
 

@@ -386,7 +386,7 @@ class VJPTrace(Trace):
         """Fast path of ``process`` for a one-input primitive with params on one tracer of this
         trace whose primal is concrete. Returns None to decline."""
         pr = p.primal
-        if pr._t is not None:
+        if pr._t is not None or not prim.differentiable:
             return None
         xp = pr._xp
         out = _new(Tensor)
