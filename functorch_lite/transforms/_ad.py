@@ -7,7 +7,7 @@ from types import FunctionType
 from typing import Any
 
 from .._core.engine import Payload, Primitive, Trace, bind, eager
-from .._core.tensor import Tensor, make_tracer
+from .._core.tensor import Tensor, make_tracer, wrap
 from .. import _backend as _L_pkg_backend  # noqa: E402
 from .._ops import creation as _L_up__ops_creation  # noqa: E402
 from .._ops import dtypes as _L_up__ops_dtypes  # noqa: E402
@@ -503,17 +503,9 @@ def _accumulate(p: VJPPayload, c: Any) -> None:
         node.ct = c if cur is None else cur + c
 
 
-def _wrap(a: Any, xp: Any) -> Tensor:
-    t = _new(Tensor)
-    t._a = a
-    t._xp = xp
-    t._t = None
-    return t
-
-
 def as_cotangent(c: Any, xp: Any) -> Any:
     """A node's accumulated cotangent as a Tensor (backward may store backend arrays)."""
-    return c if c is None or isinstance(c, Tensor) else _wrap(c, xp)
+    return c if c is None or isinstance(c, Tensor) else wrap(c, xp)
 
 
 def _acc(cur: Any, c: Any, xp: Any) -> Any:
@@ -522,9 +514,9 @@ def _acc(cur: Any, c: Any, xp: Any) -> Any:
         return c
     if isinstance(cur, Tensor):
         if not isinstance(c, Tensor):
-            c = _wrap(c, xp)
+            c = wrap(c, xp)
     elif isinstance(c, Tensor):
-        cur = _wrap(cur, xp)
+        cur = wrap(cur, xp)
     return cur + c
 
 
@@ -534,7 +526,7 @@ def _fit_raw(c: Any, pr: Any, xp: Any, fx: Any) -> Any:
     pa = pr._a
     shape = tuple(pa.shape)
     if c.dtype != pa.dtype:
-        return fit_cotangent(_wrap(c, xp), pr)
+        return fit_cotangent(wrap(c, xp), pr)
     cs = c.shape
     lead = len(cs) - len(shape)
     axes = list(range(lead))
@@ -605,7 +597,7 @@ def backward(tape: list[Node], free: bool) -> None:
                         node.primals = node.out = node.params = None  # type: ignore[assignment]
                     continue
             if not isinstance(ct, Tensor):
-                ct = _wrap(ct, node.out._xp)
+                ct = wrap(ct, node.out._xp)
         cts = prim.vjp(ct, node.out, *primals, **node.params)
         for i, par in enumerate(node.parents):
             if par is None:
