@@ -277,7 +277,10 @@ class Module:
 
     def __getattr__(self, name: str) -> Any:
         d = self.__dict__
-        for k in ("_parameters", "_buffers", "_modules"):
+        reg = d.get("_parameters")
+        if reg is not None and name in reg:  # (the common case first: a layer reading its weights)
+            return reg[name]
+        for k in ("_buffers", "_modules"):
             reg = d.get(k)
             if reg is not None and name in reg:
                 return reg[name]

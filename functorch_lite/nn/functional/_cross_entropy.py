@@ -26,7 +26,7 @@ class _Fast:
     """A namespace's functions for the array-level rules, with numpy's ufunc reducers where
     available (numpy's Python-level reduction wrappers cost microseconds per call)."""
 
-    __slots__ = ("xp", "sum", "max")
+    __slots__ = ("xp", "sum", "max", "classes", "bool_math")
 
     def __init__(self, xp: Any) -> None:
         if isinstance(xp, _backend._NumpyFast):  # backward's stand-in namespace: its namespace's reducers
@@ -36,6 +36,20 @@ class _Fast:
         self.xp = fx
         self.sum = red.get("sum", fx.sum)
         self.max = red.get("max", fx.max)
+        self.classes: dict[tuple[int, Any, Any], Any] = {}  # (C, dtype, device) -> arange(C), never written to
+        self.bool_math = bool(getattr(fx, "native_bool_math", False))  # float - bool without a cast
+
+    def arange(self, c: int, like: Any) -> Any:
+        """``arange(c)`` in the dtype and on the device of the array ``like``."""
+        dev = getattr(like, "device", None)
+        key = (c, like.dtype, dev)
+        a = self.classes.get(key)
+        if a is None:
+            if len(self.classes) > 64:
+                self.classes.clear()
+            kw = {} if dev is None else {"device": dev}
+            a = self.classes[key] = self.xp.arange(c, dtype=like.dtype, **kw)
+        return a
 
 
 _FAST: dict[Any, _Fast] = {}
@@ -59,7 +73,7 @@ def _parts(f: _Fast, x: Any, t: Any, ignore_index: int | None, wrap: bool) -> tu
         valid = t != ignore_index
     if wrap:  # negative indices count from the end, as in take_along_axis
         t = xp.where(t < 0, t + c, t)
-    hit = xp.reshape(t, (n, 1)) == xp.arange(c, dtype=t.dtype)
+    hit = xp.reshape(t, (n, 1)) == f.arange(c, t)
     if valid is not None:
         hit = xp.logical_and(hit, xp.reshape(valid, (n, 1)))
     return m, hit, valid
@@ -118,7 +132,8 @@ def _avjp(xp: Any, g: Any, out: Any, ps: Any, par: Any, params: Any) -> Any:
     sm = e / f.sum(e, axis=1, keepdims=True)
     if valid is not None:
         g = g * fx.astype(valid, g.dtype)
-    return ((sm - fx.astype(hit, x.dtype)) * fx.reshape(g, (x.shape[0], 1)), None)
+    d = sm - hit if f.bool_math else sm - fx.astype(hit, x.dtype)
+    return (d * fx.reshape(g, (x.shape[0], 1)), None)
 
 
 def _jvp(tangents: Any, out: Any, x: Tensor, t: Tensor, *, ignore_index: int | None, wrap: bool = True) -> Any:
