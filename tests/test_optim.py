@@ -661,3 +661,27 @@ def test_class_optimizer_follows_module_changes_between_steps() -> None:
     assert model[1].bias.tolist() == [-1.0] and old.tolist() == (fl.asarray(before["1.bias"]) - 1.0).tolist()
     with pytest.raises(fl.TreeMismatchError):
         opt.update(model, {"2.weight": fl.ones((1, 2))})  # no such parameter (any more / yet)
+
+
+def test_fused_adam_is_the_tensor_path_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functorch_lite.optim import _fused, _transforms
+
+    def run() -> list[list[float]]:
+        opt = optim.Adam(lr=0.05, betas=(0.8, 0.99), eps=1e-6)
+        p = {"w": fl.asarray([0.5, -1.0, 2.0]), "b": fl.asarray([[0.1], [0.2]], dtype=fl.float64)}
+        for i in range(4):
+            p = opt.apply(p, {k: v * (1.5 - i) + 0.25 for k, v in p.items()})
+        return [p["w"].tolist(), p["b"].tolist()]
+
+    fused = run()
+    monkeypatch.setattr(_transforms, "can_fuse", lambda *a: False)
+    assert run() == fused
+    # the primitive's batch rule (vmap over stacked moments) against a loop
+    g, m, v = (fl.asarray([[1.0, -2.0], [0.5, 3.0]]) * s for s in (1.0, 0.1, 0.2))
+    v = v * v
+    args = (0.9, 0.999, 1e-8, 0.5, 0.3)
+    got = fl.vmap(lambda g, m: _fused.adam_moments(g, m, v[0], *args), in_axes=(0, 0))(g, m)
+    for i in range(2):
+        exp = _fused.adam_moments(g[i], m[i], v[0], *args)
+        for a, e in zip(got, exp, strict=True):
+            assert a[i].tolist() == e.tolist()

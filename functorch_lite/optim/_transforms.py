@@ -26,6 +26,7 @@ from ._base import (
     need_params,
     schedule_value,
 )
+from ._fused import adam_moments, can_fuse
 
 __all__ = [
     "scale",
@@ -276,12 +277,15 @@ def scale_by_adam(
         out = {}
         for k, gk in g.items():
             t = step[k] = step[k] + 1
+            bc1 = 1.0 - b1**t
+            bc2_sqrt = (1.0 - b2**t) ** 0.5
+            if not amsgrad and can_fuse(gk, m[k], v[k]):  # the same operations on the arrays, at once
+                m[k], v[k], out[k] = adam_moments(gk, m[k], v[k], b1, b2, eps, bc2_sqrt, bc1)
+                continue
             m[k] = mk = m[k] + (gk - m[k]) * (1.0 - b1)
             v[k] = vk = v[k] * b2 + gk * gk * (1.0 - b2)
             if amsgrad:
                 vmax[k] = vk = ops.maximum(vmax[k], vk)
-            bc1 = 1.0 - b1**t
-            bc2_sqrt = (1.0 - b2**t) ** 0.5
             out[k] = mk / (ops.sqrt(vk) / bc2_sqrt + eps) / bc1
         return out, ScaleByAdamState(step, m, v, vmax)
 
