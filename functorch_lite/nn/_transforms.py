@@ -224,14 +224,15 @@ def value_and_grad(model: Module, fn: Callable[..., Any]) -> Callable[..., Any]:
             holder["slots"] = sw.slots
         if isinstance(out, (tuple, list)) and len(out) >= 1:
             return out[0], (type(out), tuple(out[1:]), bufs)
-        return out, (None, (), bufs)
+        return out, ((None, (), bufs) if bufs else None)  # (None: nothing for grad to strip)
 
     vg = _vg(inner, has_aux=True)
 
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         holder: dict[str, Any] = {}
-        (loss, (kind, rest, bufs)), grads = vg(model._layout().trainable, args, kwargs, holder)
+        (loss, aux), grads = vg(model._layout().trainable, args, kwargs, holder)
+        kind, rest, bufs = (None, (), None) if aux is None else aux
         if bufs:
             slots = holder.get("slots", {})
             for name, v in bufs.items():
