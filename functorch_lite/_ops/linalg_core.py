@@ -263,7 +263,7 @@ matmul_p.residuals = (True, False)  # the rules read the operands, never the pro
 # optimizer op on it would walk memory with a stride of a whole row (4x-100x slower on numpy).
 # Here the weight's cotangent is computed directly as g.T @ x, in w's own (out, in) layout.
 def _nt_impl(xp: Any, x: Any, w: Any) -> Any:
-    return x @ xp.matrix_transpose(w)
+    return x @ w.mT
 
 
 matmul_nt_p = Primitive("matmul_nt", _nt_impl)
@@ -330,6 +330,22 @@ def matmul_nt(x: Any, w: Any, /) -> Tensor:
         >>> matmul_nt(fl.ones((4, 3)), fl.ones((2, 3))).shape
         (4, 2)
     """
+    if x.__class__ is Tensor and w.__class__ is Tensor:
+        px, pw = x._t, w._t
+        if px is None and pw is None:
+            a, b = x._a, w._a
+            if x._xp is w._xp and a.dtype is b.dtype and b.ndim == 2 and a.ndim >= 1 and a.shape[-1] == b.shape[1]:
+                t = _new(Tensor)
+                t._a = a @ b.mT
+                t._xp = x._xp
+                t._t = None
+                return t
+        else:
+            tr = (px if px is not None else pw).trace
+            if tr.record1 is not None and tr.alive and w.ndim == 2:  # reverse mode: record directly
+                r = tr.record2(matmul_nt_p, x, w, True)
+                if r is not None:
+                    return r
     prep_binary = _L_elementwise.prep_binary
     x, w = prep_binary("linear", as_tensor(x, "linear"), as_tensor(w, "linear"))
     if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[-1]:
