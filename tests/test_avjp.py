@@ -128,12 +128,15 @@ def test_cross_entropy_no_rows(dtype: str) -> None:
 # ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _avjp_as(prim: Primitive, rule: Any) -> Iterator[None]:
-    saved = prim.avjp
-    prim.avjp = rule
+    # Backward calls an elementwise rule's per-input forms (aunary / abinary) directly when one
+    # input needs a gradient; they are the very formulas the avjp wraps. Switched off here so that
+    # every array-level call goes through ``rule`` and is recorded (or, with None, none runs).
+    saved = prim.avjp, prim.aunary, prim.abinary
+    prim.avjp, prim.aunary, prim.abinary = rule, None, None
     try:
         yield
     finally:
-        prim.avjp = saved
+        prim.avjp, prim.aunary, prim.abinary = saved
 
 
 class _Recorder:

@@ -65,6 +65,8 @@ class Primitive:
         "differentiable",
         "residuals",
         "avjp",
+        "aunary",
+        "abinary",
         "__weakref__",
     )
 
@@ -87,6 +89,11 @@ class Primitive:
         # mode keeps only those after the forward pass, so the tape holds the minimum.
         self.residuals: tuple[bool, bool] = (True, True)
         self.avjp: Callable[..., Any] | None = None
+        # Elementwise avjp rules in per-input form, which backward calls without the tuple
+        # protocol when one input needs a gradient (set together with avjp):
+        # ``aunary(xp, g, x, out)`` and ``abinary = (fx, fy)``, ``f(xp, g, x, y, out)`` or None.
+        self.aunary: Callable[..., Any] | None = None
+        self.abinary: tuple[Any, Any] | None = None
         PRIMITIVES[name] = self
 
     def __repr__(self) -> str:

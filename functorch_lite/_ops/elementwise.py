@@ -117,6 +117,7 @@ def _unary_rules(prim: Primitive, apply: Callable[..., Any] | None, raw: bool = 
     if raw:
         # x may be a shape-only stand-in when pruned: then the formula does not read it
         prim.avjp = lambda xp, g, o, ps, par, pm: (apply(xp, g, ps[0]._a, o),)
+        prim.aunary = apply
 
 
 def _binary_rules(
@@ -161,6 +162,7 @@ def _binary_rules(
     prim.vjp = vjp
     if raw:
         prim.avjp = avjp
+        prim.abinary = (ax, ay)
 
 
 # ----------------------------------------------------------------------------
@@ -498,9 +500,14 @@ relu_p = Primitive("relu", lambda xp, x: xp.maximum(x, 0))
 relu_p.jvp = lambda ts, out, x: ts[0] * _mask_of(out)
 relu_p.vjp = lambda g, out, x: (g * _mask_of(out),)
 relu_p.batch = lambda n, vals, dims: (bind(relu_p, vals, {}), dims[0])
-relu_p.avjp = lambda xp, g, o, ps, par, pm: (
-    g * (o > 0) if xp is _NUMPY_FAST else g * xp.astype(xp.greater(o, 0), g.dtype),
-)
+
+
+def _relu_raw(xp: Any, g: Any, x: Any, o: Any) -> Any:
+    return g * (o > 0) if xp is _NUMPY_FAST else g * xp.astype(xp.greater(o, 0), g.dtype)
+
+
+relu_p.aunary = _relu_raw
+relu_p.avjp = lambda xp, g, o, ps, par, pm: (_relu_raw(xp, g, None, o),)
 
 
 def _mask_of(out: Any) -> Any:

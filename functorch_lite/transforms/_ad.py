@@ -547,6 +547,7 @@ def backward(tape: list[Node], free: bool) -> None:
     and whose cotangent is concrete runs that rule on backend arrays and passes backend
     arrays on; every other node runs the Tensor-level rule (differentiable, batchable).
     """
+    last_xp = fx = None
     for node in reversed(tape):
         ct = node.ct
         if ct is None:
@@ -569,8 +570,41 @@ def backward(tape: list[Node], free: bool) -> None:
                 if ga is not None:
                     out = node.out
                     xp = out._xp
-                    fx = _FAST.get(xp, xp)
+                    if xp is not last_xp:
+                        last_xp = xp
+                        fx = _FAST.get(xp, xp)
                     parents = node.parents
+                    # elementwise rules with one input needing a gradient: no tuples, no loop
+                    f1 = prim.aunary
+                    if f1 is not None:
+                        pr = primals[0]
+                        par = parents[0]
+                        c = f1(fx, ga, pr._a, out._a)
+                    elif prim.abinary is not None and (parents[0] is None or parents[1] is None):
+                        x, y = primals
+                        xa = x._a if isinstance(x, Tensor) else x
+                        ya = y._a if isinstance(y, Tensor) else y
+                        if parents[1] is None:
+                            pr, par, f1 = x, parents[0], prim.abinary[0]
+                        else:
+                            pr, par, f1 = y, parents[1], prim.abinary[1]
+                        c = None if f1 is None else f1(fx, ga, xa, ya, out._a)
+                    else:
+                        par = None
+                    if par is not None:
+                        if c is not None:
+                            pa = pr._a
+                            if c.shape != pa.shape or (c.dtype is not pa.dtype and c.dtype != pa.dtype):
+                                c = _fit_raw(c, pr, xp, fx)
+                            tgt = par if par.__class__ is Node else par.node
+                            if tgt.multi:
+                                tgt.ct[par.idx] = _acc(tgt.ct[par.idx], as_cotangent(c, xp), xp)
+                            else:
+                                cur = tgt.ct
+                                tgt.ct = c if cur is None else _acc(cur, c, xp)
+                        if free:
+                            node.primals = node.out = node.params = None  # type: ignore[assignment]
+                        continue
                     cts = av(fx, ga, out._a, primals, parents, node.params)
                 if cts is not None:  # (an array-level rule may decline: None)
                     for i, par in enumerate(parents):
