@@ -355,21 +355,37 @@ def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> A
 
 
 def _scalar_first(name: str, general: Callable[..., Any]) -> Any:
-    """The operator form: ``self`` is a Tensor (or subclass), so the most common case, a
-    concrete float array and a Python float on numpy, is tested first with the fewest steps."""
+    """The operator form: ``self`` is a Tensor (or subclass), so the most common cases on numpy,
+    a concrete float array with a Python float or with an array of its dtype, are tested first
+    with the fewest steps."""
     npxp = _NUMPY_XP
     np_fn = getattr(npxp, name)
     np_floats = _FLOATS_BY_XP[npxp]
 
     def op(x: Tensor, y: Any, /) -> Any:
-        if y.__class__ is float and x._t is None and x._xp is npxp:
-            a = x._a
-            if a.dtype in np_floats:
-                t = _new(Tensor)
-                t._a = np_fn(a, y)
-                t._xp = npxp
-                t._t = None
-                return t
+        if x._t is None and x._xp is npxp:
+            yc = y.__class__
+            if yc is float:
+                a = x._a
+                if a.dtype in np_floats:
+                    t = _new(Tensor)
+                    t._a = np_fn(a, y)
+                    t._xp = npxp
+                    t._t = None
+                    return t
+            elif yc is Tensor and y._t is None and y._xp is npxp:
+                a = x._a
+                b = y._a
+                if a.dtype is b.dtype:
+                    try:
+                        r = np_fn(a, b)
+                    except ValueError:  # shapes that do not broadcast: the general path names them
+                        return general(x, y)
+                    t = _new(Tensor)
+                    t._a = r
+                    t._xp = npxp
+                    t._t = None
+                    return t
         return general(x, y)
 
     return op
