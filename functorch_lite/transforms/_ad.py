@@ -256,7 +256,19 @@ class VJPTrace(Trace):
         self.prunable: list[Node] = []  # nodes that may hold residuals worth dropping (see prune)
 
     def new_input(self, x: Tensor) -> Tensor:
-        return make_tracer(Node(self, None, None, [], [], x, False), x._xp)
+        node = _new(Node)
+        node.trace = self
+        node.primal = node.out = x
+        node.idx = -1
+        node.prim = node.params = None
+        node.parents = node.primals = ()
+        node.ct = node.tan = None
+        node.multi = node.raw = False
+        t = _new(Tensor)
+        t._a = None
+        t._xp = x._xp
+        t._t = node
+        return t
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
         primals: list[Any] = []

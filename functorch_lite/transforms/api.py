@@ -100,7 +100,10 @@ def _record(
                 )
             out, aux = out
             aux = _strip(aux, tr)
-        out_leaves, out_tree = tu.tree_flatten(out)
+        if out.__class__ is Tensor:  # one Tensor (grad's case): no pytree walk
+            out_leaves, out_tree = [out], _leaf_treedef()
+        else:
+            out_leaves, out_tree = tu.tree_flatten(out)
     tape.trace = tr
     # the nodes move to the tape record: the trace keeps no reference to them, so no
     # trace <-> node cycle holds the residuals until the cyclic garbage collector runs
@@ -124,7 +127,18 @@ def _record(
     tape.out_primals = prim_outs
     _L__ad.prune(tr)
     tape.out_tree = out_tree
-    return tape, tu.tree_unflatten(out_tree, prim_outs), aux
+    return tape, (prim_outs[0] if out_tree is _LEAF[0] else tu.tree_unflatten(out_tree, prim_outs)), aux
+
+
+_LEAF: list[Any] = [None]
+
+
+def _leaf_treedef() -> Any:
+    """The structure of one Tensor leaf (cached)."""
+    t = _LEAF[0]
+    if t is None:
+        t = _LEAF[0] = tu.tree_flatten(Tensor.__new__(Tensor))[1]
+    return t
 
 
 def _strip(tree: Any, tr: Any) -> Any:
