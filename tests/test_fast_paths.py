@@ -122,3 +122,47 @@ def test_array_level_backward_handles_broadcasting_and_accumulation() -> None:
     assert ga.dtype is F32 and gb.dtype is F32
     assert_close(ga, 2 * a * b + b)
     assert_close(gb, fl.sum(a * a + a, axis=0))
+
+
+def _fd_grad(f: Any, x: fl.Tensor, eps: float = 1e-6) -> fl.Tensor:
+    flat = fl.reshape(x, (-1,))
+    out = []
+    for i in range(flat.shape[0]):
+        e = fl.zeros_like(flat)
+        e[i] = eps
+        out.append((f(fl.reshape(flat + e, x.shape)) - f(fl.reshape(flat - e, x.shape))) / (2 * eps))
+    return fl.reshape(fl.stack(out), x.shape)
+
+
+def test_backward_mixes_array_level_and_tensor_level_rules() -> None:
+    # x feeds ops with array-level rules (sin, multiply) and ops with Tensor-level ones only
+    # (sort, cumulative_sum, a multi-output eigh): cotangents of both kinds accumulate on x.
+    x = fl.asarray([[0.3, -1.2], [0.8, 0.5]], dtype=fl.float64)
+
+    def f(x: Any) -> Any:
+        s = x + x.mT  # symmetric, for eigh
+        w, v = fl.linalg.eigh(s)
+        return (
+            fl.sum(fl.sin(x) * x)
+            + fl.sum(fl.sort(x, axis=1) * fl.asarray([1.0, 2.0], dtype=fl.float64))
+            + fl.sum(fl.cumulative_sum(x, axis=0) ** 2)
+            + fl.sum(w * fl.cos(w))
+            + fl.sum(v[:, 0] ** 2)
+        )
+
+    g = fl.grad(f)(x)
+    assert g.dtype is fl.float64
+    assert_close(g, _fd_grad(f, x), rtol=1e-5, atol=1e-6)
+    # and the same gradient when every rule runs at the Tensor level (vmap of grad)
+    assert_close(fl.vmap(fl.grad(f))(x[None])[0], g, rtol=1e-10, atol=1e-12)
+
+
+def test_vjp_called_twice_and_with_tracer_cotangents() -> None:
+    x = fl.asarray([0.3, -1.2, 0.8], dtype=fl.float64)
+    out, pull = fl.vjp(lambda x: fl.exp(x) * x + fl.sum(x * x), x)
+    u = fl.asarray([1.0, -2.0, 0.5], dtype=fl.float64)
+    (g1,) = pull(u)
+    (g2,) = pull(u)  # the tape survives a first backward
+    assert_close(g1, g2, rtol=0, atol=0)
+    jac = fl.vmap(lambda c: pull(c)[0])(fl.eye(3, dtype=fl.float64))  # tracer cotangents
+    assert_close(jac.mT @ u, g1, rtol=1e-12, atol=1e-12)  # row i of jac is pull(e_i) = J^T e_i
