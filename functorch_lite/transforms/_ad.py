@@ -150,8 +150,24 @@ class JVPTrace(Trace):
         return primals, tangents
 
     def process(self, prim: Primitive, args: Any, params: dict[str, Any]) -> Any:
-        primals, tangents = self.unpack(args)
-        out = bind(prim, primals, params)
+        primals = []
+        tangents = []
+        lower = False  # a primal is itself a tracer, or an argument belongs to another trace
+        for a in args:
+            if isinstance(a, Tensor):
+                p = a._t
+                if p is not None:
+                    if p.trace is self:
+                        pr = p.primal
+                        primals.append(pr)
+                        tangents.append(p.tangent)
+                        if pr._t is not None:
+                            lower = True
+                        continue
+                    lower = True
+            primals.append(a)
+            tangents.append(None)
+        out = bind(prim, primals, params) if lower else eager(prim, primals, params)
         if not prim.differentiable:
             return out
         rule = prim.jvp
@@ -162,7 +178,15 @@ class JVPTrace(Trace):
             return tuple(o if t is None else self.tracer(o, fit_tangent(t, o)) for o, t in zip(out, t_out, strict=True))
         if t_out is None:
             return out
-        return self.tracer(out, fit_tangent(t_out, out))
+        payload = _new(JVPPayload)
+        payload.trace = self
+        payload.primal = out
+        payload.tangent = fit_tangent(t_out, out)
+        t = _new(Tensor)
+        t._a = None
+        t._xp = out._xp
+        t._t = payload
+        return t
 
     def process_custom(self, call: Any, args: Any) -> Any:
         return call.jvp_process(self, args)
