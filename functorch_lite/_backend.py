@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import importlib
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -427,6 +428,40 @@ class _NumpyFast:
 
 
 FAST_NAMESPACES: dict[Any, Any] = {numpy_backend.xp: _NumpyFast(numpy_backend.xp)}
+
+
+def _array_refs(holder: Any) -> int:
+    a = holder._a
+    return sys.getrefcount(a)
+
+
+class _Holder:
+    __slots__ = ("_a",)
+
+    def __init__(self, a: Any) -> None:
+        self._a = a
+
+
+# References to an array held by exactly one object's ``_a`` slot, as _array_refs counts them
+# (measured, so the count follows the interpreter's calling convention).
+_EXCLUSIVE_REFS = _array_refs(_Holder(np.empty(1)))
+
+
+def setitem_in_place(holder: Any, key: Any, value: Any) -> bool:
+    """Write ``holder._a[key] = value`` in place when nothing else can see the array; else False.
+
+    Eager ``x[key] = v`` is functional (x is rebound to a new array), which costs a copy of the
+    whole array per write. When x's numpy array is referenced by x alone (not a view, no view of
+    it, no other Tensor, tape or user variable holding it), writing into it cannot be observed,
+    so the copy is skipped. Other backends always copy.
+    """
+    a = holder._a
+    if a.__class__ is not np.ndarray or a.base is not None or not a.flags.writeable:
+        return False
+    if sys.getrefcount(a) != _EXCLUSIVE_REFS:  # (the slot, the local name a, the call's argument)
+        return False
+    a[key] = value
+    return True
 
 
 def index_range(xp: Any, a: Any) -> tuple[int, int]:

@@ -166,3 +166,44 @@ def test_vjp_called_twice_and_with_tracer_cotangents() -> None:
     assert_close(g1, g2, rtol=0, atol=0)
     jac = fl.vmap(lambda c: pull(c)[0])(fl.eye(3, dtype=fl.float64))  # tracer cotangents
     assert_close(jac.mT @ u, g1, rtol=1e-12, atol=1e-12)  # row i of jac is pull(e_i) = J^T e_i
+
+
+def test_setitem_in_place_only_when_nothing_else_sees_the_array(monkeypatch: Any) -> None:
+    from functorch_lite import _backend
+
+    done: list[bool] = []
+    real = _backend.setitem_in_place
+
+    def spy(holder: Any, key: Any, value: Any) -> bool:
+        r = real(holder, key, value)
+        done.append(r)
+        return r
+
+    monkeypatch.setattr(_backend, "setitem_in_place", spy)
+    x = fl.zeros((4,))
+    for i in range(4):
+        x[i] = float(i)  # x's array is its own: written in place on numpy, copied elsewhere
+    assert x.tolist() == [0.0, 1.0, 2.0, 3.0]
+    if fl.default_backend_name() == "numpy":
+        assert done == [True] * 4
+
+    view = x[1:]  # a view shares x's memory: x must be copied, not written
+    y = x  # the same Tensor object: it sees the write, as with any rebinding
+    x[1] = 10.0
+    assert view.tolist() == [1.0, 2.0, 3.0] and y.tolist() == [0.0, 10.0, 2.0, 3.0]
+
+    other = fl.stop_gradient(x)  # another Tensor object around the same array
+    assert other is not x
+    snapshot = other.tolist()
+    x[2] = 20.0
+    assert other.tolist() == snapshot
+
+    out, pull = fl.vjp(lambda w: w * x, fl.ones((4,)))  # the tape keeps x's array as a residual
+    x[3] = 30.0
+    (g,) = pull(fl.ones((4,)))
+    assert g.tolist() == [0.0, 10.0, 20.0, 3.0]  # the value x had when recorded
+
+    a = fl.ones((2,))
+    ga, gb = fl.grad(lambda a, b: fl.sum(a + b), argnums=(0, 1))(a, fl.ones((2,)))
+    ga[0] = 5.0  # gradients may share one array: writing one must not change the other
+    assert gb.tolist() == [1.0, 1.0]

@@ -657,7 +657,17 @@ def index_add(x: Any, key: Any, value: Any) -> Tensor:
 
 
 def _tensor_setitem(self: Tensor, key: Any, value: Any) -> None:
-    r = setitem(self, key, value)  # functional: self is rebound to the new value
+    if self._t is None:
+        spec, arrays = _split_key(key, self, "setitem")
+        _check_ints(spec, self.shape, "setitem")
+        v = _prep_value(self, value, "setitem")
+        if v._t is None and v._xp is self._xp and all(a._t is None for a in arrays):
+            # nothing else sees self's array: write into it instead of copying it (_backend)
+            if _backend.setitem_in_place(self, _build(spec, [a._a for a in arrays]), v._a):
+                return
+        r = bind(setitem_p, (self, v, *arrays), {"spec": spec})
+    else:
+        r = setitem(self, key, value)  # functional: self is rebound to the new value
     self._a = r._a
     self._xp = r._xp
     self._t = r._t
