@@ -464,6 +464,21 @@ def setitem_in_place(holder: Any, key: Any, value: Any) -> bool:
     return True
 
 
+def ufunc_in_place(holder: Any, ufunc: Any, other: Any) -> bool:
+    """``holder._a = ufunc(holder._a, other)`` written into the array itself when nothing else
+    can see it (as ``setitem_in_place``) and the result keeps its shape and dtype; else False."""
+    a = holder._a
+    if a.__class__ is not np.ndarray or a.base is not None or not a.flags.writeable:
+        return False
+    if sys.getrefcount(a) != _EXCLUSIVE_REFS:
+        return False
+    try:
+        ufunc(a, other, out=a, casting="no")
+    except (ValueError, TypeError):  # a broadcast that would grow a, or a cast: the copy path
+        return False
+    return True
+
+
 def index_range(xp: Any, a: Any) -> tuple[int, int]:
     """(min, max) of a non-empty integer array, as Python ints (one host round trip)."""
     if isinstance(a, np.ndarray):  # ndarray methods skip numpy's Python-level reduction wrappers

@@ -207,3 +207,29 @@ def test_setitem_in_place_only_when_nothing_else_sees_the_array(monkeypatch: Any
     ga, gb = fl.grad(lambda a, b: fl.sum(a + b), argnums=(0, 1))(a, fl.ones((2,)))
     ga[0] = 5.0  # gradients may share one array: writing one must not change the other
     assert gb.tolist() == [1.0, 1.0]
+
+
+def test_augmented_assignment_in_place_keeps_functional_semantics() -> None:
+    x = fl.ones((2, 3))
+    row = x[0]  # a view: x must not be written through
+    alias = fl.stop_gradient(x)  # another Tensor around x's array
+    x *= 2.0
+    assert row.tolist() == [1.0, 1.0, 1.0] and alias.tolist() == [[1.0] * 3] * 2
+    x -= fl.full((3,), 0.5)  # broadcasting operand, same dtype
+    assert x.tolist() == [[1.5] * 3] * 2 and x.dtype is fl.float32
+    x /= fl.asarray(3.0, dtype=fl.float64)  # another dtype: computed, then cast back
+    assert x.dtype is fl.float32 and x.tolist() == [[0.5] * 3] * 2
+    i = fl.asarray([1, 2])
+    i += 1
+    assert i.tolist() == [2, 3] and i.dtype is fl.int64
+    with pytest.raises(Exception, match="shape"):
+        y = fl.ones((1,))
+        y += fl.ones((3,))  # would grow y: refused, and y keeps its value
+    assert y.tolist() == [1.0]
+
+    def f(w: Any) -> Any:
+        v = w * 1.0
+        v += w  # under grad: the functional path, differentiable
+        return fl.sum(v * v)
+
+    assert fl.grad(f)(fl.ones((2,))).tolist() == [8.0, 8.0]

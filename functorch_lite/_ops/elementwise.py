@@ -41,6 +41,8 @@ from . import searching as _L_searching  # noqa: E402
 
 _NUMPY_XP = _L_pkg2__backend.numpy_backend.xp
 _NUMPY_FAST = _L_pkg2__backend.FAST_NAMESPACES[_NUMPY_XP]  # what avjp rules get on numpy
+_NP_FLOATS = _FLOATS_BY_XP[_NUMPY_XP]
+_IN_PLACE = ("add", "subtract", "multiply", "divide")  # x op= y may write into x's own array
 _NO_PARAMS: dict[str, Any] = {}  # shared, never mutated
 
 
@@ -762,7 +764,22 @@ def _attach_operators() -> None:
         reverse.__name__ = rev
         setattr(Tensor, rev, reverse)
 
-        def inplace_op(self: Tensor, other: Any, _fn: Any = fn, _name: str = inplace) -> Any:  # type: ignore[assignment]
+        def inplace_op(
+            self: Tensor,
+            other: Any,
+            _fn: Any = fn,
+            _name: Any = inplace,
+            _np: Any = getattr(_NUMPY_XP, fname) if fname in _IN_PLACE else None,
+        ) -> Any:
+            if _np is not None and self._t is None and self._xp is _NUMPY_XP and self._a.dtype in _NP_FLOATS:
+                # a float array only self holds: the ufunc writes into it (no copy; see _backend)
+                oc = other.__class__
+                if oc is float or oc is int:
+                    if _L_pkg2__backend.ufunc_in_place(self, _np, other):
+                        return self
+                elif oc is Tensor and other._t is None and other._xp is _NUMPY_XP and other._a.dtype is self._a.dtype:
+                    if _L_pkg2__backend.ufunc_in_place(self, _np, other._a):
+                        return self
             if not _operand_ok(other):
                 return NotImplemented
             return rebind(self, _fn(self, other), _name)
