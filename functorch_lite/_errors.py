@@ -15,6 +15,8 @@ __all__ = [
     "ShapeError",
     "TransformError",
     "EscapedTracerError",
+    "ConcretizationError",
+    "LeakedGradientError",
     "NonScalarOutputError",
     "BatchAxisError",
     "RandomnessError",
@@ -52,6 +54,16 @@ class TransformError(FunctorchLiteError, ValueError):
 
 class EscapedTracerError(FunctorchLiteError, RuntimeError):
     """A tracer was used after the transform that made it returned."""
+
+
+class ConcretizationError(TransformError):
+    """A traced value with no concrete data was used where Python needs one (under jit or
+    make_program: ``bool(x)``, ``float(x)``, ``.item()``, ``if x > 0``)."""
+
+
+class LeakedGradientError(TransformError):
+    """A tracer that carries a gradient or tangent was exported out of the graph
+    (``np.asarray(t)``, ``t.__array__()``, ``t.__dlpack__()``), which would drop its derivative."""
 
 
 class NonScalarOutputError(TransformError):
