@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._errors import BackendMismatchError, EscapedTracerError
+from .._errors import BackendMismatchError, EscapedTracerError, FunctorchLiteError
 from .tensor import Tensor, wrap
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "new_trace",
     "active_traces",
     "find_top_trace",
+    "stack_str",
     "PRIMITIVES",
 ]
 
@@ -136,13 +137,22 @@ class Trace:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{self.kind}(level={self.level})"
+        # the user-visible name only: levels are an implementation detail (and differ per call)
+        return self.kind
 
 
 class Payload:
-    """What a tracer Tensor carries instead of an array: its trace and its value(s)."""
+    """What a tracer Tensor carries instead of an array: its trace and its value(s).
+
+    The metadata properties (``shape``, ``dtype``, ``device``) must work without a concrete
+    value (under vmap there is none, under staging none yet). ``concrete(t)`` returns the
+    Tensor whose value ``t`` stands for, or raises the trace's own error when there is no
+    single one. ``carries_derivative`` is True where handing out that value would drop a
+    gradient or tangent (forward and reverse mode), so exporting it (numpy, DLPack) raises.
+    """
 
     __slots__ = ("trace",)
+    carries_derivative = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -150,6 +160,13 @@ class Payload:
 
     @property
     def dtype(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> Any:
+        raise NotImplementedError
+
+    def concrete(self, t: Tensor) -> Tensor:
         raise NotImplementedError
 
 
@@ -184,8 +201,10 @@ class new_trace:
         self.trace = tr
         return tr
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
         self.trace.alive = False
+        if ev is not None and isinstance(ev, FunctorchLiteError):
+            add_stack(ev)
         st = _state.stack
         if st and st[-1] is self.trace:
             st.pop()
@@ -196,10 +215,42 @@ class new_trace:
                 pass
 
 
+def stack_str() -> str:
+    """`` (inside vmap > grad)``: the transforms running now, outermost first ('' when none)."""
+    s = " > ".join(t.kind for t in _state.stack)
+    return f" (inside {s})" if s else ""
+
+
+def add_stack(exc: BaseException) -> None:
+    """Append the running transforms to ``exc``'s message, once.
+
+    Called by each transform as an error leaves it (``new_trace.__exit__``): the innermost
+    transform sees the error first, while the whole stack is still in place, and marks it, so
+    the outer transforms leave it alone. Messages that name the stack themselves (``(inside``)
+    are left as they are. The eager path never gets here.
+    """
+    if getattr(exc, "_fl_stack", False):
+        return
+    try:
+        exc._fl_stack = True  # type: ignore[attr-defined]
+    except AttributeError:  # pragma: no cover - an exception type with __slots__
+        return
+    args = exc.args
+    msg = args[0] if args and isinstance(args[0], str) else None
+    if msg is not None and "(inside " in msg:
+        return
+    where = stack_str()
+    if not where:
+        return
+    if msg is None:
+        exc.args = (where.strip(),) + args
+    else:
+        exc.args = (msg + where,) + args[1:]
+
+
 def _dead(trace: Trace) -> EscapedTracerError:
-    stack = " > ".join(repr(t) for t in _state.stack) or "no transform"
     return EscapedTracerError(
-        f"A tracer of {trace!r} was used after that transform returned (active now: {stack}). "
+        f"A tracer made inside {trace.kind} was used after that {trace.kind} call returned. "
         "A value computed inside a transform escaped it, e.g. stored in a global, a closure, "
         "a list or a module attribute. Return it from the transformed function instead, or "
         "call stop_gradient before storing it."

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _backend
 from .. import _dtypes as D
-from .._errors import TransformError
+from .._errors import LeakedGradientError, TransformError
 
 __all__ = ["Tensor", "wrap", "make_tracer", "backend_for"]
 
@@ -149,7 +149,9 @@ class Tensor:
     @property
     def device(self) -> Any:
         """The device the data lives on (the backend's own device object)."""
-        return backend_for(self._xp).device(self.concrete()._a)
+        if self._t is None:
+            return backend_for(self._xp).device(self._a)
+        return self._t.device
 
     @property
     def backend(self) -> str:
@@ -171,9 +173,38 @@ class Tensor:
             t = t._t.concrete(t)
         return t
 
-    def _array(self) -> Any:
-        """The backend array, as a proper array (numpy scalars become 0-d arrays)."""
-        return backend_for(self._xp).fix(self.concrete()._a)
+    def _array(self, what: str = "export") -> Any:
+        """The backend array, as a proper array (numpy scalars become 0-d arrays), for handing
+        the data out of functorch_lite (see :meth:`_exported`)."""
+        c = self if self._t is None else self._exported(what)
+        return backend_for(c._xp).fix(c._a)
+
+    def _exported(self, what: str) -> Tensor:
+        """The concrete Tensor behind this one, for ``what`` to hand its data out of the graph.
+
+        A tracer with no single value (vmap, staging) raises its own error. A tracer that
+        carries a gradient or tangent raises LeakedGradientError: the exported values are
+        constants to whatever computes with them, so the derivative through that path would
+        silently be zero. (Python scalars, ``float(t)`` and ``.item()``, stay pathwise.)
+        """
+        t = self
+        leak = None
+        while t._t is not None:
+            p = t._t
+            if leak is None and p.carries_derivative and p.trace.alive:
+                leak = p
+            t = p.concrete(t)
+        if leak is not None and t.dtype.kind in "fc":
+            kind = leak.trace.kind
+            what_d = "gradient" if kind == "grad" else "tangent"
+            raise LeakedGradientError(
+                f"{what}: this Tensor carries a {what_d} inside {kind}, and {what} hands out its "
+                f"values without it, so the derivative through that path would silently be zero. "
+                f"Call fl.stop_gradient(t) first to use the values as a constant, or compute with "
+                f"functorch_lite ops (they differentiate). float(t), int(t), bool(t) and t.item() "
+                f"do give the value of a one-element Tensor."
+            )
+        return t
 
     # -- array API protocol -----------------------------------------------------
     def __array_namespace__(self, *, api_version: str | None = None) -> Any:
@@ -189,7 +220,7 @@ class Tensor:
     def __dlpack__(
         self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None, copy: Any = None
     ) -> Any:
-        a = self._array()
+        a = self._array("__dlpack__")
         kwargs: dict[str, Any] = {}
         if stream is not None:
             kwargs["stream"] = stream
@@ -205,7 +236,7 @@ class Tensor:
             return a.__dlpack__()
 
     def __dlpack_device__(self) -> Any:
-        return self._array().__dlpack_device__()
+        return self._array("__dlpack_device__").__dlpack_device__()
 
     def to_device(self, device: Any, /, *, stream: Any = None) -> Tensor:
         """A copy of this Tensor on ``device`` (same backend)."""
@@ -218,8 +249,10 @@ class Tensor:
         return wrap(b.to_device(self._a, device), self._xp)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        b = backend_for(self._xp)
-        a = b.to_numpy(self._array())
+        return self._host("__array__ (numpy.asarray)", dtype)
+
+    def _host(self, what: str, dtype: Any = None) -> Any:
+        a = backend_for(self._xp).to_numpy(self._array(what))
         if dtype is not None:
             a = a.astype(dtype)
         return a
@@ -255,19 +288,23 @@ class Tensor:
         return getattr(a, op)()
 
     def item(self) -> Any:
-        """The value of a one-element Tensor as a Python scalar."""
+        """The value of a one-element Tensor as a Python scalar.
+
+        Inside grad / jvp this is the primal value (a constant, as ``float(t)``).
+        """
         c = self.concrete()
         if _size(c.shape) != 1:
             raise ValueError(f"item: only a Tensor with one element converts to a Python scalar; got shape {c.shape}.")
-        return self.__array__().reshape(()).item()
+        b = backend_for(c._xp)
+        return b.to_numpy(b.fix(c._a)).reshape(()).item()
 
     def tolist(self) -> Any:
         """The values as nested Python lists."""
-        return self.__array__().tolist()
+        return self._host("tolist").tolist()
 
     def numpy(self) -> Any:
         """A numpy array with the values (a host copy for device backends)."""
-        return self.__array__()
+        return self._host("numpy")
 
     def __len__(self) -> int:
         s = self.shape
@@ -300,9 +337,8 @@ class Tensor:
         return self.__repr__()
 
     def __reduce__(self) -> Any:
-        from .. import _ops
-
-        return (_ops.asarray, (self.__array__(),))
+        # the values (a host numpy array) and the backend's name: it comes back on its backend
+        return (_rebuild, (self._host("pickle"), backend_for(self._xp).name))
 
     def __copy__(self) -> Tensor:
         return _alias(self)
@@ -312,6 +348,11 @@ class Tensor:
             return _alias(self)
         b = backend_for(self._xp)
         return wrap(b.xp.asarray(self._a, copy=True), self._xp)
+
+
+def _rebuild(a: Any, backend: str) -> Tensor:
+    """Unpickle a Tensor: host numpy array ``a`` onto backend ``backend``."""
+    return _backend.host_to_tensor(a, backend)
 
 
 def _size(shape: Any) -> int:

@@ -182,14 +182,31 @@ def asarray(
     if isinstance(obj, Tensor):
         t = obj
         if dt is not None and t.dtype is not dt:
+            if copy is False:
+                raise ValueError(
+                    f"asarray: copy=False, but converting dtype {t.dtype.name} to {dt.name} needs a "
+                    "copy; pass copy=None (copy only when needed) or cast with astype."
+                )
             from .dtypes import astype
 
-            t = astype(t, dt)
+            t = astype(t, dt)  # a new array (and, under a transform, a differentiable cast)
         elif copy:
             if t._t is None:
                 t = wrap(backend_for(t._xp).xp.asarray(t._a, copy=True), t._xp)
-        if device is not None and t._t is None:
-            t = t.to_device(device)
+            else:  # a traced copy: a new Tensor, with the gradient flowing through as identity
+                from .dtypes import astype
+
+                t = astype(t, t.dtype, copy=True)
+        if device is not None:
+            if t._t is None:
+                t = t.to_device(device)
+            elif device != t.device:
+                from .._errors import TransformError
+
+                raise TransformError(
+                    f"asarray: cannot move a traced Tensor to device {device!r} (it is on "
+                    f"{t.device!r}) inside a transform; move the inputs before calling the transform."
+                )
         return t
     b = _backend.backend_of(obj)
     if b is not None:

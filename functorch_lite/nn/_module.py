@@ -22,6 +22,8 @@ from .._errors import ConfigError, TransformError
 
 __all__ = ["Module", "Parameter", "is_parameter"]
 
+_new = object.__new__
+
 
 class Parameter(Tensor):
     """A Tensor that a Module registers as a learnable parameter when assigned to an attribute.
@@ -78,7 +80,11 @@ class Parameter(Tensor):
         return Parameter(t, self.requires_grad)
 
     def __reduce__(self) -> Any:
-        return (Parameter, (Tensor(self.__array__()), self.requires_grad))
+        # the plain Tensor pickles with its backend (Tensor.__reduce__), so the Parameter comes
+        # back on the backend it was saved from, whatever the default backend is then
+        t = _new(Tensor)
+        t._a, t._xp, t._t = self._a, self._xp, self._t
+        return (Parameter, (t, self.requires_grad))
 
 
 def is_parameter(x: Any) -> bool:

@@ -102,6 +102,7 @@ class PrimalPayload(Payload):
 
     __slots__ = ()
     primal: Any
+    carries_derivative = True  # exporting the primal (numpy, DLPack) would drop the derivative
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -110,6 +111,10 @@ class PrimalPayload(Payload):
     @property
     def dtype(self) -> Any:
         return self.primal.dtype
+
+    @property
+    def device(self) -> Any:
+        return self.primal.device
 
     def concrete(self, t: Tensor) -> Tensor:
         return self.primal

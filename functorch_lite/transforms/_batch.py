@@ -29,6 +29,10 @@ class BatchPayload(Payload):
     def dtype(self) -> Any:
         return self.val.dtype
 
+    @property
+    def device(self) -> Any:
+        return self.val.device
+
     def concrete(self, t: Tensor) -> Tensor:
         raise TransformError(
             f"A batched Tensor inside {self.trace!r} has one value per batch element, so it cannot "
