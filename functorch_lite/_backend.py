@@ -21,7 +21,7 @@ import array_api_compat
 import numpy as np
 
 from . import _dtypes as D
-from ._errors import BackendError
+from ._errors import BackendError, DTypeError
 
 __all__ = [
     "BACKEND_NAMES",
@@ -73,6 +73,26 @@ class Backend:
         self.array_types = array_types
         self.to_native: dict[D.DType, Any] = {}
         self.from_native: dict[Any, D.DType] = {}
+        # dtypes the library narrows (jax without x64: float64 -> float32), kept out of to_native
+        # so that asking for one takes native()'s slow path, which raises (see _narrowed_error)
+        self.narrowed: dict[D.DType, Any] = {}
+        DTYPE_MAPS[xp] = self.from_native
+        FLOAT_NATIVES[xp] = set()
+        BOOL_NATIVES[xp] = set()
+        INT_NATIVES[xp] = set()
+        self._build_tables()
+        self.immutable = name == "jax"
+        # integer-array indexing (take) raises IndexError out of bounds instead of clamping or
+        # wrapping (cupy, jax) or failing asynchronously (torch on CUDA)
+        self.checks_bounds = name in ("numpy", "array_api_strict")
+        self.is_numpy = name == "numpy"
+
+    def _build_tables(self) -> None:
+        """Fill the dtype tables (in place: other modules hold them) from what the library makes."""
+        xp = self.xp
+        to_native: dict[D.DType, Any] = {}
+        from_native: dict[Any, D.DType] = {}
+        narrowed: dict[D.DType, Any] = {}
         for dt in D.ALL_DTYPES:
             nat = getattr(xp, dt.name, None)
             if nat is None:
@@ -83,23 +103,50 @@ class Backend:
                     key = xp.empty((0,), dtype=nat).dtype
             except Exception:  # the library lacks this dtype (torch uint16 arithmetic, ...)
                 continue
-            self.to_native[dt] = key
+            if dt.kind in "fc" and getattr(key, "name", dt.name) != dt.name:
+                # a float the library silently narrows (jax without x64): asking for it raises
+                narrowed[dt] = key
+                continue
+            to_native[dt] = key
             # setdefault: a library that narrows a dtype (jax without x64: uint64 -> uint32) must not
             # relabel its real uint32 arrays as uint64; ALL_DTYPES lists each kind narrowest first.
-            self.from_native.setdefault(key, dt)
+            from_native.setdefault(key, dt)
             try:
-                self.from_native[nat] = dt
+                from_native[nat] = dt
             except TypeError:  # unhashable native dtype objects
                 pass
-        DTYPE_MAPS[xp] = self.from_native
-        FLOAT_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind in "fc"}
-        BOOL_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind == "b"}
-        INT_NATIVES[xp] = {k for k, v in self.from_native.items() if v.kind in "iu"}
-        self.immutable = name == "jax"
-        # integer-array indexing (take) raises IndexError out of bounds instead of clamping or
-        # wrapping (cupy, jax) or failing asynchronously (torch on CUDA)
-        self.checks_bounds = name in ("numpy", "array_api_strict")
-        self.is_numpy = name == "numpy"
+        for table, new in ((self.to_native, to_native), (self.from_native, from_native), (self.narrowed, narrowed)):
+            table.clear()
+            table.update(new)  # type: ignore[attr-defined]
+        for natives, kinds in ((FLOAT_NATIVES, "fc"), (BOOL_NATIVES, "b"), (INT_NATIVES, "iu")):
+            natives[xp].clear()
+            natives[xp].update(k for k, v in from_native.items() if v.kind in kinds)
+
+    def _narrowed_error(self, dtype: D.DType) -> Any:
+        """The native dtype for ``dtype`` if the library gives it now (jax's x64 mode switched on
+        since this backend was set up: the tables are rebuilt), else raise DTypeError."""
+        if self.name == "jax":
+            jax = sys.modules.get("jax")
+            if jax is not None and bool(getattr(jax.config, "jax_enable_x64", False)):
+                self._build_tables()
+                nat = self.to_native.get(dtype)
+                if nat is not None:
+                    return nat
+            narrow = self.narrowed.get(dtype)
+            raise DTypeError(
+                f"dtype: backend 'jax' is running without 64-bit mode, so {dtype.name} would silently "
+                f"become {getattr(narrow, 'name', narrow)}. Enable it before creating arrays: set the "
+                "environment variable JAX_ENABLE_X64=1, or call "
+                'jax.config.update("jax_enable_x64", True) at startup; or ask for float32 / complex64.'
+            )
+        raise DTypeError(  # pragma: no cover - only jax narrows dtypes today
+            f"dtype: backend {self.name!r} would silently narrow {dtype.name}; pick another dtype."
+        )
+
+    def check_not_narrowed(self, dtype: D.DType) -> None:
+        """Raise (see _narrowed_error) when an array of ``dtype`` would be narrowed on this backend."""
+        if dtype in self.narrowed:
+            self._narrowed_error(dtype)
 
     def __repr__(self) -> str:
         return f"<functorch_lite backend {self.name!r}>"
@@ -120,6 +167,8 @@ class Backend:
             return None
         nat = self.to_native.get(dtype)
         if nat is None:
+            if dtype in self.narrowed:
+                return self._narrowed_error(dtype)
             raise BackendError(
                 f"dtype: backend {self.name!r} does not support {dtype.name}; pick another dtype or another backend."
             )
@@ -164,6 +213,10 @@ class Backend:
     def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
         if self.is_numpy:
             return a
+        if self.narrowed:
+            dt = numpy_backend.from_native.get(a.dtype)
+            if dt is not None:
+                self.check_not_narrowed(dt)
         try:
             out = self.xp.from_dlpack(a) if device is None else self.xp.from_dlpack(a, device=device)
         except Exception:
@@ -172,6 +225,10 @@ class Backend:
 
     def from_foreign(self, a: Any, source: Backend, device: Any = None) -> Any:
         """Move an array of backend ``source`` to this backend: DLPack, else a host copy."""
+        if self.narrowed:
+            dt = source.from_native.get(a.dtype)
+            if dt is not None:
+                self.check_not_narrowed(dt)
         try:
             out = self.xp.from_dlpack(a)
             if device is not None:

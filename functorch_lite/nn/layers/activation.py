@@ -100,24 +100,57 @@ for _cls_name, _fn_name in _TABLE.items():
     globals()[_cls_name] = _make(_cls_name, _fn_name)
 
 
+class _Count(int):
+    """PReLU's ``num_parameters``: the int PyTorch users read (``nn.PReLU(3).num_parameters == 3``)
+    that is also callable as :meth:`Module.num_parameters` (``prelu.num_parameters()``), so
+    neither hides the other."""
+
+    _module: Module
+
+    def __new__(cls, value: int, module: Module) -> _Count:
+        r = super().__new__(cls, value)
+        r._module = module
+        return r
+
+    def __call__(self, trainable_only: bool = False) -> int:
+        return Module.num_parameters(self._module, trainable_only)
+
+    def __reduce__(self) -> Any:  # a plain int when pickled or copied
+        return (int, (int(self),))
+
+
 class PReLU(Module):
     """x for x > 0, weight * x otherwise, with a learnable weight (one, or one per channel).
+
+    ``num_parameters`` is PyTorch's attribute (the number of weights, an int); calling it,
+    ``prelu.num_parameters()``, is :meth:`Module.num_parameters` as on every module.
 
     Example:
         >>> import functorch_lite as fl
         >>> from functorch_lite import nn
         >>> nn.PReLU()(fl.asarray([-2.0, 2.0])).tolist()
         [-0.5, 2.0]
+        >>> p = nn.PReLU(num_parameters=3)
+        >>> p.num_parameters == 3, p.num_parameters()
+        (True, 3)
     """
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         if not isinstance(num_parameters, int) or num_parameters <= 0:
             raise ConfigError(f"PReLU: num_parameters must be a positive int; got {num_parameters!r}.")
-        # PyTorch's attribute name; on a PReLU it hides Module.num_parameters() (use named_parameters()).
-        self.num_parameters = num_parameters  # type: ignore[assignment,method-assign]
+        self._num_parameters = int(num_parameters)
         self.init = init
         self.weight = Parameter(fl.full((num_parameters,), init, dtype=dtype, device=device))
+
+    @property  # type: ignore[override]
+    def num_parameters(self) -> _Count:
+        """The number of weights (PyTorch's constructor argument); callable as Module.num_parameters()."""
+        return _Count(self.__dict__["_num_parameters"], self)
+
+    @num_parameters.setter
+    def num_parameters(self, value: int) -> None:
+        self.__dict__["_num_parameters"] = int(value)
 
     def reset_parameters(self) -> None:
         """Weight back to ``init``."""
