@@ -675,3 +675,64 @@ def test_save_over_a_file_keeps_its_mode(tmp_path: Any) -> None:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     finally:
         os.umask(old)
+
+
+# ----------------------------------------------------------------------------------------------
+# other paths found: creation functions with a traced value, in-place casts, from_dlpack
+# ----------------------------------------------------------------------------------------------
+def test_full_like_and_full_with_a_traced_fill() -> None:
+    x = a64(X0)
+    # f(w) = sum(full_like(x, w) * x) = w * sum(x)
+    close(fl.grad(lambda w: fl.sum(fl.full_like(x, w) * x))(a64(0.6)), sum(X0))
+    close(fl.grad(lambda w: fl.sum(fl.full((3,), w, dtype=fl.float64) * x))(a64(0.6)), sum(X0))
+    _, tan = fl.jvp(lambda w: fl.full_like(x, w), (a64(0.6),), (a64(2.0),))
+    close(tan, [2.0, 2.0, 2.0])
+    close(fl.vmap(lambda w: fl.full_like(x, w))(a64([1.0, 2.0])), [[1.0] * 3, [2.0] * 3])
+    # eager and traced agree on the dtype: a Tensor fill keeps its dtype
+    assert fl.full((2,), a64(1.0)).dtype is fl.float64
+
+
+def test_linspace_with_traced_ends() -> None:
+    # linspace(a, b, 5)[i] = a + (b - a) i / 4: d/da sum = 5 - 10/4, d/db sum = 10/4
+    ga, gb = fl.grad(lambda a, b: fl.sum(fl.linspace(a, b, 5, dtype=fl.float64)), argnums=(0, 1))(a64(0.5), a64(2.0))
+    close(ga, 2.5)
+    close(gb, 2.5)
+    w = [1.0, -2.0, 0.5, 3.0]
+    g = fl.grad(lambda b: fl.sum(fl.linspace(0.0, b, 4, dtype=fl.float64, endpoint=False) * a64(w)))(a64(2.0))
+    close(g, sum(wi * i / 4 for i, wi in enumerate(w)))
+    got = fl.vmap(lambda b: fl.linspace(0.0, b, 3, dtype=fl.float64))(a64([1.0, 4.0]))
+    close(got, np.stack([np.linspace(0.0, 1.0, 3), np.linspace(0.0, 4.0, 3)]))
+
+
+def test_in_place_op_refuses_a_lossy_cast() -> None:
+    # numpy refuses these ("same_kind" casting) and so does torch; truncating would be silent
+    x = fl.arange(3)
+    with pytest.raises(fl.DTypeError, match="float32"):
+        x += 0.5
+    with pytest.raises(TypeError):  # (DTypeError; array_api_strict refuses int / int itself)
+        x /= 2
+    b = fl.asarray([True, False])
+    with pytest.raises(fl.DTypeError):
+        b += 1
+    f = fl.asarray([1.0, 2.0])
+    with pytest.raises(fl.DTypeError):
+        f += 1j
+    # inside grad the derivative would have been dropped with the fraction
+    def h(w: Any) -> Any:
+        z = fl.zeros((3,), dtype=fl.int64)
+        z += w
+        return fl.sum(fl.astype(z, fl.float64))
+
+    with pytest.raises(fl.DTypeError):
+        fl.grad(h)(a64(0.7))
+    # what numpy allows still works: same kind, or a narrower kind into a wider one
+    f += fl.arange(2)
+    i = fl.arange(3)
+    i *= 2
+    assert f.tolist() == [1.0, 3.0] and i.tolist() == [0, 2, 4]
+
+
+def test_from_dlpack_of_a_tracer() -> None:
+    # on the tracer's own backend: the same values, still differentiable
+    close(fl.grad(lambda v: fl.sum(fl.from_dlpack(v) ** 2))(a64(X0)), [2 * x for x in X0])
+    close(fl.grad(lambda v: fl.sum(fl.from_dlpack(v, copy=True) * v))(a64(X0)), [2 * x for x in X0])

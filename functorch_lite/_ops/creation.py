@@ -117,15 +117,13 @@ def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) 
         >>> fl.full((2,), 7).tolist()
         [7, 7]
     """
+    dt = _fill_dtype(fill_value) if dtype is None else check_dtype(dtype, "full")
     if isinstance(fill_value, Tensor):
-        fill_value = fill_value.item() if not fill_value.is_tracer else fill_value
-        if isinstance(fill_value, Tensor):
+        if fill_value.is_tracer:  # a traced fill: broadcast it (differentiable, batchable)
             broadcast_to = _L_manipulation.broadcast_to
 
-            return broadcast_to(
-                fill_value if dtype is None else fill_value.__class__(fill_value, dtype=dtype), _shape(shape)
-            )
-    dt = _fill_dtype(fill_value) if dtype is None else check_dtype(dtype, "full")
+            return broadcast_to(asarray(fill_value, dtype=dt), _shape(shape))
+        fill_value = fill_value.item()  # (dt is the Tensor's dtype, as under a transform)
     b = _backend.current_default()
     kw: dict[str, Any] = {"dtype": b.native(dt)}
     if device is not None:
@@ -196,6 +194,14 @@ def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = No
         >>> fl.full_like(fl.zeros((2,)), 3.0).tolist()
         [3.0, 3.0]
     """
+    if isinstance(fill_value, Tensor):
+        if fill_value.is_tracer:  # a traced fill: broadcast it (differentiable, batchable)
+            broadcast_to = _L_manipulation.broadcast_to
+
+            x = as_tensor(x, "full_like")
+            dt = x.dtype if dtype is None else check_dtype(dtype, "full_like")
+            return broadcast_to(asarray(fill_value, dtype=dt), x.shape)
+        fill_value = fill_value.item()
     return _like("full", x, dtype, device, fill_value)
 
 
@@ -253,10 +259,28 @@ def linspace(
         dt = default_complex() if isinstance(start, complex) or isinstance(stop, complex) else default_float()
     else:
         dt = check_dtype(dtype, "linspace")
+    if isinstance(start, Tensor) or isinstance(stop, Tensor):
+        if (isinstance(start, Tensor) and start.is_tracer) or (isinstance(stop, Tensor) and stop.is_tracer):
+            return _linspace_traced(start, stop, num, dt, endpoint)
+        start = start.item() if isinstance(start, Tensor) else start
+        stop = stop.item() if isinstance(stop, Tensor) else stop
     kw: dict[str, Any] = {"dtype": b.native(dt), "endpoint": endpoint}
     if device is not None:
         kw["device"] = device
     return wrap(b.xp.linspace(start, stop, num, **kw), b.xp)
+
+
+def _linspace_traced(start: Any, stop: Any, num: int, dt: D.DType, endpoint: builtins.bool) -> Tensor:
+    """linspace with traced ends: ``start + (stop - start) * i / div``, differentiable in both."""
+    ref = start if isinstance(start, Tensor) and start.is_tracer else stop
+    a = asarray(start, dtype=dt) if isinstance(start, Tensor) else start
+    z = asarray(stop, dtype=dt) if isinstance(stop, Tensor) else stop
+    div = (num - 1) if endpoint else num
+    frac = asarray_like([i / div if div > 0 else 0.0 for i in range(num)], ref, dtype=dt)
+    out = a + (z - a) * frac
+    if endpoint and num > 1:  # the last value is stop exactly, as the backends' linspace gives it
+        out[num - 1] = z
+    return out
 
 
 def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None) -> Tensor:
@@ -284,7 +308,10 @@ def from_dlpack(x: Any, /, *, device: Any = None, copy: builtins.bool | None = N
         (2,)
     """
     b = _backend.current_default()
-    src = x._array() if isinstance(x, Tensor) else x
+    if isinstance(x, Tensor) and x.is_tracer and x._xp is b.xp:
+        # a traced Tensor of this backend: the same values, still differentiable / batched
+        return asarray(x, device=device, copy=True if copy else None)
+    src = x._array("from_dlpack") if isinstance(x, Tensor) else x
     kw: dict[str, Any] = {}
     if device is not None:
         kw["device"] = device

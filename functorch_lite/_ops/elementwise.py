@@ -181,6 +181,7 @@ def _unary(
         lambda xp, x, _n=name, _np=_np: _np(x) if xp is _NUMPY_XP else getattr(xp, _n)(x),
         differentiable=differentiable,
     )
+    prim.direct = lambda xp, _n=name, _np=_np: _np if xp is _NUMPY_XP else getattr(xp, _n)
     _unary_rules(prim, apply, raw)
 
     npxp = _NUMPY_XP
@@ -408,6 +409,7 @@ def _binary(
         lambda xp, x, y, _n=name, _np=_np: _np(x, y) if xp is _NUMPY_XP else getattr(xp, _n)(x, y),
         differentiable=differentiable,
     )
+    prim.direct = lambda xp, _n=name, _np=_np: _np if xp is _NUMPY_XP else getattr(xp, _n)
     _binary_rules(prim, ax, ay, raw)
 
     def slow(x: Any, y: Any) -> Tensor:
@@ -703,14 +705,35 @@ def _operand_ok(other: Any) -> bool:
     return _backend.backend_of(other) is not None
 
 
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _symbol(op: str) -> str:
+    for _f, _r, i, sym in _ops_table.values():
+        if i == op:
+            return sym
+    return "@" if op == "__imatmul__" else op
+
+
 def rebind(t: Tensor, r: Tensor, op: str) -> Tensor:
     """Make Tensor ``t`` hold ``r``'s value (functional mutation)."""
     if r.shape != t.shape:
         raise ShapeError(
             f"{op}: an in-place operation cannot change the shape of its target; target shape "
-            f"{t.shape}, result shape {r.shape}. Use the out-of-place form (x = x {op[:-1]} y)."
+            f"{t.shape}, result shape {r.shape}. Use the out-of-place form (x = x {_symbol(op)} y)."
         )
     if r.dtype is not t.dtype:
+        if _KIND_RANK[r.dtype.kind] > _KIND_RANK[t.dtype.kind]:
+            # numpy ("same_kind" casting) and torch refuse this: the cast would silently drop the
+            # fraction / imaginary part (and, inside grad or jvp, the derivative)
+            from .._errors import DTypeError
+
+            raise DTypeError(
+                f"{op}: the result has dtype {r.dtype.name}, which cannot be stored back into a "
+                f"Tensor of dtype {t.dtype.name} without losing values. Use the out-of-place form "
+                f"(x = x {_symbol(op)} y), or cast the target first "
+                f"(x = fl.astype(x, fl.{r.dtype.name}))."
+            )
         astype = _L_dtypes.astype
 
         r = astype(r, t.dtype)
