@@ -447,6 +447,8 @@ def test_jax_float64_without_x64_raises() -> None:
             lambda: fl.asarray([1.0, 2.0], dtype=fl.float64),
             lambda: fl.astype(x, fl.float64),
             lambda: fl.to_backend(fl.asarray(np.zeros(2, dtype=np.float64)), "jax"),
+            lambda: fl.from_dlpack(np.zeros(2, dtype=np.float64)),
+            lambda: fl._backend.host_to_tensor(np.zeros(2, dtype=np.float64), "jax"),  # nn.load, unpickling
         ):
             with pytest.raises(fl.DTypeError, match="JAX_ENABLE_X64") as info:
                 make()
@@ -717,6 +719,7 @@ def test_in_place_op_refuses_a_lossy_cast() -> None:
     f = fl.asarray([1.0, 2.0])
     with pytest.raises(fl.DTypeError):
         f += 1j
+
     # inside grad the derivative would have been dropped with the fraction
     def h(w: Any) -> Any:
         z = fl.zeros((3,), dtype=fl.int64)

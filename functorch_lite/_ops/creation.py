@@ -312,6 +312,11 @@ def from_dlpack(x: Any, /, *, device: Any = None, copy: builtins.bool | None = N
         # a traced Tensor of this backend: the same values, still differentiable / batched
         return asarray(x, device=device, copy=True if copy else None)
     src = x._array("from_dlpack") if isinstance(x, Tensor) else x
+    if b.narrowed:  # jax without x64 would narrow a float64 source to float32 silently
+        sb = backend_for(x._xp) if isinstance(x, Tensor) else _backend.backend_of(src)
+        sdt = None if sb is None else sb.from_native.get(src.dtype)
+        if sdt is not None:
+            b.check_not_narrowed(sdt)
     kw: dict[str, Any] = {}
     if device is not None:
         kw["device"] = device
