@@ -68,6 +68,7 @@ class Primitive:
         "avjp",
         "aunary",
         "abinary",
+        "direct",
         "__weakref__",
     )
 
@@ -95,6 +96,9 @@ class Primitive:
         # ``aunary(xp, g, x, out)`` and ``abinary = (fx, fy)``, ``f(xp, g, x, y, out)`` or None.
         self.aunary: Callable[..., Any] | None = None
         self.abinary: tuple[Any, Any] | None = None
+        # ``direct(xp)``: the backend function the impl calls for a param-less call on
+        # namespace ``xp`` (or None), so a compiled program calls it without the impl's wrapper.
+        self.direct: Callable[[Any], Any] | None = None
         PRIMITIVES[name] = self
 
     def __repr__(self) -> str:

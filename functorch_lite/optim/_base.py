@@ -347,7 +347,14 @@ def global_norm(updates: Updates) -> Tensor:
 # ------------------------------------------------------------------------------------------
 # argument checks (PyTorch's constraints, as typed errors)
 # ------------------------------------------------------------------------------------------
+def _traced_scalar(v: Any) -> bool:
+    """A 0-d value traced by jit (a weak Python number): it is checked when given, not now."""
+    return isinstance(v, Tensor) and v.is_tracer and v.ndim == 0
+
+
 def check_number(name: str, value: Any, where: str) -> float:
+    if _traced_scalar(value):
+        return value  # type: ignore[no-any-return]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             value = float(value)
@@ -361,6 +368,8 @@ def check_number(name: str, value: Any, where: str) -> float:
 
 def check_nonneg(name: str, value: Any, where: str) -> float:
     v = check_number(name, value, where)
+    if _traced_scalar(v):
+        return v
     if v < 0:
         raise ConfigError(f"{where}: {name} must be >= 0; got {value!r}. Pass a non-negative value.")
     return v
@@ -369,6 +378,8 @@ def check_nonneg(name: str, value: Any, where: str) -> float:
 def check_lr(value: Any, where: str) -> Any:
     if callable(value) and not hasattr(value, "named_parameters"):
         return value
+    if _traced_scalar(value):
+        return value  # a learning rate traced by jit (checked when it was set, as a number)
     if not isinstance(value, (int, float)) and (hasattr(value, "__iter__") or hasattr(value, "named_parameters")):
         raise ConfigError(
             f"{where}: lr must be a float or a schedule; got a {type(value).__name__}. Optimizers here "
@@ -395,6 +406,8 @@ def check_betas(betas: Any, where: str) -> tuple[float, float]:
 def schedule_value(schedule: Any, count: int, name: str = "lr") -> float:
     """Evaluate a float-or-schedule at ``count`` and check it is a non-negative number."""
     v = schedule(count) if callable(schedule) else schedule
+    if _traced_scalar(v):
+        return v  # type: ignore[no-any-return]
     v = check_number(name, v, "schedule")
     if v < 0:
         raise ConfigError(f"schedule: {name} evaluated to {v} at step {count}; a learning rate must be >= 0.")

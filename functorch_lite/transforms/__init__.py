@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
+from .jit import Jitted, RetraceWarning, jit
+from .staging import Program, ShapeDtypeStruct, make_program
 from .api import (
     grad,
     hessian,
@@ -31,4 +33,10 @@ __all__ = [
     "custom_jvp",
     "checkpoint",
     "remat",
+    "jit",
+    "Jitted",
+    "RetraceWarning",
+    "make_program",
+    "Program",
+    "ShapeDtypeStruct",
 ]

@@ -1,0 +1,282 @@
+"""Optimizing a :class:`Program` and compiling it to straight-line Python over backend arrays.
+
+Passes (each returns a new program; the input is left as it was):
+
+* ``fold``: equations whose inputs are all concrete constants are evaluated once;
+* ``cse``: equal equations (same primitive, inputs and params) are computed once;
+* ``dce``: equations no output depends on are dropped.
+
+``compile_program`` generates one Python function per program: one pre-bound call per
+equation (the primitive's impl with its namespace and params bound by ``functools.partial``),
+and a ``del`` after each value's last use, so buffers are freed as early as in eager code.
+Replaying it builds no Tensor, tracer or tape.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .._core.tensor import Tensor
+from .staging import Eqn, Program, Var, custom_call_p, weak_eval
+
+__all__ = ["optimize", "fold", "simplify", "cse", "dce", "compile_program"]
+
+_IDENTITY = {"multiply": 1, "subtract": 0, "divide": 1}  # x op c == x exactly (x + 0 would turn -0.0 into 0.0)
+_COMMUTES = ("multiply",)
+
+
+def optimize(program: Program) -> Program:
+    """fold, simplify, cse, then dce."""
+    return dce(cse(simplify(fold(program))))
+
+
+def _clone(p: Program, eqns: list[Eqn], outs: list[Any], consts: list[tuple[Var, Tensor]]) -> Program:
+    q = Program(p.in_vars, p.in_tree, eqns, outs, p.out_tree, consts, p.kind)
+    q.statics = getattr(p, "statics", ())  # type: ignore[attr-defined]
+    return q
+
+
+def fold(p: Program) -> Program:
+    """Evaluate equations whose inputs are all concrete constants or literals."""
+    known: dict[int, Tensor] = {v.id: c for v, c in p.consts if c._t is None}
+    if not known:
+        return p
+    consts = list(p.consts)
+    eqns = []
+    for e in p.eqns:
+        vs = [i for i in e.inputs if isinstance(i, Var)]
+        if vs and e.prim is not custom_call_p and all(v.id in known for v in vs):
+            from .._core.engine import bind
+
+            ins = [known[i.id] if isinstance(i, Var) else i for i in e.inputs]
+            out = bind(e.prim, ins, e.params)
+            outs = list(out) if e.prim.multiple_results else [out]
+            if all(isinstance(o, Tensor) and o._t is None for o in outs):
+                for v, o in zip(e.outputs, outs, strict=True):
+                    known[v.id] = o
+                    consts.append((v, o))
+                continue
+        eqns.append(e)
+    return _clone(p, eqns, p.outs, consts)
+
+
+def _const_equals(i: Any, c: Any, consts: dict[int, Tensor]) -> bool:
+    """Whether input ``i`` (a literal or a concrete constant) is ``c`` everywhere."""
+    if not isinstance(i, Var):
+        return i.__class__ in (int, float) and i == c
+    t = consts.get(i.id)
+    if t is None or t._t is None and t._a is None:
+        return False
+    from .._ops import reduction as R
+
+    try:
+        return bool(R.all(t == c))
+    except Exception:
+        return False
+
+
+def _same_aval(a: Var, b: Var) -> bool:
+    return a.weak is None and b.weak is None and a.shape == b.shape and a.dtype is b.dtype and a.xp is b.xp
+
+
+def simplify(p: Program) -> Program:
+    """Algebraic identities that leave shape and dtype unchanged: ``x * 1``, ``x + 0``, ``x ** 1``
+    (the ones a gradient's unit seed and the chain rule leave), and ``x ** 2`` as ``x * x``."""
+    consts = {v.id: c for v, c in p.consts if c._t is None}
+    sub: dict[int, Any] = {}
+    eqns = []
+
+    def rep(i: Any) -> Any:
+        return sub.get(i.id, i) if isinstance(i, Var) else i
+
+    for e in p.eqns:
+        ins = [rep(i) for i in e.inputs]
+        name = e.prim.name
+        out = e.outputs[0] if len(e.outputs) == 1 else None
+        if out is not None and not e.params and len(ins) == 2:
+            x, y = ins
+            keep = None
+            if name in _IDENTITY:
+                c = _IDENTITY[name]
+                if isinstance(x, Var) and _same_aval(x, out) and _const_equals(y, c, consts):
+                    keep = x
+                elif name in _COMMUTES and isinstance(y, Var) and _same_aval(y, out) and _const_equals(x, c, consts):
+                    keep = y
+            elif name == "pow" and isinstance(x, Var) and _same_aval(x, out):
+                if _const_equals(y, 1, consts):
+                    keep = x
+                elif not isinstance(y, Var) and y.__class__ in (int, float) and y == 2:
+                    from .._ops.elementwise import multiply
+
+                    eqns.append(Eqn(multiply.prim, [x, x], e.outputs, {}))
+                    continue
+            if keep is not None:
+                sub[out.id] = keep
+                continue
+        eqns.append(Eqn(e.prim, ins, e.outputs, e.params))
+    return _clone(p, eqns, [rep(o) for o in p.outs], p.consts)
+
+
+def _param_key(params: dict[str, Any]) -> Any:
+    items = []
+    for k, v in params.items():
+        if isinstance(v, (list, dict, set)):
+            return None
+        items.append((k, v))
+    key = tuple(items)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def cse(p: Program) -> Program:
+    """Compute each distinct equation once."""
+    sub: dict[int, Var] = {}
+    seen: dict[Any, Eqn] = {}
+    eqns = []
+
+    def rep(i: Any) -> Any:
+        return sub.get(i.id, i) if isinstance(i, Var) else i
+
+    for e in p.eqns:
+        ins = [rep(i) for i in e.inputs]
+        pk = _param_key(e.params)
+        key = None
+        if pk is not None and e.prim is not custom_call_p:
+            try:
+                lits = tuple(("v", i.id) if isinstance(i, Var) else ("l", type(i), i) for i in ins)
+                key = (e.prim, lits, pk)
+                hash(key)
+            except TypeError:
+                key = None
+        if key is not None:
+            prev = seen.get(key)
+            if prev is not None:
+                for a, b in zip(e.outputs, prev.outputs, strict=True):
+                    sub[a.id] = b
+                continue
+        ne = Eqn(e.prim, ins, e.outputs, e.params)
+        if key is not None:
+            seen[key] = ne
+        eqns.append(ne)
+    outs = [rep(o) for o in p.outs]
+    return _clone(p, eqns, outs, p.consts)
+
+
+def dce(p: Program) -> Program:
+    """Drop equations that no output needs, and constants no equation reads."""
+    live = {o.id for o in p.outs if isinstance(o, Var)}
+    kept = []
+    for e in reversed(p.eqns):
+        if any(o.id in live for o in e.outputs):
+            kept.append(e)
+            for i in e.inputs:
+                if isinstance(i, Var):
+                    live.add(i.id)
+    kept.reverse()
+    consts = [(v, c) for v, c in p.consts if v.id in live]
+    return _clone(p, kept, p.outs, consts)
+
+
+# ---------------------------------------------------------------------------------------
+# Code generation
+# ---------------------------------------------------------------------------------------
+def _bound(e: Eqn) -> Any:
+    """The callable the generated code calls for equation ``e`` (namespace and params bound)."""
+    prim = e.prim
+    xp = next((i.xp for i in e.inputs if isinstance(i, Var) and i.weak is None), None)
+    if all(not isinstance(i, Var) or i.weak is not None for i in e.inputs):
+        wxp = next(i.xp for i in e.inputs if isinstance(i, Var))
+        return _weak_caller(prim, wxp, e.params)
+    if prim is custom_call_p:
+        sub = e.params["program"]
+        return lambda *a: sub.replay(a)
+    direct = getattr(prim, "direct", None)
+    if direct is not None and not e.params:
+        fn = direct(xp)
+        if fn is not None:
+            return fn
+    if e.params:
+        return functools.partial(prim.impl, xp, **e.params)
+    return functools.partial(prim.impl, xp)
+
+
+def _weak_caller(prim: Any, xp: Any, params: dict[str, Any]) -> Any:
+    def call(*vals: Any) -> Any:
+        return weak_eval(prim, xp, vals, params)
+
+    return call
+
+
+def compile_program(p: Program) -> Any:
+    """Straight-line Python for ``p``: ``fn(*flat_inputs) -> list of outputs`` on backend arrays."""
+    names: dict[int, str] = {}
+    env: dict[str, Any] = {}
+    args = []
+    for k, v in enumerate(v for v in p.in_vars if isinstance(v, Var)):
+        names[v.id] = f"i{k}"
+        args.append(f"i{k}")
+    for k, (v, c) in enumerate(p.consts):
+        names[v.id] = f"c{k}"
+        env[f"c{k}"] = c._a
+    # last use of every variable (outputs live to the end)
+    last: dict[int, int] = {}
+    for n, e in enumerate(p.eqns):
+        for i in e.inputs:
+            if isinstance(i, Var):
+                last[i.id] = n
+    out_ids = {o.id for o in p.outs if isinstance(o, Var)}
+    const_ids = {v.id for v, _ in p.consts}
+    lines = [f"def _run({', '.join(args)}):"]
+    lit_n = 0
+    for n, e in enumerate(p.eqns):
+        fname = f"f{n}"
+        env[fname] = _bound(e)
+        ins = []
+        for i in e.inputs:
+            if isinstance(i, Var):
+                ins.append(names[i.id])
+            else:
+                lname = f"k{lit_n}"
+                lit_n += 1
+                env[lname] = i
+                ins.append(lname)
+        outs = []
+        for k, o in enumerate(e.outputs):
+            nm = f"v{n}_{k}"
+            names[o.id] = nm
+            outs.append(nm)
+        call = f"{fname}({', '.join(ins)})"
+        if e.prim.multiple_results:
+            lines.append(f"    {', '.join(outs)}{',' if len(outs) == 1 else ''} = {call}")
+        else:
+            lines.append(f"    {outs[0]} = {call}")
+        dead = sorted(
+            {
+                names[i.id]
+                for i in e.inputs
+                if isinstance(i, Var) and last.get(i.id) == n and i.id not in out_ids and i.id not in const_ids
+            }
+        )
+        dead += [nm for o, nm in zip(e.outputs, outs, strict=True) if o.id not in last and o.id not in out_ids]
+        if dead:
+            lines.append(f"    del {', '.join(dead)}")
+    rets = []
+    for o in p.outs:
+        if isinstance(o, Var):
+            rets.append(names[o.id])
+        else:
+            lname = f"k{lit_n}"
+            lit_n += 1
+            env[lname] = o
+            rets.append(lname)
+    lines.append(f"    return [{', '.join(rets)}]")
+    src = "\n".join(lines)
+    code = compile(src, f"<functorch_lite program {id(p):x}>", "exec")
+    exec(code, env)  # noqa: S102  (generated from the program above; nothing user-supplied is executed)
+    fn = env["_run"]
+    fn.source = src
+    return fn

@@ -1,0 +1,473 @@
+"""``jit``: trace once per signature, optimize, and replay the program without dispatch.
+
+The cache key of a call is its pytree structure, the shape, dtype and backend (and device,
+where a backend has several) of every array leaf, the *type* of every Python number (a weak
+input, so a changing step counter or learning rate does not retrace) and the value of every
+static argument. A hit runs the compiled program on the backend arrays: no Tensor, tracer or
+tape is built. Called under another transform (``grad(jit(f))``, ``vmap(jit(f))``), the
+cached program is evaluated by re-binding its equations, so the transform sees every
+primitive; called while another jit traces (jit inside jit), that inlines the program.
+
+State (the class API, as MLX's ``mx.compile(fn, inputs=, outputs=)``): modules and
+optimizers listed in ``inputs`` / ``outputs`` have their parameters, buffers and optimizer
+state threaded through the program as extra inputs and outputs, written back after each
+call. The global random generator (``fl.manual_seed``, ``nn.Dropout``) is threaded the same
+way whenever the function draws from it, so every call gets fresh random numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._core import tree_util as tu
+from .._core.tensor import Tensor, backend_for, wrap
+from .._errors import TransformError
+from ._compile import optimize
+from .staging import (
+    Program,
+    Var,
+    eval_program,
+    merge_statics,
+    static_split,
+    trace_program,
+)
+
+__all__ = ["jit", "Jitted", "RetraceWarning"]
+
+_RETRACE_LIMIT = 8
+_SINGLE_DEVICE = ("numpy", "array_api_strict")
+
+
+class RetraceWarning(UserWarning):
+    """A jitted function traced more signatures than a few: each new one traces again."""
+
+
+# ---------------------------------------------------------------------------------------
+# State threaded through a program (modules, optimizers, the global generator)
+# ---------------------------------------------------------------------------------------
+def _is_module(obj: Any) -> bool:
+    return hasattr(obj, "named_modules") and hasattr(obj, "_parameters")
+
+
+def _is_optimizer(obj: Any) -> bool:
+    return hasattr(obj, "_tx") and hasattr(obj, "_state") and hasattr(obj, "_known")
+
+
+class _ModuleState:
+    """A module's parameters and buffers, by registry slot; read, swapped and written in place."""
+
+    def __init__(self, m: Any) -> None:
+        self.slots: list[tuple[dict[str, Any], str]] = []
+        for _, mod in m.named_modules():
+            for reg in (mod._parameters, mod._buffers):
+                for local, t in reg.items():
+                    if isinstance(t, Tensor):
+                        self.slots.append((reg, local))
+
+    def read(self) -> list[Any]:
+        return [reg[local] for reg, local in self.slots]
+
+    def save(self) -> Any:
+        objs = self.read()
+        return objs, [(t._a, t._xp, t._t) for t in objs]
+
+    def restore(self, saved: Any) -> None:
+        objs, payloads = saved
+        setitem = dict.__setitem__  # (not a structural change of the module)
+        for (reg, local), t, (a, xp, tt) in zip(self.slots, objs, payloads, strict=True):
+            setitem(reg, local, t)
+            t._a, t._xp, t._t = a, xp, tt
+
+    def write(self, values: Sequence[Any]) -> None:
+        setitem = dict.__setitem__
+        for (reg, local), v in zip(self.slots, values, strict=True):
+            t = reg[local]
+            if t is v:
+                continue
+            if isinstance(t, Tensor) and tuple(t.shape) == tuple(v.shape) and t.dtype is v.dtype:
+                t._a, t._xp, t._t = v._a, v._xp, v._t  # in place: the module keeps its Parameter objects
+            else:
+                setitem(reg, local, v)
+
+
+class _OptimizerState:
+    def __init__(self, opt: Any) -> None:
+        self.opt = opt
+
+    def read(self) -> Any:
+        return self.opt._state
+
+    def save(self) -> Any:
+        o = self.opt
+        return o._state, o._known, o._verify_pending
+
+    def restore(self, saved: Any) -> None:
+        o = self.opt
+        o._state, o._known, o._verify_pending = saved
+
+    def statics(self) -> Any:
+        return self.opt._known, self.opt._verify_pending
+
+    def write(self, state: Any, statics: Any) -> None:
+        o = self.opt
+        o._state = state
+        o._known, o._verify_pending = statics
+
+
+def _state_handlers(objs: Sequence[Any]) -> list[Any]:
+    seen: set[int] = set()
+    out: list[Any] = []
+    for o in objs:
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if _is_module(o):
+            out.append(_ModuleState(o))
+        elif _is_optimizer(o):
+            out.append(_OptimizerState(o))
+        else:
+            raise TransformError(
+                f"jit(inputs=/outputs=): each entry must be an nn.Module or a class optimizer (optim.Adam, ...); "
+                f"got {type(o).__name__}. Pass other state as arguments and return it."
+            )
+    return out
+
+
+def _gen() -> Any:
+    from .. import random as _random
+
+    return _random._GLOBAL
+
+
+# ---------------------------------------------------------------------------------------
+# Signatures
+# ---------------------------------------------------------------------------------------
+def _leaf_sig(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        xp = x._xp
+        if x._t is None:
+            a = x._a
+            b = backend_for(xp)
+            if b.name in _SINGLE_DEVICE:
+                return (xp, tuple(a.shape), a.dtype)
+            return (xp, tuple(a.shape), a.dtype, str(b.device(a)))
+        return ("traced", xp, x.shape, x.dtype)
+    c = x.__class__
+    if c is float or c is int or c is complex:
+        return c
+    if c is bool:
+        return ("static", x)
+    from .._backend import backend_of
+
+    if backend_of(x) is not None:
+        return ("array", tuple(x.shape), str(x.dtype))
+    try:
+        hash(x)
+    except TypeError:
+        raise TransformError(
+            f"jit: an argument leaf of type {type(x).__name__} is neither an array nor a number, so it is "
+            "treated as static and must be hashable; it is not. Mark its argument with static_argnums "
+            "(and make it hashable), or pass arrays."
+        ) from None
+    return ("static", x)
+
+
+class _Entry:
+    __slots__ = ("program", "out_tree", "outs", "state_trees", "state_statics", "rng_out", "n_user_out", "run")
+
+
+class Jitted:
+    """A function compiled by :func:`jit`: call it like the original.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> f = fl.jit(lambda x: x * 2.0)
+        >>> f(fl.ones((2,))).tolist(), f.cache_size()
+        ([2.0, 2.0], 1)
+        >>> print(f.lower(fl.ones((2,))))
+        { lambda ; a:u32[2] b:f32[2]. let
+            c:f32[2] = multiply b 2.0
+          in (c) }
+    """
+
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        static_argnums: tuple[int, ...],
+        static_argnames: tuple[str, ...],
+        donate_argnums: tuple[int, ...],
+        state: list[Any],
+    ) -> None:
+        functools.update_wrapper(self, f)
+        self.fun = f
+        self.static_argnums = static_argnums
+        self.static_argnames = static_argnames
+        self.donate_argnums = donate_argnums
+        self._state_objs = state
+        self._handlers: list[Any] | None = None
+        self._cache: dict[Any, _Entry] = {}
+        self._warned = False
+        self._last_key: Any = None
+        self.traces = 0  # how many times the Python function was traced
+
+    def cache_size(self) -> int:
+        """The number of signatures traced and cached."""
+        return len(self._cache)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def __repr__(self) -> str:
+        return f"<jit of {getattr(self.fun, '__name__', self.fun)!r}: {len(self._cache)} cached signature(s)>"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:  # jit on a method
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    # -- the call ---------------------------------------------------------------------------
+    def _prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        for i in self.donate_argnums:
+            if not -len(args) <= i < len(args):
+                raise TransformError(
+                    f"jit: donate_argnums index {i} is out of range for a call with {len(args)} positional "
+                    f"argument(s); use indices in [0, {len(args) - 1}]."
+                )
+        dyn_args, dyn_kwargs, statics = static_split(args, kwargs, self.static_argnums, self.static_argnames)
+        handlers = self._handlers
+        if handlers is None:
+            handlers = self._handlers = _state_handlers(self._state_objs)
+        state_trees = [h.read() for h in handlers]
+        gen = _gen()
+        if gen.key is None:
+            from .. import random as _random
+
+            _random.get_state()
+        rng = gen.key
+        tree_in = (tuple(state_trees), rng, (dyn_args, dyn_kwargs))
+        leaves, in_tree = tu.tree_flatten(tree_in)
+        key = (in_tree, statics, tuple(_leaf_sig(x) for x in leaves))
+        return handlers, statics, leaves, in_tree, key
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        handlers, statics, leaves, in_tree, key = self._prepare(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._trace(handlers, statics, leaves, in_tree, key)
+        traced = False
+        for x in leaves:
+            if isinstance(x, Tensor) and x._t is not None:
+                traced = True
+                break
+        prog = entry.program
+        flat = [x for x, v in zip(leaves, prog.in_vars, strict=True) if isinstance(v, Var)]
+        if traced or any(c._t is not None for _, c in prog.consts):
+            outs = eval_program(prog, flat)
+        else:
+            raw = [x._a if isinstance(x, Tensor) else x for x in flat]
+            res = entry.run(*raw)
+            outs = [
+                wrap(o, v.xp) if isinstance(v, Var) and v.weak is None else o
+                for o, v in zip(res, prog.outs, strict=True)
+            ]
+        return self._finish(entry, handlers, outs)
+
+    def _finish(self, entry: _Entry, handlers: list[Any], outs: list[Any]) -> Any:
+        n = entry.n_user_out
+        user = tu.tree_unflatten(entry.out_tree, outs[:n])
+        pos = n
+        for h, (tree, k), st in zip(handlers, entry.state_trees, entry.state_statics, strict=True):
+            vals = outs[pos : pos + k]
+            pos += k
+            if isinstance(h, _ModuleState):
+                h.write(vals)
+            else:
+                h.write(tu.tree_unflatten(tree, vals), st)
+        if entry.rng_out:
+            _gen().key = outs[pos]
+        return user
+
+    # -- tracing ------------------------------------------------------------------------------
+    def _trace(self, handlers: list[Any], statics: Any, leaves: list[Any], in_tree: Any, key: Any) -> _Entry:
+        saved = [h.save() for h in handlers]
+        gen = _gen()
+        saved_key = gen.key
+        box: dict[str, Any] = {}
+        f = self.fun
+
+        def body(state_trees: Any, rng: Any, ak: Any) -> Any:
+            dyn_args, dyn_kwargs = ak
+            for h, st in zip(handlers, state_trees, strict=True):
+                if isinstance(h, _ModuleState):
+                    h.write(list(st))
+                else:
+                    h.write(st, h.statics())
+            gen.key = rng
+            a, k = merge_statics(tuple(dyn_args), dyn_kwargs, statics)
+            out = f(*a, **k)
+            new_states = []
+            st_statics: list[Any] = []
+            for h in handlers:
+                if isinstance(h, _ModuleState):
+                    new_states.append(h.read())
+                    st_statics.append(None)
+                else:
+                    new_states.append(h.read())
+                    st_statics.append(h.statics())
+            box["statics"] = st_statics
+            new_rng = gen.key
+            box["rng_used"] = new_rng is not rng
+            return out, new_states, new_rng if new_rng is not rng else None
+
+        try:
+            prog = trace_program(body, leaves, in_tree=in_tree, kind="jit", call=_call_tree)
+        finally:
+            for h, s in zip(handlers, saved, strict=True):
+                h.restore(s)
+            gen.key = saved_key
+        self.traces += 1
+        # split the outputs: (user out, [state...], rng)
+        out_leaves_tree = prog.out_tree
+        (user_tree, state_tree_list, rng_tree) = _children3(out_leaves_tree)
+        n_user = user_tree.num_leaves
+        state_info = []
+        for h, child in zip(handlers, state_tree_list.children(), strict=True):
+            if isinstance(h, _ModuleState):
+                state_info.append((None, child.num_leaves))
+            else:
+                state_info.append((child, child.num_leaves))
+        opt = optimize(prog)
+        e = _Entry()
+        e.program = opt
+        e.out_tree = user_tree
+        e.n_user_out = n_user
+        e.state_trees = state_info
+        e.state_statics = box.get("statics", [None] * len(handlers))
+        e.rng_out = bool(box.get("rng_used"))
+        e.run = _compiled(opt)
+        if not any(c._t is not None for _, c in opt.consts):
+            self._cache[key] = e
+            self._retrace_check(key)
+        return e
+
+    def _retrace_check(self, key: Any) -> None:
+        last = self._last_key
+        self._last_key = key
+        if self._warned or len(self._cache) <= _RETRACE_LIMIT:
+            return
+        self._warned = True
+        what = _diff(last, key) if last is not None else "its signature"
+        warnings.warn(
+            f"jit({getattr(self.fun, '__name__', 'f')}) has traced {len(self._cache)} signatures; the last call "
+            f"differed from the one before in {what}. Each new shape, dtype, structure or static value traces "
+            "again: pad inputs to a few fixed shapes, or pass changing Python values as numbers (weak inputs) "
+            "instead of static arguments.",
+            RetraceWarning,
+            stacklevel=4,
+        )
+
+    # -- inspection ----------------------------------------------------------------------------
+    def lower(self, *args: Any, **kwargs: Any) -> Program:
+        """The optimized :class:`Program` this function runs for these arguments (traced if new).
+
+        Its inputs are the (global generator key, arguments) leaves; its outputs the function's
+        outputs, then any threaded state.
+        """
+        handlers, statics, leaves, in_tree, key = self._prepare(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._trace(handlers, statics, leaves, in_tree, key)
+        return entry.program
+
+
+def _call_tree(fn: Callable[..., Any], parts: Any) -> Any:
+    return fn(*parts)
+
+
+def _children3(tree: Any) -> tuple[Any, Any, Any]:
+    ch = tree.children()
+    return ch[0], ch[1], ch[2]
+
+
+def _compiled(p: Program) -> Any:
+    from ._compile import compile_program
+
+    fn = compile_program(p)
+    p._compiled = fn
+    return fn
+
+
+def _diff(a: Any, b: Any) -> str:
+    if a[0] != b[0]:
+        return "the pytree structure of its arguments"
+    if a[1] != b[1]:
+        return "a static argument's value"
+    for i, (x, y) in enumerate(zip(a[2], b[2], strict=False)):
+        if x != y:
+            return f"input leaf {i} ({_sig_str(x)} -> {_sig_str(y)})"
+    return "its signature"
+
+
+def _sig_str(s: Any) -> str:
+    if isinstance(s, tuple) and len(s) >= 3 and s[0] != "static":
+        return f"shape {s[1]} dtype {s[2]}"
+    return repr(s)
+
+
+def jit(
+    f: Callable[..., Any] | None = None,
+    static_argnums: int | Sequence[int] = (),
+    static_argnames: str | Sequence[str] = (),
+    donate_argnums: int | Sequence[int] = (),
+    *,
+    inputs: Sequence[Any] | Any = (),
+    outputs: Sequence[Any] | Any = (),
+) -> Any:
+    """Compile ``f``: trace it once per signature into a :class:`Program`, optimize it, replay it.
+
+    Args:
+        f: the function (also usable as ``@fl.jit`` or ``@fl.jit(static_argnums=...)``).
+        static_argnums / static_argnames: arguments baked into the program (hashable; each
+            new value traces again). Python ``int`` / ``float`` arguments are traced (weak)
+            unless listed here; ``bool`` and other non-array leaves are static.
+        donate_argnums: arguments whose buffers the caller gives up (checked; a hint for the
+            backends' compilers, the numpy replay allocates its outputs as eager code does).
+        inputs / outputs: modules and class optimizers whose state the function reads and
+            writes (MLX's ``compile(inputs=, outputs=)``); threaded through the program.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> f = fl.jit(lambda x, s: fl.sum(fl.sin(x) * s))
+        >>> round(float(f(fl.ones((3,)), 2.0)), 4), round(float(f(fl.ones((3,)), 3.0)), 4), f.cache_size()
+        (5.0488, 7.5732, 1)
+    """
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    donate = (donate_argnums,) if isinstance(donate_argnums, int) else tuple(donate_argnums)
+    for what, seq in (("static_argnums", nums), ("donate_argnums", donate)):
+        for i in seq:
+            if not isinstance(i, int) or isinstance(i, bool):
+                raise TransformError(f"jit: {what} must be ints; got {i!r}.")
+    for nm in names:
+        if not isinstance(nm, str):
+            raise TransformError(f"jit: static_argnames must be strings; got {nm!r}.")
+    overlap = set(nums) & set(donate)
+    if overlap:
+        raise TransformError(
+            f"jit: argument(s) {sorted(overlap)} are both static and donated; a static argument has no buffer."
+        )
+    ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    state = ins + outs
+
+    def make(fn: Callable[..., Any]) -> Jitted:
+        if not callable(fn):
+            raise TransformError(f"jit: expected a function; got {type(fn).__name__}.")
+        return Jitted(fn, nums, names, donate, state)
+
+    if f is None:
+        return make
+    return make(f)

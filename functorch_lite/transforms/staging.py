@@ -1,0 +1,797 @@
+"""Staging: the program IR (``Program``), its tracer, ``make_program``, and the replay compiler.
+
+A :class:`Program` is a list of equations ``outs = primitive(ins, **params)`` over typed
+variables (shape, dtype, backend), with the constants it captured and the pytree
+structure of its inputs and outputs. It is made by one more trace on the level stack
+(:class:`StagingTrace`), so ``make_program(grad(f))`` stages the gradient: the grad
+trace sits above the staging trace and its rules run on staged values.
+
+Each staged value carries an *example*: the backend array the primitive's own impl gives
+on the example inputs (the caller's data). Output shapes and dtypes therefore come from
+the backend itself, with no shape rule per primitive; the examples are never visible:
+Python control flow on a staged value (``bool``, ``float``, ``.item()``) raises
+:class:`~functorch_lite.ConcretizationError`, and an op whose output shape depends on
+the values raises :class:`~functorch_lite.DataDependentShapeError`, so a program never
+bakes in a value it has seen.
+
+Python ``int`` and ``float`` inputs are *weak*: they stay Python scalars at run time, so
+``x * lr`` keeps ``x``'s dtype exactly as in eager code, and an op on weak values only
+gives a weak value again.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._core import tree_util as tu
+from .._core.engine import PRIMITIVES, Payload, Primitive, Trace, bind, find_top_trace, new_trace
+from .._core.tensor import Tensor, backend_for, make_tracer, wrap
+from .._errors import ConcretizationError, DataDependentShapeError, TransformError
+
+__all__ = ["Var", "Eqn", "Program", "StagingTrace", "make_program", "ShapeDtypeStruct", "eval_program"]
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_new = object.__new__
+_ids = itertools.count()
+_WEAK_TYPES = (int, float, complex)
+
+
+# ---------------------------------------------------------------------------------------
+# Variables and equations
+# ---------------------------------------------------------------------------------------
+class Var:
+    """A typed variable of a program: shape, dtype, backend namespace; ``weak`` for Python scalars."""
+
+    __slots__ = ("id", "shape", "dtype", "xp", "weak")
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, xp: Any, weak: type | None = None) -> None:
+        self.id = next(_ids)
+        self.shape = shape
+        self.dtype = dtype
+        self.xp = xp
+        self.weak = weak  # int / float / complex for a weak Python scalar, else None
+
+    def aval(self) -> str:
+        if self.weak is not None:
+            return f"{self.weak.__name__}[]"
+        return f"{_short(self.dtype)}[{','.join(str(s) for s in self.shape)}]"
+
+    def __repr__(self) -> str:
+        return f"Var({self.aval()})"
+
+
+def _short(dt: Any) -> str:
+    name = getattr(dt, "name", str(dt))
+    for long, short in (("float", "f"), ("uint", "u"), ("int", "i"), ("complex", "c")):
+        if name.startswith(long):
+            return short + name[len(long) :]
+    return name
+
+
+class Eqn:
+    """``outputs = prim(*inputs, **params)``; an input is a :class:`Var` or a Python literal."""
+
+    __slots__ = ("prim", "inputs", "outputs", "params")
+
+    def __init__(self, prim: Primitive, inputs: list[Any], outputs: list[Var], params: dict[str, Any]) -> None:
+        self.prim = prim
+        self.inputs = inputs
+        self.outputs = outputs
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"Eqn({self.prim.name})"
+
+
+class ShapeDtypeStruct:
+    """An abstract input for :func:`make_program`: a shape and dtype (and backend), no data.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> print(fl.make_program(fl.sin)(fl.ShapeDtypeStruct((3,), fl.float32)))
+        { lambda ; a:f32[3]. let
+            b:f32[3] = sin a
+          in (b) }
+    """
+
+    def __init__(self, shape: Sequence[int], dtype: Any, backend: str | None = None) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = dtype
+        self.backend = backend
+
+    def example(self) -> Tensor:
+        from .._ops.creation import zeros
+
+        if self.backend is None:
+            return zeros(self.shape, dtype=self.dtype)
+        from .._backend import default_backend
+
+        with default_backend(self.backend):
+            return zeros(self.shape, dtype=self.dtype)
+
+    def __repr__(self) -> str:
+        return f"ShapeDtypeStruct(shape={self.shape}, dtype={getattr(self.dtype, 'name', self.dtype)})"
+
+
+# ---------------------------------------------------------------------------------------
+# The staging trace
+# ---------------------------------------------------------------------------------------
+def _user_frame() -> str:
+    f = sys._getframe(2)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not os.path.abspath(fn).startswith(_PKG_DIR):
+            import linecache
+
+            line = linecache.getline(fn, f.f_lineno).strip()
+            return f"{fn}:{f.f_lineno}" + (f" ({line})" if line else "")
+        f = f.f_back  # type: ignore[assignment]
+    return "<unknown>"
+
+
+class StagePayload(Payload):
+    """A staged value: its variable and its (hidden) example array or Python scalar."""
+
+    __slots__ = ("var", "example")
+
+    def __init__(self, trace: Trace, var: Var, example: Any) -> None:
+        self.trace = trace
+        self.var = var
+        self.example = example
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.var.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.var.dtype
+
+    @property
+    def device(self) -> Any:
+        ex = self.example
+        b = backend_for(self.var.xp)
+        if self.var.weak is not None:
+            return b.device(b.xp.asarray(0))
+        return b.device(ex)
+
+    def concrete(self, t: Tensor) -> Tensor:
+        v = self.var
+        raise ConcretizationError(
+            f"{self.trace.kind}: a traced value of shape {v.shape} and dtype {_dname(v)} has no concrete value "
+            f"while {self.trace.kind} traces the function (at {_user_frame()}). Python control flow and "
+            "conversions on it (if/while on a value, bool(), float(), int(), .item(), numpy) cannot be "
+            "staged. Fixes: mark the argument static (static_argnums= / static_argnames=), select with "
+            "fl.where(cond, x, y) instead of if/else, or compute the value outside the jitted function."
+        )
+
+    def __repr__(self) -> str:
+        return f"{self.trace.kind} tracer {self.var.aval()}"
+
+
+def _dname(v: Var) -> str:
+    return f"weak {v.weak.__name__}" if v.weak is not None else getattr(v.dtype, "name", str(v.dtype))
+
+
+def _example_of(t: Tensor) -> Any:
+    """A backend array standing for Tensor ``t``'s value (its own data when it has some)."""
+    p = t._t
+    if p is None:
+        return t._a
+    if isinstance(p, StagePayload):
+        return p.example
+    if hasattr(p, "primal"):
+        return _example_of(p.primal)
+    val = getattr(p, "val", None)
+    if val is not None:  # a vmap tracer: one example of the batch
+        ex = _example_of(val)
+        xp = val._xp
+        d = p.bdim
+        if ex.shape[d] == 0:
+            return xp.zeros(tuple(p.shape), dtype=ex.dtype)
+        return ex[(slice(None),) * d + (0,)]
+    raise TransformError(f"staging: cannot find an example value for {t!r}.")  # pragma: no cover
+
+
+def _dynamic_shape(prim: Primitive, args: Sequence[Any], trace: Trace) -> str | None:
+    """Why ``prim`` on ``args`` would have a value-dependent output shape (None when it does not)."""
+    name = prim.name
+    if name == "nonzero" or name.startswith("unique_"):
+        return f"{name}: its output shape depends on the values"
+    return None
+
+
+class StagingTrace(Trace):
+    """Records every primitive bound on its tracers as an equation of a program."""
+
+    __slots__ = ("eqns", "consts", "const_vars", "kind_label")
+    kind_name = "jit"
+
+    def __init__(self, level: int, kind: str = "jit") -> None:
+        super().__init__(level)
+        self.kind = kind
+        self.eqns: list[Eqn] = []
+        self.consts: list[tuple[Var, Tensor]] = []
+        self.const_vars: dict[int, Var] = {}
+
+    # -- values ----------------------------------------------------------------------
+    def new_var_tracer(self, example: Any, xp: Any, weak: type | None = None) -> tuple[Var, Tensor]:
+        if weak is not None:
+            from .._ops._base import default_float, default_int
+
+            dt = default_float() if weak is float else default_int() if weak is int else None
+            if weak is complex:
+                from .._ops._base import default_complex
+
+                dt = default_complex()
+            var = Var((), dt, xp, weak)
+        else:
+            var = Var(tuple(example.shape), _dtype_of(example, xp), xp)
+        return var, make_tracer(StagePayload(self, var, example), xp)
+
+    def const(self, t: Tensor) -> Var:
+        """The variable of captured Tensor ``t`` (a concrete value or another trace's tracer)."""
+        key = id(t._a) if t._t is None else id(t._t)
+        v = self.const_vars.get(key)
+        if v is None:
+            alias = _new(Tensor)
+            alias._a, alias._xp, alias._t = t._a, t._xp, t._t
+            v = Var(tuple(t.shape), t.dtype, t._xp)
+            self.const_vars[key] = v
+            self.consts.append((v, alias))
+        return v
+
+    # -- primitives -----------------------------------------------------------------------
+    def process(self, prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
+        ins: list[Any] = []
+        exs: list[Any] = []
+        xp = None
+        all_weak = True
+        for a in args:
+            if isinstance(a, Tensor):
+                p = a._t
+                if p is not None and p.trace is self:
+                    v = p.var
+                    exs.append(p.example)
+                else:
+                    v = self.const(a)
+                    exs.append(_example_of(a))
+                ins.append(v)
+                if v.weak is None:
+                    all_weak = False
+                    if xp is None:
+                        xp = a._xp
+                    elif a._xp is not xp:
+                        from .._core.engine import mixed_backends
+
+                        raise mixed_backends(prim.name, xp, a._xp)
+            else:
+                ins.append(a)
+                exs.append(a)
+        why = _dynamic_shape(prim, args, self) or _mask_index(prim, args, params, self)
+        if why is not None:
+            raise DataDependentShapeError(
+                f"{why}, which {self.kind} cannot stage: a program has fixed shapes. Use fl.where(cond, x, y) "
+                "or take with integer indices of a fixed count, or call it outside the jitted function."
+            )
+        if all_weak:
+            weak_xp = next(v.xp for v in ins if isinstance(v, Var))
+            out = weak_eval(prim, weak_xp, exs, params)
+            outs = list(out) if prim.multiple_results else [out]
+            res = []
+            vars_ = []
+            for o in outs:
+                if isinstance(o, _WEAK_TYPES) and not isinstance(o, bool):
+                    var, tr = self.new_var_tracer(o, weak_xp, type(o))
+                elif isinstance(o, bool):
+                    # a comparison of weak values: a traced bool (0-d)
+                    arr = backend_for(weak_xp).xp.asarray(o)
+                    var, tr = self.new_var_tracer(arr, weak_xp)
+                else:
+                    var, tr = self.new_var_tracer(o, weak_xp)
+                vars_.append(var)
+                res.append(tr)
+            self.eqns.append(Eqn(prim, ins, vars_, params))
+            return tuple(res) if prim.multiple_results else res[0]
+        out = prim.impl(xp, *exs, **params)
+        if prim.multiple_results:
+            vars_ = []
+            res = []
+            for o in out:
+                var, tr = self.new_var_tracer(o, xp)
+                vars_.append(var)
+                res.append(tr)
+            self.eqns.append(Eqn(prim, ins, vars_, params))
+            return tuple(res)
+        var, tr = self.new_var_tracer(out, xp)
+        self.eqns.append(Eqn(prim, ins, [var], params))
+        return tr
+
+    def process_custom(self, call: Any, args: Sequence[Any]) -> Any:
+        return _stage_custom(self, call, args)
+
+
+def _mask_index(prim: Primitive, args: Sequence[Any], params: dict[str, Any], trace: Trace) -> str | None:
+    """getitem with a traced boolean mask selects a value-dependent number of elements."""
+    if prim.name != "getitem":
+        return None
+    idx = args[1:]
+    for s in params.get("spec", ()):
+        if getattr(s, "is_bool", False) and s.i < len(idx):
+            a = idx[s.i]
+            if isinstance(a, Tensor) and a._t is not None and a.ndim > 0:
+                return "getitem: a traced boolean mask index selects a value-dependent number of elements"
+    return None
+
+
+def _dtype_of(a: Any, xp: Any) -> Any:
+    from .._backend import DTYPE_MAPS
+
+    dt = DTYPE_MAPS[xp].get(a.dtype)
+    if dt is None:
+        return backend_for(xp).dtype_of(a)
+    return dt
+
+
+def weak_eval(prim: Primitive, xp: Any, vals: Sequence[Any], params: dict[str, Any]) -> Any:
+    """``prim`` on Python scalars only: computed on 0-d backend arrays, returned as Python scalars."""
+    b = backend_for(xp)
+    bxp = b.xp
+    arrs = []
+    for v in vals:
+        if isinstance(v, bool):
+            arrs.append(bxp.asarray(v))
+        elif isinstance(v, int):
+            arrs.append(bxp.asarray(v, dtype=b.native(_int64())))
+        elif isinstance(v, float):
+            arrs.append(bxp.asarray(v, dtype=b.native(_widest_float(b))))
+        elif isinstance(v, complex):
+            arrs.append(bxp.asarray(v))
+        else:
+            arrs.append(v)
+    out = prim.impl(xp, *arrs, **params)
+    if prim.multiple_results:
+        return tuple(_to_py(o) for o in out)
+    return _to_py(out)
+
+
+def _int64() -> Any:
+    from .. import _dtypes as D
+
+    return D.int64
+
+
+def _widest_float(b: Any) -> Any:
+    from .. import _dtypes as D
+
+    try:
+        b.native(D.float64)
+        return D.float64
+    except Exception:
+        return D.float32
+
+
+def _to_py(o: Any) -> Any:
+    if getattr(o, "ndim", 1) != 0 and getattr(o, "shape", None) != ():
+        return o
+    k = str(o.dtype)
+    if "bool" in k:
+        return bool(o)
+    if "complex" in k:
+        return complex(o)
+    if "float" in k:
+        return float(o)
+    return int(o)
+
+
+# ---------------------------------------------------------------------------------------
+# custom_vjp / custom_jvp / checkpoint inside a program
+# ---------------------------------------------------------------------------------------
+custom_call_p = Primitive("custom_call", lambda xp, *a, call, program: program.replay(a), multiple_results=True)
+# Not a primitive of the namespace: a program never binds it under a transform, it hands the
+# call to the trace's own custom-rule handling (``Trace.process_custom``, see eval_program), so
+# it has no rules of its own and stays out of the registry that the rule tests enrol.
+del PRIMITIVES["custom_call"]
+
+
+def _stage_custom(trace: StagingTrace, call: Any, leaves: Sequence[Any]) -> Any:
+    """Stage a custom call as one equation whose params keep the call (so transforms of the
+    program still use the custom rule) and its primal function traced as a sub-program."""
+    owner = call.owner
+    fun = owner.fun
+    kwargs = call.kwargs
+
+    def primal(*ls: Any) -> Any:
+        return fun(*call.args(ls), **kwargs)
+
+    sub = trace_program(primal, list(leaves), kind=trace.kind)
+    for _, c in sub.consts:
+        if c._t is not None:
+            raise TransformError(
+                f"{trace.kind}: the custom function {getattr(fun, '__name__', '?')!r} closes over a value traced "
+                "by an outer transform; pass that value to it as an argument instead."
+            )
+    ins: list[Any] = []
+    tensor_leaves = []
+    for a in leaves:
+        if isinstance(a, Tensor):
+            tensor_leaves.append(a)
+    outs = bind(custom_call_p, tuple(a for a in leaves if isinstance(a, Tensor)), {"call": call, "program": sub})
+    del ins, tensor_leaves
+    return tu.tree_unflatten(sub.out_tree, list(outs))
+
+
+# ---------------------------------------------------------------------------------------
+# Programs
+# ---------------------------------------------------------------------------------------
+class Program:
+    """A staged function: typed inputs, equations, captured constants, pytree structure.
+
+    Calling a program evaluates it: with concrete inputs it replays its compiled form (one
+    backend call per equation); under a transform it re-binds its equations, so
+    ``grad(program)``, ``vmap(program)`` and ``jvp(program)`` work like on the function.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> prog = fl.make_program(lambda x: fl.sum(x * x))(fl.ones((3,)))
+        >>> print(prog)
+        { lambda ; a:f32[3]. let
+            b:f32[3] = multiply a a
+            c:f32[] = sum[keepdims=False] b
+          in (c) }
+        >>> float(prog(fl.ones((3,)))), fl.grad(prog)(fl.ones((3,))).tolist()
+        (3.0, [2.0, 2.0, 2.0])
+    """
+
+    def __init__(
+        self,
+        in_vars: list[Any],
+        in_tree: Any,
+        eqns: list[Eqn],
+        outs: list[Any],
+        out_tree: Any,
+        consts: list[tuple[Var, Tensor]],
+        kind: str = "make_program",
+    ) -> None:
+        self.in_vars = in_vars  # a Var per input leaf, or ("static", value) for a static leaf
+        self.in_tree = in_tree
+        self.eqns = eqns
+        self.outs = outs  # a Var or a Python literal per output leaf
+        self.out_tree = out_tree
+        self.consts = consts
+        self.kind = kind
+        self._compiled: Callable[..., Any] | None = None
+
+    # -- inspection ---------------------------------------------------------------------------
+    @property
+    def const_values(self) -> list[Tensor]:
+        return [c for _, c in self.consts]
+
+    def __str__(self) -> str:
+        names: dict[int, str] = {}
+
+        def name(v: Any) -> str:
+            if not isinstance(v, Var):
+                return repr(v)
+            n = names.get(v.id)
+            if n is None:
+                n = names[v.id] = _letters(len(names))
+            return n
+
+        def decl(v: Var) -> str:
+            return f"{name(v)}:{v.aval()}"
+
+        cs = " ".join(decl(v) for v, _ in self.consts)
+        ins = " ".join(decl(v) for v in self.in_vars if isinstance(v, Var))
+        lines = [f"{{ lambda {cs}; {ins}. let"]
+        for e in self.eqns:
+            lhs = " ".join(decl(o) for o in e.outputs)
+            ps = _fmt_params(e.params)
+            rhs = " ".join(name(i) for i in e.inputs)
+            lines.append(f"    {lhs} = {e.prim.name}{ps} {rhs}".rstrip())
+        lines.append(f"  in ({', '.join(name(o) for o in self.outs)}) }}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Program: {len(self.in_vars)} input(s), {len(self.eqns)} equation(s), {len(self.outs)} output(s)>"
+
+    def optimized(self) -> Program:
+        """This program after constant folding, algebraic simplification, CSE and DCE (what jit runs)."""
+        from ._compile import optimize
+
+        return optimize(self)
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def flat_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        leaves, tree = tu.tree_flatten((tuple(args), dict(kwargs)))
+        if tree != self.in_tree:
+            raise TransformError(
+                f"Program: called with arguments of structure {tree}, but it was staged for {self.in_tree}. "
+                "Make a new program for the new structure (fl.jit does this for you)."
+            )
+        flat = []
+        for i, (x, v) in enumerate(zip(leaves, self.in_vars, strict=True)):
+            if not isinstance(v, Var):
+                continue
+            if v.weak is not None:
+                if isinstance(x, Tensor) and x._t is None and x.ndim == 0:
+                    x = x.item()
+                flat.append(x)
+                continue
+            if not isinstance(x, Tensor):
+                from .._ops._base import asarray
+
+                x = asarray(x)
+            if tuple(x.shape) != v.shape or x.dtype is not v.dtype:
+                raise TransformError(
+                    f"Program: input {i} has shape {tuple(x.shape)} and dtype {x.dtype.name}, but the program "
+                    f"was staged for {v.aval()}; make a new program for new shapes (fl.jit does this for you)."
+                )
+            flat.append(x)
+        return flat
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        flat = self.flat_inputs(args, kwargs)
+        return tu.tree_unflatten(self.out_tree, self.call_flat(flat))
+
+    def call_flat(self, flat: Sequence[Any]) -> list[Any]:
+        """Evaluate on flat input leaves (Tensors, or Python scalars for weak inputs)."""
+        traced = any(isinstance(x, Tensor) and x._t is not None for x in flat) or any(
+            c._t is not None for _, c in self.consts
+        )
+        if traced:
+            return eval_program(self, flat)
+        raw = [x._a if isinstance(x, Tensor) else x for x in flat]
+        outs = self.replay(raw)
+        return [wrap_out(o, v) for o, v in zip(outs, self.outs, strict=True)]
+
+    def replay(self, raw: Sequence[Any]) -> Any:
+        fn = self._compiled
+        if fn is None:
+            from ._compile import compile_program
+
+            fn = self._compiled = compile_program(self)
+        return fn(*raw)
+
+
+def wrap_out(o: Any, v: Any) -> Any:
+    if isinstance(v, Var):
+        if v.weak is not None:
+            return o
+        return wrap(o, v.xp)
+    return o
+
+
+def _letters(i: int) -> str:
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        s = chr(97 + r) + s
+    return s
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    parts = []
+    for k, v in params.items():
+        if v is None:
+            continue
+        if isinstance(v, Program):
+            v = "<program>"
+        elif k == "call":
+            v = getattr(getattr(v, "owner", None), "__name__", "custom")
+        else:
+            v = getattr(v, "name", None) if hasattr(v, "kind") and hasattr(v, "name") else v
+        parts.append(f"{k}={v}")
+    return "[" + ", ".join(parts) + "]" if parts else ""
+
+
+def eval_program(program: Program, flat: Sequence[Any]) -> list[Any]:
+    """Evaluate ``program`` by binding each equation (so every active transform sees it)."""
+    env: dict[int, Any] = {}
+    for v, x in zip((v for v in program.in_vars if isinstance(v, Var)), flat, strict=True):
+        env[v.id] = x
+    for v, c in program.consts:
+        env[v.id] = c
+    for e in program.eqns:
+        ins = [env[i.id] if isinstance(i, Var) else i for i in e.inputs]
+        if e.prim is custom_call_p:
+            call = e.params["call"]
+            top = find_top_trace(ins)
+            if top is None:
+                outs = call_flat_custom(e.params["program"], ins)
+            else:
+                outs = tu.tree_leaves(top.process_custom(call, ins))
+        elif all(not isinstance(x, Tensor) for x in ins) and any(isinstance(i, Var) for i in e.inputs):
+            xp = next(i.xp for i in e.inputs if isinstance(i, Var))
+            outs = weak_eval(e.prim, xp, ins, e.params)
+            if not e.prim.multiple_results:
+                outs = [outs]
+        else:
+            outs = bind(e.prim, ins, e.params)
+            if not e.prim.multiple_results:
+                outs = [outs]
+        for v, o in zip(e.outputs, outs, strict=True):
+            env[v.id] = o
+    return [env[o.id] if isinstance(o, Var) else o for o in program.outs]
+
+
+def call_flat_custom(sub: Program, ins: Sequence[Any]) -> list[Any]:
+    return sub.call_flat(list(ins))
+
+
+# ---------------------------------------------------------------------------------------
+# make_program
+# ---------------------------------------------------------------------------------------
+def _classify(x: Any) -> str:
+    if isinstance(x, Tensor):
+        return "tensor"
+    if isinstance(x, bool):
+        return "static"
+    if isinstance(x, _WEAK_TYPES):
+        return "weak"
+    if isinstance(x, ShapeDtypeStruct):
+        return "spec"
+    from .._backend import backend_of
+
+    if backend_of(x) is not None:
+        return "array"
+    return "static"
+
+
+def trace_program(
+    f: Callable[..., Any],
+    leaves: list[Any],
+    *,
+    in_tree: Any = None,
+    kind: str = "make_program",
+    call: Callable[[Callable[..., Any], list[Any]], Any] | None = None,
+) -> Program:
+    """Trace ``f`` on staged versions of ``leaves``; ``f`` takes the leaves (or, with ``in_tree``,
+    the unflattened ``(args, kwargs)``)."""
+    with new_trace(StagingTrace, kind=kind) as tr:
+        in_vars: list[Any] = []
+        tracers: list[Any] = []
+        for x in leaves:
+            k = _classify(x)
+            if k == "static":
+                in_vars.append(("static", x))
+                tracers.append(x)
+                continue
+            if k == "weak":
+                xp = _default_xp()
+                var, t = tr.new_var_tracer(x, xp, type(x))
+            else:
+                if k == "spec":
+                    x = x.example()
+                elif k == "array":
+                    from .._ops._base import asarray
+
+                    x = asarray(x)
+                var, t = tr.new_var_tracer(_example_of(x), x._xp)
+            in_vars.append(var)
+            tracers.append(t)
+        if in_tree is None:
+            out = f(*tracers)
+        else:
+            tree = tu.tree_unflatten(in_tree, tracers)
+            out = f(*tree[0], **tree[1]) if call is None else call(f, tree)
+        o_leaves, out_tree = tu.tree_flatten(out)
+        outs: list[Any] = []
+        for o in o_leaves:
+            if isinstance(o, Tensor):
+                p = o._t
+                if p is not None and p.trace is tr:
+                    outs.append(p.var)
+                else:
+                    outs.append(tr.const(o))
+            else:
+                from .._backend import backend_of
+
+                if backend_of(o) is not None:
+                    from .._ops._base import asarray
+
+                    outs.append(tr.const(asarray(o)))
+                else:
+                    outs.append(o)
+    return Program(in_vars, in_tree, tr.eqns, outs, out_tree, tr.consts, kind)
+
+
+def _default_xp() -> Any:
+    from .._backend import current_default
+
+    return current_default().xp
+
+
+def static_split(
+    args: tuple[Any, ...], kwargs: dict[str, Any], static_argnums: tuple[int, ...], static_argnames: tuple[str, ...]
+) -> tuple[tuple[Any, ...], dict[str, Any], tuple[Any, ...]]:
+    """Replace static arguments by placeholders; return (dynamic args, dynamic kwargs, statics)."""
+    n = len(args)
+    statics: list[Any] = []
+    dyn_args = list(args)
+    for i in static_argnums:
+        j = i % n if -n <= i < n else None
+        if j is None:
+            raise TransformError(
+                f"static_argnums: index {i} is out of range for a call with {n} positional argument(s); "
+                f"use indices in [0, {n - 1}] or pass the argument by position."
+            )
+        statics.append(("pos", j, _hashable(args[j], f"argument {j}")))
+        dyn_args[j] = None
+    dyn_kwargs = dict(kwargs)
+    for k in static_argnames:
+        if k in dyn_kwargs:
+            statics.append(("kw", k, _hashable(dyn_kwargs[k], f"argument {k!r}")))
+            dyn_kwargs[k] = None
+    return tuple(dyn_args), dyn_kwargs, tuple(statics)
+
+
+def _hashable(v: Any, what: str) -> Any:
+    try:
+        hash(v)
+    except TypeError:
+        raise TransformError(
+            f"static argument {what}: a static argument must be hashable (it is part of the cache key); "
+            f"got an unhashable {type(v).__name__}. Pass a tuple instead of a list, or make it a traced input."
+        ) from None
+    return v
+
+
+def merge_statics(
+    dyn_args: tuple[Any, ...], dyn_kwargs: dict[str, Any], statics: tuple[Any, ...]
+) -> tuple[list[Any], dict[str, Any]]:
+    args = list(dyn_args)
+    kwargs = dict(dyn_kwargs)
+    for kind, k, v in statics:
+        if kind == "pos":
+            args[k] = v
+        else:
+            kwargs[k] = v
+    return args, kwargs
+
+
+def make_program(
+    f: Callable[..., Any], static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = ()
+) -> Callable[..., Program]:
+    """Return a function that traces ``f`` on its arguments' shapes and dtypes into a :class:`Program`.
+
+    Arguments may be Tensors, arrays, :class:`ShapeDtypeStruct` s or Python scalars (weak
+    inputs); ``static_argnums`` / ``static_argnames`` name arguments baked into the program.
+    Transforms nest: ``make_program(grad(f))`` is the gradient's program.
+
+    Example:
+        >>> import functorch_lite as fl
+        >>> prog = fl.make_program(fl.grad(lambda x: fl.sum(fl.sin(x))))(fl.ones((2,)))
+        >>> print(prog)
+        { lambda a:f32[2]; b:f32[2]. let
+            c:f32[2] = sin b
+            d:f32[] = sum[keepdims=False] c
+            e:f32[2] = cos b
+            f:f32[2] = multiply a e
+          in (f) }
+        >>> print(prog.optimized())  # what jit runs: the unit seed and the unused value are gone
+        { lambda ; a:f32[2]. let
+            b:f32[2] = cos a
+          in (b) }
+    """
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+
+    @functools.wraps(f)
+    def staged(*args: Any, **kwargs: Any) -> Program:
+        dyn_args, dyn_kwargs, statics = static_split(args, kwargs, nums, names)
+        leaves, in_tree = tu.tree_flatten((dyn_args, dyn_kwargs))
+
+        def call(fn: Callable[..., Any], ak: list[Any]) -> Any:
+            a, k = merge_statics(tuple(ak[0]), ak[1], statics)
+            return fn(*a, **k)
+
+        return trace_program(f, leaves, in_tree=in_tree, kind="make_program", call=call)
+
+    return staged

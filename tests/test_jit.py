@@ -1,0 +1,335 @@
+"""Staging: programs, make_program and jit, against the un-jitted functions (eager is the oracle
+for values; finite differences are checked by the rule tests for the primitives themselves)."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import functorch_lite as fl
+from functorch_lite import nn, optim
+
+
+def close(a, b, tol=1e-5):
+    for x, y in zip(fl.tree_util.tree_leaves(a), fl.tree_util.tree_leaves(b), strict=True):
+        x = np.asarray(fl.stop_gradient(x)) if isinstance(x, fl.Tensor) else np.asarray(x)
+        y = np.asarray(fl.stop_gradient(y)) if isinstance(y, fl.Tensor) else np.asarray(y)
+        assert x.shape == y.shape
+        assert x.dtype == y.dtype
+        np.testing.assert_allclose(x, y, rtol=tol, atol=tol)
+
+
+def f(w, x):
+    return fl.sum(fl.tanh(x @ w) ** 2) + 0.5 * fl.sum(w * w)
+
+
+W = fl.asarray(np.linspace(-1.0, 1.0, 12, dtype=np.float32).reshape(4, 3))
+X = fl.asarray(np.linspace(-2.0, 2.0, 20, dtype=np.float32).reshape(5, 4))
+
+
+# -- the program IR ---------------------------------------------------------------------------
+def test_program_prints_one_equation_per_line():
+    p = fl.make_program(lambda x: fl.sin(x) * 2.0)(fl.ones((3,)))
+    s = str(p)
+    assert "b:f32[3] = sin a" in s
+    assert "c:f32[3] = multiply b 2.0" in s
+    assert s.count("\n") == 3
+
+
+def test_program_is_callable_and_transformable():
+    p = fl.make_program(f)(W, X)
+    close(p(W, X), f(W, X))
+    close(fl.grad(p)(W, X), fl.grad(f)(W, X))
+    close(
+        fl.vmap(p, in_axes=(None, 0))(W, fl.stack([X, X * 2.0])),
+        fl.vmap(f, in_axes=(None, 0))(W, fl.stack([X, X * 2.0])),
+    )
+    t = fl.ones_like(W)
+    close(fl.jvp(lambda w: p(w, X), (W,), (t,)), fl.jvp(lambda w: f(w, X), (W,), (t,)))
+
+
+def test_make_program_of_transforms():
+    pg = fl.make_program(fl.grad(f))(W, X)
+    close(pg(W, X), fl.grad(f)(W, X))
+    xs = fl.stack([X, -X])
+    pv = fl.make_program(fl.vmap(fl.grad(f), in_axes=(None, 0)))(W, xs)
+    close(pv(W, xs), fl.vmap(fl.grad(f), in_axes=(None, 0))(W, xs))
+
+
+def test_shape_dtype_struct_and_wrong_input():
+    p = fl.make_program(fl.exp)(fl.ShapeDtypeStruct((2, 2), fl.float64))
+    assert "f64[2,2]" in str(p)
+    with pytest.raises(fl.TransformError, match="staged for"):
+        p(fl.ones((3,), dtype=fl.float64))
+
+
+# -- jit: values and composition --------------------------------------------------------------
+COMPOSITIONS = {
+    "jit(f)": lambda: (fl.jit(f), f, (W, X)),
+    "jit(grad)": lambda: (fl.jit(fl.grad(f)), fl.grad(f), (W, X)),
+    "grad(jit)": lambda: (fl.grad(fl.jit(f)), fl.grad(f), (W, X)),
+    "vmap(jit)": lambda: (fl.vmap(fl.jit(f), in_axes=(None, 0)), fl.vmap(f, in_axes=(None, 0)), (W, fl.stack([X, -X]))),
+    "jit(vmap(grad))": lambda: (
+        fl.jit(fl.vmap(fl.grad(f), in_axes=(None, 0))),
+        fl.vmap(fl.grad(f), in_axes=(None, 0)),
+        (W, fl.stack([X, -X])),
+    ),
+    "hessian(jit)": lambda: (fl.hessian(fl.jit(lambda w: f(w, X))), fl.hessian(lambda w: f(w, X)), (W,)),
+    "jit(hessian)": lambda: (fl.jit(fl.hessian(lambda w: f(w, X))), fl.hessian(lambda w: f(w, X)), (W,)),
+    "jit(jit)": lambda: (fl.jit(lambda w, x: fl.jit(f)(w, x) * 2.0), lambda w, x: f(w, x) * 2.0, (W, X)),
+    "jit(jvp(grad))": lambda: (
+        fl.jit(lambda w, v: fl.jvp(lambda u: fl.grad(f)(u, X), (w,), (v,))[1]),
+        lambda w, v: fl.jvp(lambda u: fl.grad(f)(u, X), (w,), (v,))[1],
+        (W, fl.ones_like(W)),
+    ),
+    "jacrev(jit)": lambda: (fl.jacrev(fl.jit(lambda w: fl.tanh(X @ w))), fl.jacrev(lambda w: fl.tanh(X @ w)), (W,)),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPOSITIONS))
+def test_composition(name):
+    jitted, plain, args = COMPOSITIONS[name]()
+    want = plain(*args)
+    close(jitted(*args), want)
+    close(jitted(*args), want)  # the cached replay
+
+
+def test_traces_once_per_signature_and_python_body_count():
+    calls = []
+
+    def g(x, s):
+        calls.append(1)
+        return fl.sum(x * s)
+
+    j = fl.jit(g)
+    for s in (1.0, 2.0, 3.5):  # Python floats are weak inputs: no retrace
+        assert float(j(fl.ones((3,)), s)) == pytest.approx(3.0 * s)
+    assert len(calls) == 1 and j.cache_size() == 1
+    j(fl.ones((4,)), 1.0)  # a new shape
+    j(fl.ones((4,), dtype=fl.float64), 1.0)  # a new dtype
+    assert len(calls) == 3 and j.cache_size() == 3
+    j(fl.ones((4,)), 2)  # an int instead of a float: a new weak type
+    assert j.cache_size() == 4
+
+
+def test_weak_scalars_keep_the_array_dtype():
+    j = fl.jit(lambda x, lr: x * lr)
+    assert j(fl.ones((2,), dtype=fl.float32), 0.1).dtype == fl.float32
+    assert j(fl.ones((2,), dtype=fl.float64), 0.1).dtype == fl.float64
+
+
+def test_weak_arithmetic_stays_python():
+    j = fl.jit(lambda x, t: (x * (1.0 - 0.9**t), t + 1))
+    y, t = j(fl.ones((2,)), 3)
+    assert t == 4 and isinstance(t, int)
+    np.testing.assert_allclose(np.asarray(y), 1.0 - 0.9**3, rtol=1e-6)
+    y, t = j(fl.ones((2,)), 10)
+    assert t == 11
+    np.testing.assert_allclose(np.asarray(y), 1.0 - 0.9**10, rtol=1e-6)
+
+
+def test_static_argnums_and_argnames():
+    calls = []
+
+    def g(x, n, *, mode="sum"):
+        calls.append(1)
+        y = fl.reshape(x, (n, -1))
+        return fl.sum(y, axis=0) if mode == "sum" else fl.max(y, axis=0)
+
+    j = fl.jit(g, static_argnums=1, static_argnames="mode")
+    x = fl.arange(6, dtype=fl.float32)
+    close(j(x, 2), g(x, 2))
+    close(j(x, 3, mode="max"), g(x, 3, mode="max"))
+    close(j(x, 2), g(x, 2))
+    assert len(calls) == 2 + 3  # two traces (one per static signature), plus three eager reference calls
+
+
+def test_concretization_error_names_jit_the_value_and_the_line():
+    def g(x):
+        if fl.sum(x) > 0:  # Python control flow on a traced value
+            return x
+        return -x
+
+    with pytest.raises(fl.ConcretizationError) as e:
+        fl.jit(g)(fl.ones((3,)))
+    msg = str(e.value)
+    assert "jit" in msg and "shape ()" in msg and "bool" in msg
+    assert "test_jit.py" in msg and "static_argnums" in msg and "fl.where" in msg
+    assert isinstance(e.value, fl.TransformError)
+    for conv in (float, int, lambda t: t.item()):
+        with pytest.raises(fl.ConcretizationError):
+            fl.jit(lambda x, c=conv: x * c(fl.sum(x)))(fl.ones((2,)))
+
+
+def test_failed_trace_caches_nothing():
+    n = [0]
+
+    def g(x):
+        n[0] += 1
+        if n[0] == 1:
+            raise ValueError("boom")
+        return x + 1.0
+
+    j = fl.jit(g)
+    with pytest.raises(ValueError):
+        j(fl.ones((2,)))
+    assert j.cache_size() == 0
+    close(j(fl.ones((2,))), fl.ones((2,)) * 2.0)
+
+
+def test_errors_for_bad_static_arguments():
+    with pytest.raises(fl.TransformError, match="hashable"):
+        fl.jit(lambda x, s: x, static_argnums=1)(fl.ones((2,)), [1, 2])
+    with pytest.raises(fl.TransformError, match="out of range"):
+        fl.jit(lambda x: x, static_argnums=3)(fl.ones((2,)))
+    with pytest.raises(fl.TransformError, match="out of range"):
+        fl.jit(lambda x: x, donate_argnums=2)(fl.ones((2,)))
+
+
+def test_leaked_tracer_raises():
+    box = []
+
+    def g(x):
+        box.append(x * 2.0)
+        return x
+
+    fl.jit(g)(fl.ones((2,)))
+    with pytest.raises(fl.EscapedTracerError):
+        box[0] + 1.0
+
+
+def test_data_dependent_shapes_raise():
+    with pytest.raises(fl.DataDependentShapeError):
+        fl.jit(lambda x: x[x > 0])(fl.asarray([1.0, -1.0]))
+    with pytest.raises(fl.DataDependentShapeError):
+        fl.jit(lambda x: fl.nonzero(x)[0])(fl.asarray([1.0, 0.0]))
+    mask = fl.asarray([True, False])  # a constant mask has a known shape
+    close(fl.jit(lambda x: x[mask])(fl.asarray([1.0, -1.0])), fl.asarray([1.0]))
+
+
+def test_mutation_inside_jit():
+    def g(x, y):
+        z = fl.zeros((3,))
+        z[1] = x[0] * 2.0
+        z += y
+        return fl.sum(z * x)
+
+    args = (fl.asarray([1.0, 2.0, 3.0]), fl.asarray([0.5, 0.5, 0.5]))
+    close(fl.jit(g)(*args), g(*args))
+    close(fl.jit(fl.grad(g))(*args), fl.grad(g)(*args))
+
+
+def test_random_keys_as_arguments_and_global_generator():
+    j = fl.jit(lambda k: fl.random.normal(k, (3,)))
+    k = fl.random.key(0)
+    close(j(k), fl.random.normal(k, (3,)))
+    fl.manual_seed(1)
+    drop = fl.jit(lambda x: x * fl.random.uniform(fl.random.next_key(), x.shape))
+    a = drop(fl.ones((4,)))
+    b = drop(fl.ones((4,)))
+    assert not np.allclose(np.asarray(a), np.asarray(b))  # the global generator advances per call
+    fl.manual_seed(1)
+    a2 = fl.ones((4,)) * fl.random.uniform(fl.random.next_key(), (4,))
+    close(a, a2)
+
+
+def test_custom_vjp_and_checkpoint_inside_jit():
+    @fl.custom_vjp
+    def clip(x):
+        return x
+
+    clip.defvjp(lambda x: (x, None), lambda r, g: (fl.clip(g, -1.0, 1.0),))
+
+    def g(x):
+        return fl.sum(clip(x) * 5.0) + fl.sum(fl.checkpoint(fl.sin)(x))
+
+    x = fl.ones((3,))
+    want = fl.grad(g)(x)
+    close(fl.jit(fl.grad(g))(x), want)
+    close(fl.grad(fl.jit(g))(x), want)  # the custom rule survives staging
+    close(fl.jit(g)(x), g(x))
+
+
+def test_optimize_removes_dead_and_common_code():
+    def g(x):
+        _ = fl.exp(x)  # dead
+        a = fl.sin(x)
+        b = fl.sin(x)  # common
+        return a + b
+
+    p = fl.jit(g).lower(fl.ones((3,)))
+    names = [e.prim.name for e in p.eqns]
+    assert names.count("sin") == 1 and "exp" not in names
+
+
+def test_retrace_warning_once():
+    j = fl.jit(lambda x: x + 1.0)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for n in range(1, 12):
+            j(fl.ones((n,)))
+    rw = [x for x in w if issubclass(x.category, fl.RetraceWarning)]
+    assert len(rw) == 1 and "shape" in str(rw[0].message)
+
+
+# -- training steps ---------------------------------------------------------------------------
+def _data():
+    rng = np.random.default_rng(0)
+    x = fl.asarray(rng.normal(size=(32, 8)).astype(np.float32))
+    y = fl.asarray(rng.integers(0, 3, size=(32,)))
+    return x, y
+
+
+def test_pure_train_step_jits_whole():
+    x, y = _data()
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    params = dict(model.named_parameters())
+    tx = optim.adam(1e-2)
+
+    def loss(p, x, y):
+        return nn.functional.cross_entropy(nn.functional_call(model, p, x), y)
+
+    def step(p, s, x, y):
+        v, g = fl.value_and_grad(loss)(p, x, y)
+        u, s = tx.update(g, s, p)
+        return optim.apply_updates(p, u), s, v
+
+    p1, s1 = params, tx.init(params)
+    p2, s2 = params, tx.init(params)
+    js = fl.jit(step)
+    for _ in range(3):
+        p1, s1, v1 = step(p1, s1, x, y)
+        p2, s2, v2 = js(p2, s2, x, y)
+        close(v1, v2, 1e-5)
+    close(p1, p2, 1e-5)
+    assert js.cache_size() <= 2
+
+
+def test_class_api_step_threads_state():
+    x, y = _data()
+    fl.manual_seed(0)
+    m1 = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    m2 = pickle.loads(pickle.dumps(m1))
+    o1, o2 = optim.Adam(lr=1e-2), optim.Adam(lr=1e-2)
+
+    def make_step(m, o):
+        vg = nn.value_and_grad(m, lambda x, y: nn.functional.cross_entropy(m(x), y))
+
+        def step(x, y):
+            loss, grads = vg(x, y)
+            o.update(m, grads)
+            return loss
+
+        return step
+
+    s1 = make_step(m1, o1)
+    s2 = fl.jit(make_step(m2, o2), inputs=[m2, o2], outputs=[m2, o2])
+    for _ in range(4):
+        close(s1(x, y), s2(x, y), 1e-5)
+    close(dict(m1.named_parameters()), dict(m2.named_parameters()), 1e-5)
+    assert o1.step == o2.step == 4
+    assert all(not p.is_tracer for p in m2.parameters())
+    assert s2.cache_size() <= 2
