@@ -280,7 +280,8 @@ def _data():
     rng = np.random.default_rng(0)
     x = fl.asarray(rng.normal(size=(32, 8)).astype(np.float32))
     y = fl.asarray(rng.integers(0, 3, size=(32,)))
-    return x, y
+    b = fl.default_backend_name()
+    return fl.to_backend(x, b), fl.to_backend(y, b)
 
 
 def test_pure_train_step_jits_whole():
