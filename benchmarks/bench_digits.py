@@ -105,6 +105,53 @@ def fl_train_nn(fl, p0, x, y, idx):
     return run
 
 
+def fl_train_jit(fl, p0, x, yoh, idx):
+    """The library's optim.adam, the whole step (value_and_grad + update + apply) under fl.jit."""
+    optim = H.peer("functorch_lite.optim")
+    vg = fl.value_and_grad(M.fl_loss(fl))
+    xf, yf = fl.asarray(x), fl.asarray(yoh)
+    idx_f = [fl.asarray(b) for b in idx]
+    tx = optim.adam(LR, betas=(B1, B2), eps=EPS)
+
+    @fl.jit
+    def step(p, s, b):
+        _, g = vg(p, fl.take(xf, b, axis=0), fl.take(yf, b, axis=0))
+        u, s = tx.update(g, s, p)
+        return optim.apply_updates(p, u), s
+
+    def run():
+        p = {k: fl.asarray(v) for k, v in p0.items()}
+        s = tx.init(p)
+        for b in idx_f:
+            p, s = step(p, s, b)
+        return {k: np.asarray(a) for k, a in p.items()}
+
+    return run
+
+
+def fl_train_nn_jit(fl, p0, x, y, idx):
+    """Class API (nn.Sequential + optim.Adam), the step under fl.jit(inputs=, outputs=)."""
+    nn, optim = H.peer("functorch_lite.nn"), H.peer("functorch_lite.optim")
+    xf, yf = fl.asarray(x), fl.asarray(y)
+    idx_f = [fl.asarray(b) for b in idx]
+
+    def run():
+        model = M.fl_nn_model(fl, p0)
+        opt = optim.Adam(lr=LR, betas=(B1, B2), eps=EPS)
+        lg = nn.value_and_grad(model, lambda a, b: nn.functional.cross_entropy(model(a), b))
+
+        def step(b):
+            _, g = lg(fl.take(xf, b, axis=0), fl.take(yf, b, axis=0))
+            opt.update(model, g)
+
+        jstep = fl.jit(step, inputs=[model, opt], outputs=[model, opt])
+        for b in idx_f:
+            jstep(b)
+        return M.fl_nn_params_as_dict(model)
+
+    return run
+
+
 def ag_train(ag, p0, x, yoh, idx):
     vg = ag.value_and_grad(M.ag_loss())
 
@@ -184,6 +231,8 @@ def build_cases(epochs: int = EPOCHS):
         makers["functorch_lite grad + Adam"] = lambda idx: fl_train_pure(fl, p0, xtr, yoh, idx)
         if H.peer("functorch_lite.nn") is not None and H.peer("functorch_lite.optim") is not None:
             makers["functorch_lite nn + optim.Adam"] = lambda idx: fl_train_nn(fl, p0, xtr, ytr, idx)
+            makers["functorch_lite jit(step) + optim.adam"] = lambda idx: fl_train_jit(fl, p0, xtr, yoh, idx)
+            makers["functorch_lite jit nn + optim.Adam"] = lambda idx: fl_train_nn_jit(fl, p0, xtr, ytr, idx)
     if (ag := H.peer("autograd")) is not None:
         makers["autograd"] = lambda idx: ag_train(ag, p0, xtr, yoh, idx)
     if (torch := H.peer("torch")) is not None:

@@ -34,6 +34,8 @@ def build_cases(A, x, v, tol):
 
         gf = fl.grad(f)
         cases.append(H.Case("functorch_lite jvp(grad) fwd-over-rev", lambda: fl.jvp(gf, (xf,), (vf,))[1], **tol))
+        jh = fl.jit(lambda x, v: fl.jvp(gf, (x,), (v,))[1])
+        cases.append(H.Case("functorch_lite jit(jvp(grad))", lambda: jh(xf, vf), **tol))
         rr = fl.grad(lambda x: fl.sum(gf(x) * vf))
         cases.append(H.Case("functorch_lite grad(grad) rev-over-rev", lambda: rr(xf), **tol))
 

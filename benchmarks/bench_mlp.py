@@ -45,6 +45,21 @@ def build_cases(p0, x, y, yoh):
 
         p0f = {k: fl.asarray(v) for k, v in p0.items()}
         cases.append(H.Case("functorch_lite grad", fl_step, lambda: vg(p0f, xf, yf)))
+        optim = H.peer("functorch_lite.optim")
+        tx = optim.sgd(LR)
+
+        @fl.jit
+        def fl_jstep(p, s, x, y):  # the whole step staged: value_and_grad + the library's SGD
+            v, g = vg(p, x, y)
+            u, s = tx.update(g, s, p)
+            return optim.apply_updates(p, u), s, v
+
+        jst = {"p": dict(p0f), "s": tx.init(p0f)}
+
+        def fl_jit_step():
+            jst["p"], jst["s"], _ = fl_jstep(jst["p"], jst["s"], xf, yf)
+
+        cases.append(H.Case("functorch_lite jit(step) + optim.sgd", fl_jit_step, lambda: fl.jit(vg)(p0f, xf, yf)))
         cases += fl_nn_case(fl, p0, x, y, yoh)
 
     # --- autograd ------------------------------------------------------------------------

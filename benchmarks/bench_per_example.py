@@ -28,6 +28,8 @@ def build_cases(p0, x, y, yoh):
         xf, yf = fl.asarray(x), fl.asarray(yoh)
         pe = fl.vmap(fl.grad(loss), in_axes=(None, 0, 0))
         cases.append(H.Case("functorch_lite vmap(grad)", lambda: pe(pf, xf, yf), **tol))
+        fl_jpe = fl.jit(pe)
+        cases.append(H.Case("functorch_lite jit(vmap(grad))", lambda: fl_jpe(pf, xf, yf), **tol))
         g1 = fl.grad(loss)
 
         def fl_loop():
