@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
-from .jit import Jitted, RetraceWarning, jit
-from .staging import Program, ShapeDtypeStruct, make_program
+from ._jit import Jitted, RetraceWarning, jit
+from ._staging import Program, ShapeDtypeStruct, make_program
 from .api import (
     grad,
     hessian,

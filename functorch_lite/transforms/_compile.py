@@ -18,7 +18,7 @@ import functools
 from typing import Any
 
 from .._core.tensor import Tensor
-from .staging import Eqn, Program, Var, custom_call_p, weak_eval
+from ._staging import PY_OPS, Eqn, Program, Var, custom_call_p, weak_eval
 
 __all__ = ["optimize", "fold", "simplify", "cse", "dce", "compile_program"]
 
@@ -205,6 +205,17 @@ def _bound(e: Eqn) -> Any:
 
 
 def _weak_caller(prim: Any, xp: Any, params: dict[str, Any]) -> Any:
+    op = PY_OPS.get(prim.name)
+    if op is not None and not params:
+
+        def py(*vals: Any) -> Any:
+            try:
+                return op(*vals)
+            except (ZeroDivisionError, OverflowError, ValueError):  # the backend's inf / nan
+                return weak_eval(prim, xp, vals, params)
+
+        return py
+
     def call(*vals: Any) -> Any:
         return weak_eval(prim, xp, vals, params)
 

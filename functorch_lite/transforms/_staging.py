@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -338,8 +339,41 @@ def _dtype_of(a: Any, xp: Any) -> Any:
     return dt
 
 
+# Operators on Python numbers: a weak-only equation of one of these computes exactly what the
+# eager code computed (the operator on Python numbers; ``0.9 ** t``, ``count + 1``).
+PY_OPS: dict[str, Callable[..., Any]] = {
+    "add": operator.add,
+    "subtract": operator.sub,
+    "multiply": operator.mul,
+    "divide": operator.truediv,
+    "pow": operator.pow,
+    "floor_divide": operator.floordiv,
+    "remainder": operator.mod,
+    "negative": operator.neg,
+    "positive": operator.pos,
+    "abs": operator.abs,
+    "equal": operator.eq,
+    "not_equal": operator.ne,
+    "less": operator.lt,
+    "less_equal": operator.le,
+    "greater": operator.gt,
+    "greater_equal": operator.ge,
+}
+
+
 def weak_eval(prim: Primitive, xp: Any, vals: Sequence[Any], params: dict[str, Any]) -> Any:
-    """``prim`` on Python scalars only: computed on 0-d backend arrays, returned as Python scalars."""
+    """``prim`` on Python scalars only: a Python operator where there is one, else computed on
+    0-d backend arrays; the result is a Python scalar again."""
+    op = PY_OPS.get(prim.name)
+    if op is not None and not params:
+        try:
+            return op(*vals)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            pass  # (the backend's answer: inf / nan, as an array op gives)
+    if prim.name == "astype" and len(vals) == 1:
+        k = params["dtype"].kind
+        v = vals[0]
+        return float(v) if k == "f" else int(v) if k in "iu" else complex(v) if k == "c" else bool(v)
     b = backend_for(xp)
     bxp = b.xp
     arrs = []

@@ -26,7 +26,7 @@ from .._core import tree_util as tu
 from .._core.tensor import Tensor, backend_for, wrap
 from .._errors import TransformError
 from ._compile import optimize
-from .staging import (
+from ._staging import (
     Program,
     Var,
     eval_program,
@@ -36,6 +36,8 @@ from .staging import (
 )
 
 __all__ = ["jit", "Jitted", "RetraceWarning"]
+
+_wrap = wrap
 
 _RETRACE_LIMIT = 8
 _SINGLE_DEVICE = ("numpy", "array_api_strict")
@@ -136,6 +138,9 @@ def _state_handlers(objs: Sequence[Any]) -> list[Any]:
     return out
 
 
+_GEN: list[Any] = [None]
+
+
 def _gen() -> Any:
     from .. import random as _random
 
@@ -145,20 +150,43 @@ def _gen() -> Any:
 # ---------------------------------------------------------------------------------------
 # Signatures
 # ---------------------------------------------------------------------------------------
-def _leaf_sig(x: Any) -> Any:
-    if isinstance(x, Tensor):
-        xp = x._xp
-        if x._t is None:
-            a = x._a
-            b = backend_for(xp)
-            if b.name in _SINGLE_DEVICE:
-                return (xp, tuple(a.shape), a.dtype)
-            return (xp, tuple(a.shape), a.dtype, str(b.device(a)))
-        return ("traced", xp, x.shape, x.dtype)
-    c = x.__class__
-    if c is float or c is int or c is complex:
-        return c
-    if c is bool:
+_MULTI_DEVICE: dict[Any, bool] = {}
+
+
+def _multi_device(xp: Any) -> bool:
+    m = _MULTI_DEVICE.get(xp)
+    if m is None:
+        m = _MULTI_DEVICE[xp] = backend_for(xp).name not in _SINGLE_DEVICE
+    return m
+
+
+def _signature(leaves: list[Any]) -> tuple[tuple[Any, ...], bool]:
+    """The signature of the input leaves, and whether any is a tracer of an outer transform."""
+    sig: list[Any] = []
+    traced = False
+    for x in leaves:
+        c = x.__class__
+        if c is float or c is int or c is complex:
+            sig.append(c)
+            continue
+        if isinstance(x, Tensor):
+            xp = x._xp
+            if x._t is None:
+                a = x._a
+                if _multi_device(xp):
+                    sig.append((xp, tuple(a.shape), a.dtype, str(backend_for(xp).device(a))))
+                else:
+                    sig.append((xp, a.shape, a.dtype))
+            else:
+                traced = True
+                sig.append(("traced", xp, x.shape, x.dtype))
+            continue
+        sig.append(_other_sig(x))
+    return tuple(sig), traced
+
+
+def _other_sig(x: Any) -> Any:
+    if x.__class__ is bool:
         return ("static", x)
     from .._backend import backend_of
 
@@ -176,7 +204,19 @@ def _leaf_sig(x: Any) -> Any:
 
 
 class _Entry:
-    __slots__ = ("program", "out_tree", "outs", "state_trees", "state_statics", "rng_out", "n_user_out", "run")
+    __slots__ = (
+        "program",
+        "out_tree",
+        "outs",
+        "state_trees",
+        "state_statics",
+        "rng_out",
+        "n_user_out",
+        "run",
+        "dyn",
+        "out_xps",
+        "traced_consts",
+    )
 
 
 class Jitted:
@@ -230,49 +270,45 @@ class Jitted:
 
     # -- the call ---------------------------------------------------------------------------
     def _prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        for i in self.donate_argnums:
-            if not -len(args) <= i < len(args):
-                raise TransformError(
-                    f"jit: donate_argnums index {i} is out of range for a call with {len(args)} positional "
-                    f"argument(s); use indices in [0, {len(args) - 1}]."
-                )
-        dyn_args, dyn_kwargs, statics = static_split(args, kwargs, self.static_argnums, self.static_argnames)
+        if self.donate_argnums:
+            for i in self.donate_argnums:
+                if not -len(args) <= i < len(args):
+                    raise TransformError(
+                        f"jit: donate_argnums index {i} is out of range for a call with {len(args)} positional "
+                        f"argument(s); use indices in [0, {len(args) - 1}]."
+                    )
+        if self.static_argnums or self.static_argnames:
+            dyn_args, dyn_kwargs, statics = static_split(args, kwargs, self.static_argnums, self.static_argnames)
+        else:
+            dyn_args, dyn_kwargs, statics = args, kwargs, ()
         handlers = self._handlers
         if handlers is None:
             handlers = self._handlers = _state_handlers(self._state_objs)
-        state_trees = [h.read() for h in handlers]
-        gen = _gen()
-        if gen.key is None:
+        gen = _GEN[0]
+        if gen is None:
+            gen = _GEN[0] = _gen()
+        rng = gen.key
+        if rng is None:
             from .. import random as _random
 
-            _random.get_state()
-        rng = gen.key
-        tree_in = (tuple(state_trees), rng, (dyn_args, dyn_kwargs))
+            rng = _random.get_state()
+        tree_in = (tuple([h.read() for h in handlers]) if handlers else (), rng, (dyn_args, dyn_kwargs))
         leaves, in_tree = tu.tree_flatten(tree_in)
-        key = (in_tree, statics, tuple(_leaf_sig(x) for x in leaves))
-        return handlers, statics, leaves, in_tree, key
+        sig, traced = _signature(leaves)
+        return handlers, statics, leaves, in_tree, (in_tree, statics, sig), traced
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        handlers, statics, leaves, in_tree, key = self._prepare(args, kwargs)
+        handlers, statics, leaves, in_tree, key, traced = self._prepare(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
-        traced = False
-        for x in leaves:
-            if isinstance(x, Tensor) and x._t is not None:
-                traced = True
-                break
-        prog = entry.program
-        flat = [x for x, v in zip(leaves, prog.in_vars, strict=True) if isinstance(v, Var)]
-        if traced or any(c._t is not None for _, c in prog.consts):
-            outs = eval_program(prog, flat)
+        if traced or entry.traced_consts:
+            outs = eval_program(entry.program, [leaves[i] for i in entry.dyn])
         else:
-            raw = [x._a if isinstance(x, Tensor) else x for x in flat]
-            res = entry.run(*raw)
-            outs = [
-                wrap(o, v.xp) if isinstance(v, Var) and v.weak is None else o
-                for o, v in zip(res, prog.outs, strict=True)
-            ]
+            res = entry.run(*[x._a if isinstance(x, Tensor) else x for x in [leaves[i] for i in entry.dyn]])
+            outs = [o if xp is None else _wrap(o, xp) for o, xp in zip(res, entry.out_xps, strict=True)]
+        if not handlers and not entry.rng_out:
+            return tu.tree_unflatten(entry.out_tree, outs)
         return self._finish(entry, handlers, outs)
 
     def _finish(self, entry: _Entry, handlers: list[Any], outs: list[Any]) -> Any:
@@ -348,7 +384,10 @@ class Jitted:
         e.state_statics = box.get("statics", [None] * len(handlers))
         e.rng_out = bool(box.get("rng_used"))
         e.run = _compiled(opt)
-        if not any(c._t is not None for _, c in opt.consts):
+        e.dyn = [i for i, v in enumerate(opt.in_vars) if isinstance(v, Var)]
+        e.out_xps = [v.xp if isinstance(v, Var) and v.weak is None else None for v in opt.outs]
+        e.traced_consts = any(c._t is not None for _, c in opt.consts)
+        if not e.traced_consts:
             self._cache[key] = e
             self._retrace_check(key)
         return e
@@ -376,7 +415,7 @@ class Jitted:
         Its inputs are the (global generator key, arguments) leaves; its outputs the function's
         outputs, then any threaded state.
         """
-        handlers, statics, leaves, in_tree, key = self._prepare(args, kwargs)
+        handlers, statics, leaves, in_tree, key, _ = self._prepare(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
