@@ -334,3 +334,19 @@ def test_class_api_step_threads_state():
     assert o1.step == o2.step == 4
     assert all(not p.is_tracer for p in m2.parameters())
     assert s2.cache_size() <= 2
+
+
+def test_optimize_collapses_reshapes_and_batched_matvecs():
+    w = fl.asarray(np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4))
+    xs = fl.asarray(np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4))
+
+    def g(w, x):  # per-example: a vector through a matrix, then its cotangent back
+        return fl.sum(fl.tanh(w @ x) ** 2)
+
+    pe = fl.vmap(fl.grad(g, argnums=1), in_axes=(None, 0))
+    p = fl.jit(pe).lower(w, xs)
+    for e in p.eqns:
+        if e.prim.name == "matmul":
+            assert all(len(i.shape) <= 2 for i in e.inputs), str(p)
+    close(fl.jit(pe)(w, xs), pe(w, xs))
+    assert fl.jit(lambda x: fl.reshape(fl.reshape(x, (2, 2)), (4,))).lower(fl.ones((4,))).eqns == []

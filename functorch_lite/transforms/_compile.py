@@ -20,15 +20,15 @@ from typing import Any
 from .._core.tensor import Tensor
 from ._staging import PY_OPS, Eqn, Program, Var, custom_call_p, weak_eval
 
-__all__ = ["optimize", "fold", "simplify", "cse", "dce", "compile_program"]
+__all__ = ["optimize", "fold", "simplify", "reshapes", "cse", "dce", "compile_program"]
 
 _IDENTITY = {"multiply": 1, "subtract": 0, "divide": 1}  # x op c == x exactly (x + 0 would turn -0.0 into 0.0)
 _COMMUTES = ("multiply",)
 
 
 def optimize(program: Program) -> Program:
-    """fold, simplify, cse, then dce."""
-    return dce(cse(simplify(fold(program))))
+    """fold, simplify, reshapes, cse, then dce."""
+    return dce(cse(reshapes(simplify(fold(program)))))
 
 
 def _clone(p: Program, eqns: list[Eqn], outs: list[Any], consts: list[tuple[Var, Tensor]]) -> Program:
@@ -115,6 +115,64 @@ def simplify(p: Program) -> Program:
                 sub[out.id] = keep
                 continue
         eqns.append(Eqn(e.prim, ins, e.outputs, e.params))
+    return _clone(p, eqns, [rep(o) for o in p.outs], p.consts)
+
+
+def reshapes(p: Program) -> Program:
+    """Collapse reshape chains (a reshape of a reshape is one reshape; one to the same shape is
+    none), and turn the batched matrix-vector products that vmap makes of a vector rule,
+    ``reshape(matmul(A, reshape(C, (n, k, 1))), (n, m))`` with a 2-d ``A`` of shape (m, k), into
+    one matrix product ``C @ A.T``."""
+    from .._ops.linalg_core import matmul_p
+    from .._ops.manipulation import permute_dims_p, reshape_p
+
+    producer: dict[int, Eqn] = {}
+    sub: dict[int, Any] = {}
+    eqns: list[Eqn] = []
+
+    def rep(i: Any) -> Any:
+        return sub.get(i.id, i) if isinstance(i, Var) else i
+
+    for e in p.eqns:
+        ins = [rep(i) for i in e.inputs]
+        if e.prim is reshape_p and len(ins) == 1 and isinstance(ins[0], Var) and set(e.params) <= {"shape", "copy"}:
+            x = ins[0]
+            out = e.outputs[0]
+            src = producer.get(x.id)
+            if src is not None and src.prim is reshape_p and set(src.params) <= {"shape", "copy"}:
+                x = src.inputs[0]
+            if x.shape == out.shape and x.dtype is out.dtype and x.weak is None:
+                sub[out.id] = x
+                continue
+            mm = producer.get(ins[0].id)
+            if mm is not None and mm.prim is matmul_p and not mm.params and len(out.shape) == 2:
+                a, b = mm.inputs
+                rb = producer.get(b.id) if isinstance(b, Var) else None
+                n, m = out.shape
+                if (
+                    isinstance(a, Var)
+                    and len(a.shape) == 2
+                    and a.shape[0] == m
+                    and rb is not None
+                    and rb.prim is reshape_p
+                    and isinstance(rb.inputs[0], Var)
+                    and rb.inputs[0].shape == (n, a.shape[1])
+                    and b.shape == (n, a.shape[1], 1)
+                    and mm.outputs[0].shape == (n, m, 1)
+                ):
+                    c = rb.inputs[0]
+                    at = Var((a.shape[1], m), a.dtype, a.xp)
+                    eqns.append(Eqn(permute_dims_p, [a], [at], {"axes": (1, 0)}))
+                    ne = Eqn(matmul_p, [c, at], [out], {})
+                    eqns.append(ne)
+                    producer[out.id] = ne
+                    continue
+            ne = Eqn(e.prim, [x], e.outputs, e.params)
+        else:
+            ne = Eqn(e.prim, ins, e.outputs, e.params)
+        for o in e.outputs:
+            producer[o.id] = ne
+        eqns.append(ne)
     return _clone(p, eqns, [rep(o) for o in p.outs], p.consts)
 
 
