@@ -300,19 +300,19 @@ def compile_program(p: Program) -> Any:
     out_ids = {o.id for o in p.outs if isinstance(o, Var)}
     const_ids = {v.id for v, _ in p.consts}
     lines = [f"def _run({', '.join(args)}):"]
-    lit_n = 0
+
+    def ref(i: Any) -> str:
+        """The name of a variable, or of a new closure constant holding literal ``i``."""
+        if isinstance(i, Var):
+            return names[i.id]
+        lname = f"k{len(env)}"
+        env[lname] = i
+        return lname
+
     for n, e in enumerate(p.eqns):
         fname = f"f{n}"
         env[fname] = _bound(e)
-        ins = []
-        for i in e.inputs:
-            if isinstance(i, Var):
-                ins.append(names[i.id])
-            else:
-                lname = f"k{lit_n}"
-                lit_n += 1
-                env[lname] = i
-                ins.append(lname)
+        ins = [ref(i) for i in e.inputs]
         outs = []
         for k, o in enumerate(e.outputs):
             nm = f"v{n}_{k}"
@@ -333,15 +333,7 @@ def compile_program(p: Program) -> Any:
         dead += [nm for o, nm in zip(e.outputs, outs, strict=True) if o.id not in last and o.id not in out_ids]
         if dead:
             lines.append(f"    del {', '.join(dead)}")
-    rets = []
-    for o in p.outs:
-        if isinstance(o, Var):
-            rets.append(names[o.id])
-        else:
-            lname = f"k{lit_n}"
-            lit_n += 1
-            env[lname] = o
-            rets.append(lname)
+    rets = [ref(o) for o in p.outs]
     lines.append(f"    return [{', '.join(rets)}]")
     src = "\n".join(lines)
     code = compile(src, f"<functorch_lite program {id(p):x}>", "exec")
