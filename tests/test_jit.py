@@ -350,3 +350,17 @@ def test_optimize_collapses_reshapes_and_batched_matvecs():
             assert all(len(i.shape) <= 2 for i in e.inputs), str(p)
     close(fl.jit(pe)(w, xs), pe(w, xs))
     assert fl.jit(lambda x: fl.reshape(fl.reshape(x, (2, 2)), (4,))).lower(fl.ones((4,))).eqns == []
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax", "dask"])
+def test_jit_replays_on_each_backend(backend):
+    if backend not in fl.available_backends():
+        pytest.skip(f"{backend} is not installed")
+    with fl.default_backend(backend):
+        w = fl.asarray(np.linspace(-1, 1, 12).reshape(4, 3).tolist(), dtype=fl.float32)
+        x = fl.asarray(np.linspace(-2, 2, 20).reshape(5, 4).tolist(), dtype=fl.float32)
+    for jitted, plain in ((fl.jit(f), f), (fl.jit(fl.grad(f)), fl.grad(f))):
+        got = jitted(w, x)
+        assert got.backend == backend
+        close(got, plain(w, x))
+        close(jitted(w, x), plain(w, x))
