@@ -1,4 +1,4 @@
-"""Composable transforms: grad, vjp, jvp, linearize, vmap, jacobians, custom rules, checkpoint."""
+"""Composable transforms: grad, vjp, jvp, linearize, linear_transpose, vmap, jacobians, custom rules, checkpoint."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .api import (
     jacfwd,
     jacrev,
     jvp,
+    linear_transpose,
     linearize,
     stop_gradient,
     value_and_grad,
@@ -28,6 +29,7 @@ __all__ = [
     "jacrev",
     "jacfwd",
     "hessian",
+    "linear_transpose",
     "stop_gradient",
     "custom_vjp",
     "custom_jvp",
