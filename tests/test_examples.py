@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,12 @@ TINY: dict[str, list[str]] = {
     "07_ensembles.py": ["--steps", "3", "--models", "2", "--synthetic"],
 }
 
+# Further runs of enrolled scripts with other flags: (script, extra arguments, a line its output must match).
+VARIANTS: list[tuple[str, list[str], str]] = [
+    ("01_mlp_grad.py", ["--jit"], r"step time: eager [\d.]+ ms, jit [\d.]+ ms \([\d.]+x\)"),
+]
+_STEP_TIMES = re.compile(r"step time: eager (?P<eager>[\d.]+) ms, jit (?P<jit>[\d.]+) ms \((?P<ratio>[\d.]+)x")
+
 
 def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -59,6 +66,44 @@ def test_example_runs(script: str, tmp_path: Path) -> None:
     proc = _run([str(EXAMPLES / script), *TINY[script]], cwd=tmp_path)
     assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     assert proc.stdout.strip(), f"{script} printed nothing"
+
+
+@pytest.mark.parametrize(("script", "extra", "expect"), VARIANTS, ids=[f"{v[0]} {' '.join(v[1])}" for v in VARIANTS])
+def test_example_variant_runs(script: str, extra: list[str], expect: str, tmp_path: Path) -> None:
+    assert script in TINY
+    proc = _run([str(EXAMPLES / script), *TINY[script], *extra], cwd=tmp_path)
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert re.search(expect, proc.stdout), proc.stdout
+
+
+def test_demo_jit_matches_eager(tmp_path: Path) -> None:
+    kwargs = dict(epochs=3, progress=False, models=("mlp", "cnn"), max_train=256, verbose=False, seed=0)
+    eager = run_demo(out=tmp_path / "eager", **kwargs)
+    jitted = run_demo(out=tmp_path / "jit", jit=True, **kwargs)
+    assert jitted.ok and jitted.jit and not eager.jit
+    for name in ("mlp", "cnn"):
+        h = jitted.histories[name]
+        assert set(h.step_time) == {"eager", "jit"} and all(t > 0 for t in h.step_time.values()), h.step_time
+        assert 1 <= h.traces <= 4, h.traces  # first step (optimizer state created), the next, a ragged batch
+        assert jitted.test_accuracy[name] >= 0.8, (name, jitted.test_accuracy[name])
+        assert abs(jitted.test_accuracy[name] - eager.test_accuracy[name]) <= 0.02, (name, jitted, eager)
+        assert h.train_loss[-1] < h.train_loss[0]
+        assert set(eager.histories[name].step_time) == {"eager"} and eager.histories[name].traces == 0
+
+
+def test_cli_demo_jit(tmp_path: Path) -> None:
+    args = ["-m", "functorch_lite", "demo", "--jit", "--epochs", "1", "--max-train", "64", "--no-progress"]
+    proc = _run([*args, "--out", "out"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "training step under fl.jit" in proc.stdout
+    times = _STEP_TIMES.findall(proc.stdout)
+    assert len(times) == 2, proc.stdout  # one line per model
+    for eager, jit, ratio in times:
+        assert float(eager) > 0 and float(jit) > 0 and float(ratio) > 0
+    assert "final test accuracy" in proc.stdout and "MISMATCH" not in proc.stdout
+
+    proc = _run(["-m", "functorch_lite", "demo", "--help"], cwd=tmp_path)
+    assert proc.returncode == 0 and "--jit" in proc.stdout and "fl.jit" in proc.stdout
 
 
 def test_demo_tiny_is_deterministic(tmp_path: Path) -> None:
@@ -88,6 +133,15 @@ def test_demo_full_reaches_97_percent(tmp_path: Path) -> None:
     result = run_demo(out=tmp_path, progress=False, verbose=False)
     for name, acc in result.test_accuracy.items():
         assert acc >= 0.97, f"{name}: test accuracy {acc:.2%} < 97%"
+    assert result.ok
+
+
+@pytest.mark.skipif(BACKEND != "numpy", reason="the full demo runs once, in the numpy run of the suite")
+def test_demo_full_jit_reaches_97_percent(tmp_path: Path) -> None:
+    result = run_demo(out=tmp_path, progress=False, verbose=False, jit=True)
+    for name, acc in result.test_accuracy.items():
+        assert acc >= 0.97, f"{name} under jit: test accuracy {acc:.2%} < 97%"
+        assert result.histories[name].traces <= 4
     assert result.ok
 
 
