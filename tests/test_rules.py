@@ -8,7 +8,8 @@ Every spec runs through the same checks, in float64:
 * vjp against finite differences, and the transpose identity
   ``<vjp(u), v> == <u, jvp(v)>``,
 * second order: forward-over-reverse and reverse-over-reverse Hessian-vector
-  products against finite differences of the gradient,
+  products against finite differences of the gradient, entry by entry
+  (``fl.testing.check_grads`` of the gradient),
 * ``vmap(f)`` (and ``vmap`` of its gradient and jvp) against a Python loop,
   with random ``in_axes`` (0, 1, -1, None mixes) and ``out_axes``,
 * dtype preservation: float32 in, float32 out, float32 tangents and gradients.
@@ -876,17 +877,8 @@ def test_second_order(sp: Spec, data: Any) -> None:
     def g(*a: Any) -> Any:
         return fl.sum(case.fn(*a, *extras) * w)
 
-    grad_g = fl.grad(g, argnums=nums)
-    v = _directions(rng, args)
-    plus = grad_g(*[a + EPS * t for a, t in zip(args, v, strict=True)])
-    minus = grad_g(*[a - EPS * t for a, t in zip(args, v, strict=True)])
-    fd = [(p - m) / (2 * EPS) for p, m in zip(plus, minus, strict=True)]
-
-    _, fwd = fl.jvp(lambda *a: grad_g(*a), tuple(args), tuple(v))
-    rev = fl.grad(lambda *a: sum(fl.sum(gi * vi) for gi, vi in zip(grad_g(*a), v, strict=True)), argnums=nums)(*args)
-    for i in range(n):
-        assert_close(fwd[i], fd[i], rtol=1e-4, atol=1e-5, what=f"{sp.name}: jvp(grad) vs FD, argument {i}")
-        assert_close(rev[i], fd[i], rtol=1e-4, atol=1e-5, what=f"{sp.name}: grad(grad) vs FD, argument {i}")
+    # jvp(grad g) and vjp(grad g) (forward-over-reverse, reverse-over-reverse), entry by entry
+    fl.testing.check_grads(fl.grad(g, argnums=nums), tuple(args), order=1, rtol=1e-4, atol=1e-5, eps=EPS)
 
 
 def _batch_input(

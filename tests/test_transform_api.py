@@ -180,8 +180,10 @@ def test_linear_transpose_pytrees_against_the_inner_product_identity() -> None:
     p0 = {"v": fl.zeros((3,), dtype=F64), "m": fl.zeros((6,), dtype=F64)}
     z0 = fl.zeros((3,), dtype=F64)
     f_t = fl.linear_transpose(_lin, p0, z0)
-    x = ({"v": fl.random.normal(ks[0], (3,), dtype=F64), "m": fl.random.normal(ks[1], (6,), dtype=F64)},
-         fl.random.normal(ks[2], (3,), dtype=F64))
+    x = (
+        {"v": fl.random.normal(ks[0], (3,), dtype=F64), "m": fl.random.normal(ks[1], (6,), dtype=F64)},
+        fl.random.normal(ks[2], (3,), dtype=F64),
+    )
     out = _lin(*x)
     ct = {
         "s": fl.random.normal(ks[3], (), dtype=F64),
@@ -375,7 +377,8 @@ def test_check_grads_catches_a_wrong_custom_vjp() -> None:
     msg = str(ei.value)
     assert "rev mode" in msg and "order 1" in msg and "args[0]" in msg
     got, want = _parse(msg)
-    assert got / want == pytest.approx(1.5, rel=1e-5)  # (the message prints 6 digits)  # the cotangent is 3 w, differences say 2 w
+    # the cotangent is 3 w, differences say 2 w (the message prints 6 digits)
+    assert got / want == pytest.approx(1.5, rel=1e-5)
     # deterministic: the same directions every time
     with pytest.raises(AssertionError) as ei2:
         fl.testing.check_grads(double, (X,), order=1, modes="rev")

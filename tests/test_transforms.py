@@ -93,20 +93,9 @@ def test_vmap_of_vmap() -> None:
 
 
 def test_jvp_of_vjp_and_vjp_of_jvp() -> None:
-    u = a64([1.0, -0.5, 2.0])
-    v = a64([0.2, 0.1, -0.3])
-
-    def pull(x: Any) -> Any:
-        return fl.vjp(f_vec, x)[1](u)[0]
-
-    _, t = fl.jvp(pull, (X,), (v,))
-    assert_close(t, (fd_grad(pull, X) @ v), rtol=1e-5, atol=1e-7)
-
-    def push(x: Any) -> Any:
-        return fl.jvp(f_vec, (x,), (v,))[1]
-
-    (c,) = fl.vjp(push, X)[1](u)
-    assert_close(c, u @ fd_grad(push, X), rtol=1e-5, atol=1e-7)
+    # order 2: jvp and vjp of x -> jvp(f_vec, x, t)[1] and of x -> vjp(f_vec, x)[1](u), entry by
+    # entry against central differences (fl.testing.check_grads)
+    fl.testing.check_grads(f_vec, (X,), order=2, rtol=1e-5, atol=1e-7, eps=1e-6)
 
 
 def test_perturbation_confusion() -> None:
