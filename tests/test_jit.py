@@ -364,3 +364,37 @@ def test_jit_replays_on_each_backend(backend):
         assert got.backend == backend
         close(got, plain(w, x))
         close(jitted(w, x), plain(w, x))
+
+
+def test_grad_of_jit_stays_jitted():
+    calls = []
+
+    def g(w, x):
+        calls.append(1)
+        return f(w, x)
+
+    j = fl.jit(g)
+    dg = fl.grad(j)
+    for _ in range(3):
+        close(dg(W, X), fl.grad(f)(W, X))
+        close(fl.value_and_grad(j, argnums=(0, 1))(W, X), fl.value_and_grad(f, argnums=(0, 1))(W, X))
+    assert len(calls) == 2  # one trace per signature (W traced; W and X traced), none per call
+    close(fl.grad(lambda w: fl.sum(fl.grad(j)(w, X)))(W), fl.grad(lambda w: fl.sum(fl.grad(f)(w, X)))(W))
+
+
+def test_module_mode_selects_the_program():
+    fl.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    j = fl.jit(lambda x: m(x), inputs=[m], outputs=[m])
+    x = fl.ones((2, 4))
+    m.train()
+    j(x)
+    m.eval()
+    close(j(x), m(x))  # eval mode: no dropout, as eager
+    assert j.cache_size() == 2
+    lin = nn.Linear(3, 2)
+    vg = nn.value_and_grad(lin, lambda x: fl.sum(lin(x)))
+    jg = fl.jit(lambda x: vg(x)[1], inputs=[lin], outputs=[lin])
+    assert set(jg(fl.ones((1, 3)))) == {"weight", "bias"}
+    lin.bias.requires_grad = False
+    assert set(jg(fl.ones((1, 3)))) == set(vg(fl.ones((1, 3)))[1]) == {"weight"}

@@ -79,7 +79,7 @@ def _matmul_vjp(g: Any, out: Any, x: Any, y: Any) -> Any:
 matmul_p.vjp = _matmul_vjp
 
 
-def _mT(a: Any) -> Any:
+def _amT(a: Any) -> Any:
     """``a.mT``, or a swap of the last two axes where the array lacks ``mT`` (dask)."""
     t = getattr(a, "mT", None)
     if t is None:
@@ -94,8 +94,8 @@ def _matmul_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
     if xa.ndim < 2 or ya.ndim < 2:
         return None  # 1-d operands: the Tensor-level rule
     return (
-        None if par[0] is None else _mm_impl(xp, g, _mT(ya)),
-        None if par[1] is None else _mm_impl(xp, _mT(xa), g),
+        None if par[0] is None else _mm_impl(xp, g, _amT(ya)),
+        None if par[1] is None else _mm_impl(xp, _amT(xa), g),
     )
 
 
@@ -273,7 +273,7 @@ matmul_p.residuals = (True, False)  # the rules read the operands, never the pro
 # optimizer op on it would walk memory with a stride of a whole row (4x-100x slower on numpy).
 # Here the weight's cotangent is computed directly as g.T @ x, in w's own (out, in) layout.
 def _nt_impl(xp: Any, x: Any, w: Any) -> Any:
-    return x @ _mT(w)
+    return x @ _amT(w)
 
 
 matmul_nt_p = Primitive("matmul_nt", _nt_impl)
@@ -321,9 +321,9 @@ def _nt_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
         if g.ndim != 2:
             g2 = xp.reshape(g, (-1, g.shape[-1]))
             x2 = xp.reshape(xa, (-1, xa.shape[-1]))
-            gw = _mT(g2) @ x2
+            gw = _amT(g2) @ x2
         else:
-            gw = _mT(g) @ xa
+            gw = _amT(g) @ xa
     return (None if par[0] is None else g @ wa, gw)
 
 
@@ -346,7 +346,7 @@ def matmul_nt(x: Any, w: Any, /) -> Tensor:
             a, b = x._a, w._a
             if x._xp is w._xp and a.dtype is b.dtype and b.ndim == 2 and a.ndim >= 1 and a.shape[-1] == b.shape[1]:
                 t = _new(Tensor)
-                t._a = a @ _mT(b)
+                t._a = a @ _amT(b)
                 t._xp = x._xp
                 t._t = None
                 return t

@@ -4,9 +4,11 @@ The cache key of a call is its pytree structure, the shape, dtype and backend (a
 where a backend has several) of every array leaf, the *type* of every Python number (a weak
 input, so a changing step counter or learning rate does not retrace) and the value of every
 static argument. A hit runs the compiled program on the backend arrays: no Tensor, tracer or
-tape is built. Called under another transform (``grad(jit(f))``, ``vmap(jit(f))``), the
-cached program is evaluated by re-binding its equations, so the transform sees every
-primitive; called while another jit traces (jit inside jit), that inlines the program.
+tape is built. Under first-order reverse mode (``grad(jit(f))``) the program runs as one
+custom node: its forward replays, its backward is a jitted program of its own. Under other
+transforms (``vmap(jit(f))``, ``jvp``) the cached program is evaluated by re-binding its
+equations, so the transform sees every primitive; called while another jit traces (jit inside
+jit), that inlines the program.
 
 State (the class API, as MLX's ``mx.compile(fn, inputs=, outputs=)``): modules and
 optimizers listed in ``inputs`` / ``outputs`` have their parameters, buffers and optimizer
@@ -63,7 +65,8 @@ class _ModuleState:
 
     def __init__(self, m: Any) -> None:
         self.slots: list[tuple[dict[str, Any], str]] = []
-        for _, mod in m.named_modules():
+        self.modules = [mod for _, mod in m.named_modules()]
+        for mod in self.modules:
             for reg in (mod._parameters, mod._buffers):
                 for local, t in reg.items():
                     if isinstance(t, Tensor):
@@ -71,6 +74,13 @@ class _ModuleState:
 
     def read(self) -> list[Any]:
         return [reg[local] for reg, local in self.slots]
+
+    def key(self) -> Any:
+        """What else a module's forward depends on: train/eval mode and which parameters are frozen."""
+        return (
+            tuple(getattr(m, "training", None) for m in self.modules),
+            tuple(getattr(reg[local], "requires_grad", None) for reg, local in self.slots),
+        )
 
     def save(self) -> Any:
         objs = self.read()
@@ -98,6 +108,9 @@ class _ModuleState:
 class _OptimizerState:
     def __init__(self, opt: Any) -> None:
         self.opt = opt
+
+    def key(self) -> Any:
+        return None
 
     def read(self) -> Any:
         return self.opt._state
@@ -216,6 +229,7 @@ class _Entry:
         "dyn",
         "out_xps",
         "traced_consts",
+        "staged_call",
     )
 
 
@@ -295,6 +309,8 @@ class Jitted:
         tree_in = (tuple([h.read() for h in handlers]) if handlers else (), rng, (dyn_args, dyn_kwargs))
         leaves, in_tree = tu.tree_flatten(tree_in)
         sig, traced = _signature(leaves)
+        if handlers:  # a module's train/eval mode and frozen flags select the program too
+            return handlers, statics, leaves, in_tree, (in_tree, statics, sig, tuple(h.key() for h in handlers)), traced
         return handlers, statics, leaves, in_tree, (in_tree, statics, sig), traced
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -303,7 +319,11 @@ class Jitted:
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
         if traced or entry.traced_consts:
-            outs = eval_program(entry.program, [leaves[i] for i in entry.dyn])
+            flat = [leaves[i] for i in entry.dyn]
+            if not handlers and not entry.rng_out and not entry.traced_consts and _under_reverse_only(flat):
+                outs = list(_staged_call(entry)(*flat))
+            else:
+                outs = eval_program(entry.program, flat)
         else:
             res = entry.run(*[x._a if isinstance(x, Tensor) else x for x in [leaves[i] for i in entry.dyn]])
             outs = [o if xp is None else _wrap(o, xp) for o, xp in zip(res, entry.out_xps, strict=True)]
@@ -387,6 +407,7 @@ class Jitted:
         e.dyn = [i for i, v in enumerate(opt.in_vars) if isinstance(v, Var)]
         e.out_xps = [v.xp if isinstance(v, Var) and v.weak is None else None for v in opt.outs]
         e.traced_consts = any(c._t is not None for _, c in opt.consts)
+        e.staged_call = None
         if not e.traced_consts:
             self._cache[key] = e
             self._retrace_check(key)
@@ -420,6 +441,53 @@ class Jitted:
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
         return entry.program
+
+
+def _under_reverse_only(flat: list[Any]) -> bool:
+    """Whether every tracer among ``flat`` belongs to one reverse-mode trace with concrete primals
+    (``grad(jit(f))`` at first order), where the program can run staged inside one custom node."""
+    from ._ad import VJPTrace
+
+    tr = None
+    for x in flat:
+        if isinstance(x, Tensor) and x._t is not None:
+            t = x._t.trace
+            if not isinstance(t, VJPTrace) or (tr is not None and t is not tr) or x._t.primal._t is not None:
+                return False
+            tr = t
+    return tr is not None
+
+
+def _staged_call(entry: _Entry) -> Any:
+    """The program as a custom_vjp whose forward replays it and whose backward is itself a jitted
+    program (the forward recomputed, then its vjp), so ``grad(jit(f))`` stays jitted."""
+    sc = entry.staged_call
+    if sc is not None:
+        return sc
+    from .api import vjp
+    from .custom import custom_vjp
+
+    prog = entry.program
+
+    def fun(*flat: Any) -> list[Any]:
+        return prog.call_flat(list(flat))
+
+    def pullback(flat: list[Any], cts: list[Any]) -> Any:
+        return vjp(lambda *a: prog.call_flat(list(a)), *flat)[1](cts)
+
+    back = jit(pullback)
+
+    def fwd(*flat: Any) -> Any:
+        return fun(*flat), flat
+
+    def bwd(res: Any, g: Any) -> Any:
+        cts = back(list(res), list(g))
+        return tuple(None if not isinstance(x, Tensor) else c for x, c in zip(res, cts, strict=True))
+
+    sc = custom_vjp(fun)
+    sc.defvjp(fwd, bwd)
+    entry.staged_call = sc
+    return sc
 
 
 def _call_tree(fn: Callable[..., Any], parts: Any) -> Any:
