@@ -398,3 +398,20 @@ def test_module_mode_selects_the_program():
     assert set(jg(fl.ones((1, 3)))) == {"weight", "bias"}
     lin.bias.requires_grad = False
     assert set(jg(fl.ones((1, 3)))) == set(vg(fl.ones((1, 3)))[1]) == {"weight"}
+
+
+def test_schedules_under_jit_say_how_to_pass_the_value():
+    m = nn.Linear(2, 1)
+    opt = optim.SGD(lr=optim.cosine_decay(0.1, 10))
+    vg = nn.value_and_grad(m, lambda x: fl.sum(m(x)))
+
+    def step(x):
+        loss, grads = vg(x)
+        opt.update(m, grads)
+        return loss
+
+    j = fl.jit(step, inputs=[m, opt], outputs=[m, opt])
+    j(fl.ones((3, 2)))  # the first step creates the state (count 0, concrete)
+    with pytest.raises(fl.ConcretizationError, match="opt.lr = schedule"):
+        j(fl.ones((3, 2)))
+    assert j.cache_size() == 1 and not any(p.is_tracer for p in m.parameters())

@@ -281,6 +281,7 @@ def inject_hyperparams(
             out = dict(current)
             for k, v in dynamic.items():
                 if callable(v):
+                    _schedule_needs_count(count, k)
                     out[k] = float(v(count))
             return out
 
@@ -319,3 +320,18 @@ def inject_hyperparams(
     wrapped.__name__ = f"inject_hyperparams({getattr(factory, '__name__', 'factory')})"
     wrapped.__doc__ = factory.__doc__
     return wrapped
+
+
+def _schedule_needs_count(count: Any, name: str) -> None:
+    """Schedules are Python functions of a concrete step count: say so under jit."""
+    from .._core.tensor import Tensor
+
+    if isinstance(count, Tensor) and count.is_tracer:
+        from .._errors import ConcretizationError
+
+        raise ConcretizationError(
+            f"optimizer schedule for {name!r}: schedules run in Python on a concrete step count, but the count "
+            "is traced here (inside fl.jit). Evaluate the schedule outside the jitted step and pass the value "
+            "in: with the class API set opt.lr = schedule(opt.step) before each call (a float: no retrace); "
+            "with the pure API give the optimizer a constant lr and scale the updates by an lr argument."
+        )
