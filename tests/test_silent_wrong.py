@@ -739,3 +739,12 @@ def test_from_dlpack_of_a_tracer() -> None:
     # on the tracer's own backend: the same values, still differentiable
     close(fl.grad(lambda v: fl.sum(fl.from_dlpack(v) ** 2))(a64(X0)), [2 * x for x in X0])
     close(fl.grad(lambda v: fl.sum(fl.from_dlpack(v, copy=True) * v))(a64(X0)), [2 * x for x in X0])
+
+
+def test_jvp_refuses_a_nonzero_tangent_on_an_integer_primal():
+    f = lambda x, n: x * fl.astype(n, fl.float32)  # noqa: E731
+    x, n = fl.ones((2,)), fl.asarray([1, 2])
+    with pytest.raises(fl.TransformError, match="carries no tangent"):
+        fl.jvp(f, (x, n), (fl.ones((2,)), fl.asarray([1, 1])))
+    _, t = fl.jvp(f, (x, n), (fl.ones((2,)), fl.zeros((2,), dtype=fl.int64)))
+    assert t.tolist() == [1.0, 2.0]

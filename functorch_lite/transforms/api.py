@@ -21,6 +21,7 @@ from .._ops import creation as _L_up__ops_creation  # noqa: E402
 from .._ops import dtypes as _L_up__ops_dtypes  # noqa: E402
 from .._ops import indexing as _L_up__ops_indexing  # noqa: E402
 from .._ops import manipulation as _L_up__ops_manipulation  # noqa: E402
+from .._ops import reduction as _L_up__ops_reduction  # noqa: E402
 
 _new = object.__new__
 
@@ -506,6 +507,12 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], 
                     t = astype(t, p.dtype)
                 tracers.append(tr.tracer(p, t))
             else:
+                if t._t is None and t.size and bool(_L_up__ops_reduction.any(t != 0)):
+                    raise TransformError(
+                        f"jvp: primal {len(tracers)} has dtype {p.dtype.name}, which carries no tangent, but its "
+                        "tangent is not zero; an integer or bool input cannot move. Pass a zero tangent, or cast "
+                        "the input to a floating dtype to differentiate it."
+                    )
                 tracers.append(p)
         out = f(*tu.tree_unflatten(p_tree, tracers))
         aux = None
