@@ -415,3 +415,23 @@ def test_schedules_under_jit_say_how_to_pass_the_value():
     with pytest.raises(fl.ConcretizationError, match="opt.lr = schedule"):
         j(fl.ones((3, 2)))
     assert j.cache_size() == 1 and not any(p.is_tracer for p in m.parameters())
+
+
+def test_vmap_of_jit_stays_jitted():
+    calls = []
+
+    def g(w, x):
+        calls.append(1)
+        return f(w, x)
+
+    j = fl.jit(g)
+    xs = fl.stack([X, -X, X * 0.5])
+    vj = fl.vmap(j, in_axes=(None, 0))
+    for _ in range(3):
+        close(vj(W, xs), fl.vmap(f, in_axes=(None, 0))(W, xs))
+    assert len(calls) == 1  # one trace of g; the batched program is cached beside it
+    close(fl.vmap(fl.grad(j), in_axes=(None, 0))(W, xs), fl.vmap(fl.grad(f), in_axes=(None, 0))(W, xs))
+    close(
+        fl.vmap(j, in_axes=(0, None))(fl.stack([W, W * 2.0]), X),
+        fl.vmap(f, in_axes=(0, None))(fl.stack([W, W * 2.0]), X),
+    )

@@ -5,8 +5,9 @@ where a backend has several) of every array leaf, the *type* of every Python num
 input, so a changing step counter or learning rate does not retrace) and the value of every
 static argument. A hit runs the compiled program on the backend arrays: no Tensor, tracer or
 tape is built. Under first-order reverse mode (``grad(jit(f))``) the program runs as one
-custom node: its forward replays, its backward is a jitted program of its own. Under other
-transforms (``vmap(jit(f))``, ``jvp``) the cached program is evaluated by re-binding its
+custom node: its forward replays, its backward is a jitted program of its own; under one
+``vmap`` the batched program is jitted and cached per batch axes. Under other transforms
+(``jvp``, nestings) the cached program is evaluated by re-binding its
 equations, so the transform sees every primitive; called while another jit traces (jit inside
 jit), that inlines the program.
 
@@ -230,6 +231,7 @@ class _Entry:
         "out_xps",
         "traced_consts",
         "staged_call",
+        "batched",
     )
 
 
@@ -320,8 +322,12 @@ class Jitted:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
         if traced or entry.traced_consts:
             flat = [leaves[i] for i in entry.dyn]
-            if not handlers and not entry.rng_out and not entry.traced_consts and _under_reverse_only(flat):
+            plain = not handlers and not entry.rng_out and not entry.traced_consts
+            bt = _single_batch_trace(flat) if plain else None
+            if plain and _under_reverse_only(flat):
                 outs = list(_staged_call(entry)(*flat))
+            elif bt is not None:
+                outs = _batched_call(entry, bt, flat)
             else:
                 outs = eval_program(entry.program, flat)
         else:
@@ -408,6 +414,7 @@ class Jitted:
         e.out_xps = [v.xp if isinstance(v, Var) and v.weak is None else None for v in opt.outs]
         e.traced_consts = any(c._t is not None for _, c in opt.consts)
         e.staged_call = None
+        e.batched = {}
         if not e.traced_consts:
             self._cache[key] = e
             self._retrace_check(key)
@@ -456,6 +463,36 @@ def _under_reverse_only(flat: list[Any]) -> bool:
                 return False
             tr = t
     return tr is not None
+
+
+def _single_batch_trace(flat: list[Any]) -> Any:
+    """The vmap trace every tracer among ``flat`` belongs to (None when they are not all one's)."""
+    from ._batch import BatchTrace
+
+    tr = None
+    for x in flat:
+        if isinstance(x, Tensor) and x._t is not None:
+            t = x._t.trace
+            if not isinstance(t, BatchTrace) or (tr is not None and t is not tr):
+                return None
+            tr = t
+    return tr
+
+
+def _batched_call(entry: _Entry, tr: Any, flat: list[Any]) -> list[Any]:
+    """``vmap(jit(f))``: the batched program, itself jitted (cached per batch axes and size)."""
+    from .api import vmap
+
+    vals, dims = tr.unpack(flat)
+    key = (tuple(dims), tr.axis_size, tr.randomness)
+    fn = entry.batched.get(key)
+    if fn is None:
+        prog = entry.program
+        batched = vmap(
+            lambda *a: prog.call_flat(list(a)), in_axes=tuple(dims), axis_size=tr.axis_size, randomness=tr.randomness
+        )
+        fn = entry.batched[key] = jit(batched)
+    return [tr.tracer(o, 0) if isinstance(o, Tensor) else o for o in fn(*vals)]
 
 
 def _staged_call(entry: _Entry) -> Any:
