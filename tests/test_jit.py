@@ -435,3 +435,40 @@ def test_vmap_of_jit_stays_jitted():
         fl.vmap(j, in_axes=(0, None))(fl.stack([W, W * 2.0]), X),
         fl.vmap(f, in_axes=(0, None))(fl.stack([W, W * 2.0]), X),
     )
+
+
+def test_a_rebound_captured_tensor_retraces():
+    lin = nn.Linear(3, 2)
+    fwd = fl.jit(lambda x: lin(x))  # the parameters are captured, not listed in inputs=
+    x = fl.ones((1, 3))
+    close(fwd(x), lin(x))
+    opt = optim.SGD(lr=0.5)
+    opt.update(lin, nn.value_and_grad(lin, lambda x: fl.sum(lin(x)))(x)[1])  # rebinds the parameters
+    close(fwd(x), lin(x))  # not the stale weights
+    fwd(x)
+    assert fwd.traces == 2
+    w = fl.ones((2,))
+    g = fl.jit(lambda: w * 2.0)
+    close(g(), fl.ones((2,)) * 2.0)
+    w[0] = 5.0  # a write rebinds (or writes in place): either way the program sees the new value
+    close(g(), fl.asarray([10.0, 2.0]))
+
+
+W_GLOBAL = fl.ones((2,))
+
+
+def test_a_rebound_global_name_retraces():
+    global W_GLOBAL
+    g = fl.jit(lambda x: x * W_GLOBAL)
+    close(g(fl.ones((2,))), fl.ones((2,)))
+    W_GLOBAL = W_GLOBAL * 3.0  # a new Tensor under the same name
+    close(g(fl.ones((2,))), fl.ones((2,)) * 3.0)
+    scale = fl.ones((2,))
+
+    def h(x):
+        return x * scale
+
+    jh = fl.jit(h)
+    close(jh(fl.ones((2,))), fl.ones((2,)))
+    scale = scale + 1.0  # noqa: F841  (rebinds the closure cell h reads)
+    close(jh(fl.ones((2,))), fl.ones((2,)) * 2.0)

@@ -232,6 +232,7 @@ class _Entry:
         "traced_consts",
         "staged_call",
         "batched",
+        "names",
     )
 
 
@@ -318,6 +319,12 @@ class Jitted:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         handlers, statics, leaves, in_tree, key, traced = self._prepare(args, kwargs)
         entry = self._cache.get(key)
+        if entry is not None and (entry.program.guards or entry.names):
+            if any(t._a is not a for t, a in entry.program.guards) or any(
+                _lookup(where, k) is not v for where, k, v in entry.names
+            ):  # a captured Tensor (or the name holding it) was rebound since the trace: trace again
+                del self._cache[key]
+                entry = None
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
         if traced or entry.traced_consts:
@@ -391,6 +398,12 @@ class Jitted:
                 h.restore(s)
             gen.key = saved_key
         self.traces += 1
+        owned = {id(t) for h in handlers if isinstance(h, _ModuleState) for t in h.read()}
+        extra = [(t, t._a) for t in _closure_tensors(self.fun) if id(t) not in owned and t._t is None]
+        if extra:
+            seen = {id(t) for t, _ in prog.guards}
+            prog.guards = prog.guards + [(t, a) for t, a in extra if id(t) not in seen]
+        names = _name_guards(self.fun, owned)
         # split the outputs: (user out, [state...], rng)
         out_leaves_tree = prog.out_tree
         (user_tree, state_tree_list, rng_tree) = _children3(out_leaves_tree)
@@ -414,6 +427,7 @@ class Jitted:
         e.out_xps = [v.xp if isinstance(v, Var) and v.weak is None else None for v in opt.outs]
         e.traced_consts = any(c._t is not None for _, c in opt.consts)
         e.staged_call = None
+        e.names = names
         e.batched = {}
         if not e.traced_consts:
             self._cache[key] = e
@@ -448,6 +462,83 @@ class Jitted:
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
         return entry.program
+
+
+def _closure_tensors(f: Any, depth: int = 3) -> list[Tensor]:
+    """The Tensors a function reads from its closure and globals (through modules, containers and
+    the closures of the functions it calls, a few levels deep): what a trace bakes in as constants."""
+    found: list[Tensor] = []
+    seen: set[int] = set()
+
+    def visit(v: Any, d: int) -> None:
+        if id(v) in seen or d < 0:
+            return
+        seen.add(id(v))
+        if isinstance(v, Tensor):
+            found.append(v)
+        elif _is_module(v):
+            for _, mod in v.named_modules():
+                for reg in (mod._parameters, mod._buffers):
+                    for t in reg.values():
+                        if isinstance(t, Tensor):
+                            found.append(t)
+        elif isinstance(v, dict):
+            for x in list(v.values())[:256]:
+                visit(x, d - 1)
+        elif isinstance(v, (list, tuple)):
+            for x in v[:256]:
+                visit(x, d - 1)
+        elif isinstance(v, functools.partial):
+            visit(v.func, d - 1)
+            visit(v.args, d - 1)
+        elif callable(v) and hasattr(v, "__code__"):
+            for cell in getattr(v, "__closure__", None) or ():
+                try:
+                    visit(cell.cell_contents, d - 1)
+                except ValueError:  # an empty cell
+                    pass
+            g = getattr(v, "__globals__", {})
+            for name in v.__code__.co_names:
+                x = g.get(name)
+                if x is not None and not isinstance(x, type) and not hasattr(x, "__file__"):
+                    visit(x, d - 1)
+        elif hasattr(v, "__self__") and hasattr(v, "__func__"):  # a bound method
+            visit(v.__self__, d - 1)
+            visit(v.__func__, d - 1)
+
+    visit(f, depth)
+    return found
+
+
+def _name_guards(f: Any, owned: set[int]) -> list[tuple[Any, Any, Any]]:
+    """(cell or globals dict, name, Tensor) for each Tensor ``f`` reads by name: rebinding the
+    name (``w = w - lr * g`` on a global) must retrace, as the program holds the old value."""
+    out: list[tuple[Any, Any, Any]] = []
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return out
+    for cell in getattr(f, "__closure__", None) or ():
+        try:
+            v = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(v, Tensor) and id(v) not in owned:
+            out.append((cell, None, v))
+    g = getattr(f, "__globals__", {})
+    for name in code.co_names:
+        v = g.get(name)
+        if isinstance(v, Tensor) and id(v) not in owned:
+            out.append((g, name, v))
+    return out
+
+
+def _lookup(where: Any, name: Any) -> Any:
+    if name is None:
+        try:
+            return where.cell_contents
+        except ValueError:
+            return None
+    return where.get(name)
 
 
 def _under_reverse_only(flat: list[Any]) -> bool:

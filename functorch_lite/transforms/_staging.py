@@ -210,7 +210,7 @@ def _dynamic_shape(prim: Primitive, args: Sequence[Any], trace: Trace) -> str | 
 class StagingTrace(Trace):
     """Records every primitive bound on its tracers as an equation of a program."""
 
-    __slots__ = ("eqns", "consts", "const_vars", "kind_label")
+    __slots__ = ("eqns", "consts", "const_vars", "captured")
     kind_name = "jit"
 
     def __init__(self, level: int, kind: str = "jit") -> None:
@@ -219,6 +219,7 @@ class StagingTrace(Trace):
         self.eqns: list[Eqn] = []
         self.consts: list[tuple[Var, Tensor]] = []
         self.const_vars: dict[int, Var] = {}
+        self.captured: list[tuple[Tensor, Any]] = []  # (the caller's Tensor, its array then)
 
     # -- values ----------------------------------------------------------------------
     def new_var_tracer(self, example: Any, xp: Any, weak: type | None = None) -> tuple[Var, Tensor]:
@@ -245,6 +246,8 @@ class StagingTrace(Trace):
             v = Var(tuple(t.shape), t.dtype, t._xp)
             self.const_vars[key] = v
             self.consts.append((v, alias))
+            if t._t is None:
+                self.captured.append((t, t._a))
         return v
 
     # -- primitives -----------------------------------------------------------------------
@@ -500,6 +503,7 @@ class Program:
         self.consts = consts
         self.kind = kind
         self._compiled: Callable[..., Any] | None = None
+        self.guards: list[tuple[Tensor, Any]] = []
 
     # -- inspection ---------------------------------------------------------------------------
     @property
@@ -733,7 +737,11 @@ def trace_program(
                     outs.append(tr.const(asarray(o)))
                 else:
                     outs.append(o)
-    return Program(in_vars, in_tree, tr.eqns, outs, out_tree, tr.consts, kind)
+    prog = Program(in_vars, in_tree, tr.eqns, outs, out_tree, tr.consts, kind)
+    # Tensors captured from outside that still hold the array they held when captured: if one
+    # is rebound later (an optimizer step on a closed-over parameter), the program is stale
+    prog.guards = [(t, a) for t, a in tr.captured if t._t is None and t._a is a]
+    return prog
 
 
 def _default_xp() -> Any:
