@@ -274,6 +274,21 @@ def _nonfloat_error(o: Tensor) -> NonScalarOutputError:
     )
 
 
+def _scalar_grads(g: Callable[..., Any], diff: Sequence[Any], has_aux: bool, on_int: Any) -> tuple[Any, Any, Any]:
+    """Record ``g(*diff)``, check its output is a floating scalar, and pull back a unit cotangent:
+    (output, aux, gradients in the structure of ``diff``)."""
+    tape, out, aux = _record(g, diff, has_aux, "grad", on_int)
+    if len(tape.out_primals) != 1 or tape.out_primals[0].shape != ():
+        raise _nonscalar_error(tape)
+    o = tape.out_primals[0]
+    if o.dtype.kind not in "fc":
+        raise _nonfloat_error(o)
+    ones_like = _L_up__ops_creation.ones_like
+
+    grads = _run_backward(tape, [ones_like(o)], free=True)
+    return out, aux, tu.tree_unflatten_cotangent(tape.in_tree, grads)
+
+
 def value_and_grad(
     f: Callable[..., Any],
     argnums: int | Sequence[int] | None = None,
@@ -340,16 +355,7 @@ def _value_and_grad(
                     full[i] = v
                 return f(*full, **kwargs)
 
-        tape, out, aux = _record(g, diff, has_aux, "grad", None if allow_int else int_leaf)
-        if len(tape.out_primals) != 1 or tape.out_primals[0].shape != ():
-            raise _nonscalar_error(tape)
-        o = tape.out_primals[0]
-        if o.dtype.kind not in "fc":
-            raise _nonfloat_error(o)
-        ones_like = _L_up__ops_creation.ones_like
-
-        grads = _run_backward(tape, [ones_like(o)], free=True)
-        gtree = tu.tree_unflatten_cotangent(tape.in_tree, grads)
+        out, aux, gtree = _scalar_grads(g, diff, has_aux, None if allow_int else int_leaf)
         gres = gtree[0] if isinstance(argnums, int) else tuple(gtree)
         if has_aux:
             return (out, aux), gres
@@ -407,16 +413,7 @@ def _value_and_grad_named(
                 kw[n] = v
             return f(*full, **kw)
 
-        tape, out, aux = _record(g, diff, has_aux, "grad", None if allow_int else int_leaf)
-        if len(tape.out_primals) != 1 or tape.out_primals[0].shape != ():
-            raise _nonscalar_error(tape)
-        o = tape.out_primals[0]
-        if o.dtype.kind not in "fc":
-            raise _nonfloat_error(o)
-        ones_like = _L_up__ops_creation.ones_like
-
-        grads = _run_backward(tape, [ones_like(o)], free=True)
-        gtree = tu.tree_unflatten_cotangent(tape.in_tree, grads)
+        out, aux, gtree = _scalar_grads(g, diff, has_aux, None if allow_int else int_leaf)
         by_name = dict(zip(names, gtree[k:], strict=True))
         if argnums is None:
             gres: Any = by_name
