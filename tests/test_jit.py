@@ -472,3 +472,23 @@ def test_a_rebound_global_name_retraces():
     close(jh(fl.ones((2,))), fl.ones((2,)))
     scale = scale + 1.0  # noqa: F841  (rebinds the closure cell h reads)
     close(jh(fl.ones((2,))), fl.ones((2,)) * 2.0)
+
+
+def test_decorator_forms_and_methods():
+    @fl.jit(static_argnums=1)
+    def power(x, n):
+        return x**n
+
+    close(power(fl.full((2,), 2.0), 3), fl.full((2,), 8.0))
+
+    class Scaler:
+        def __init__(self):
+            self.s = 3.0
+
+        @fl.jit
+        def apply(self, x):
+            return x * 2.0
+
+    close(Scaler().apply(fl.ones((2,))), fl.full((2,), 2.0))
+    with pytest.raises(fl.TransformError, match="static_argnums must be ints"):
+        fl.jit(lambda x: x, static_argnums="0")
