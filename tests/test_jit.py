@@ -492,3 +492,10 @@ def test_decorator_forms_and_methods():
     close(Scaler().apply(fl.ones((2,))), fl.full((2,), 2.0))
     with pytest.raises(fl.TransformError, match="static_argnums must be ints"):
         fl.jit(lambda x: x, static_argnums="0")
+
+
+def test_program_refuses_a_new_static_value():
+    p = fl.make_program(lambda x, neg: -x if neg else x)(fl.ones((2,)), True)
+    close(p(fl.ones((2,)), True), -fl.ones((2,)))
+    with pytest.raises(fl.TransformError, match="static"):
+        p(fl.ones((2,)), False)

@@ -33,7 +33,6 @@ def optimize(program: Program) -> Program:
 
 def _clone(p: Program, eqns: list[Eqn], outs: list[Any], consts: list[tuple[Var, Tensor]]) -> Program:
     q = Program(p.in_vars, p.in_tree, eqns, outs, p.out_tree, consts, p.kind)
-    q.statics = getattr(p, "statics", ())  # type: ignore[attr-defined]
     q.guards = p.guards
     return q
 

@@ -199,7 +199,7 @@ def _example_of(t: Tensor) -> Any:
     raise TransformError(f"staging: cannot find an example value for {t!r}.")  # pragma: no cover
 
 
-def _dynamic_shape(prim: Primitive, args: Sequence[Any], trace: Trace) -> str | None:
+def _dynamic_shape(prim: Primitive) -> str | None:
     """Why ``prim`` on ``args`` would have a value-dependent output shape (None when it does not)."""
     name = prim.name
     if name == "nonzero" or name.startswith("unique_"):
@@ -277,7 +277,7 @@ class StagingTrace(Trace):
             else:
                 ins.append(a)
                 exs.append(a)
-        why = _dynamic_shape(prim, args, self) or _mask_index(prim, args, params, self)
+        why = _dynamic_shape(prim) or _mask_index(prim, args, params)
         if why is not None:
             raise DataDependentShapeError(
                 f"{why}, which {self.kind} cannot stage: a program has fixed shapes. Use fl.where(cond, x, y) "
@@ -320,7 +320,7 @@ class StagingTrace(Trace):
         return _stage_custom(self, call, args)
 
 
-def _mask_index(prim: Primitive, args: Sequence[Any], params: dict[str, Any], trace: Trace) -> str | None:
+def _mask_index(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> str | None:
     """getitem with a traced boolean mask selects a value-dependent number of elements."""
     if prim.name != "getitem":
         return None
@@ -453,13 +453,7 @@ def _stage_custom(trace: StagingTrace, call: Any, leaves: Sequence[Any]) -> Any:
                 f"{trace.kind}: the custom function {getattr(fun, '__name__', '?')!r} closes over a value traced "
                 "by an outer transform; pass that value to it as an argument instead."
             )
-    ins: list[Any] = []
-    tensor_leaves = []
-    for a in leaves:
-        if isinstance(a, Tensor):
-            tensor_leaves.append(a)
     outs = bind(custom_call_p, tuple(a for a in leaves if isinstance(a, Tensor)), {"call": call, "program": sub})
-    del ins, tensor_leaves
     return tu.tree_unflatten(sub.out_tree, list(outs))
 
 
@@ -506,10 +500,6 @@ class Program:
         self.guards: list[tuple[Tensor, Any]] = []
 
     # -- inspection ---------------------------------------------------------------------------
-    @property
-    def const_values(self) -> list[Tensor]:
-        return [c for _, c in self.consts]
-
     def __str__(self) -> str:
         names: dict[int, str] = {}
 
@@ -555,6 +545,11 @@ class Program:
         flat = []
         for i, (x, v) in enumerate(zip(leaves, self.in_vars, strict=True)):
             if not isinstance(v, Var):
+                if x is not v[1] and (type(x) is not type(v[1]) or x != v[1]):
+                    raise TransformError(
+                        f"Program: input {i} is static and was staged as {v[1]!r}; got {x!r}. Make a new "
+                        "program for a new static value (fl.jit does this for you)."
+                    )
                 continue
             if v.weak is not None:
                 if isinstance(x, Tensor) and x._t is None and x.ndim == 0:
@@ -642,7 +637,7 @@ def eval_program(program: Program, flat: Sequence[Any]) -> list[Any]:
             call = e.params["call"]
             top = find_top_trace(ins)
             if top is None:
-                outs = call_flat_custom(e.params["program"], ins)
+                outs = e.params["program"].call_flat(ins)
             else:
                 outs = tu.tree_leaves(top.process_custom(call, ins))
         elif all(not isinstance(x, Tensor) for x in ins) and any(isinstance(i, Var) for i in e.inputs):
@@ -657,10 +652,6 @@ def eval_program(program: Program, flat: Sequence[Any]) -> list[Any]:
         for v, o in zip(e.outputs, outs, strict=True):
             env[v.id] = o
     return [env[o.id] if isinstance(o, Var) else o for o in program.outs]
-
-
-def call_flat_custom(sub: Program, ins: Sequence[Any]) -> list[Any]:
-    return sub.call_flat(list(ins))
 
 
 # ---------------------------------------------------------------------------------------
