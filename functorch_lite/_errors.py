@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointError",
     "StateDictError",
     "ConfigError",
+    "ControlFlowError",
 ]
 
 
@@ -84,6 +85,12 @@ class DataDependentShapeError(FunctorchLiteError, RuntimeError):
 
 class TreeMismatchError(FunctorchLiteError, ValueError):
     """Two pytrees that should have one structure do not."""
+
+
+class ControlFlowError(TransformError):
+    """A control-flow primitive (cond, switch, while_loop, fori_loop, scan, map) got bodies or
+    operands that do not fit: a carry whose structure, shape or dtype changes, branches that
+    return different structures, a predicate that is not a boolean scalar."""
 
 
 class ConfigError(FunctorchLiteError, ValueError):
