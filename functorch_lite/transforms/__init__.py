@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .control_flow import cond, fori_loop, map, scan, switch, while_loop
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from ._jit import Jitted, RetraceWarning, jit
 from ._staging import Program, ShapeDtypeStruct, make_program
@@ -41,4 +42,10 @@ __all__ = [
     "make_program",
     "Program",
     "ShapeDtypeStruct",
+    "cond",
+    "switch",
+    "while_loop",
+    "fori_loop",
+    "scan",
+    "map",
 ]

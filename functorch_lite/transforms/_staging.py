@@ -60,7 +60,7 @@ class Var:
     def aval(self) -> str:
         if self.weak is not None:
             return f"{self.weak.__name__}[]"
-        return f"{_short(self.dtype)}[{','.join(str(s) for s in self.shape)}]"
+        return f"{_short(self.dtype)}[{','.join('?' if s is None else str(s) for s in self.shape)}]"
 
     def __repr__(self) -> str:
         return f"Var({self.aval()})"
@@ -310,6 +310,9 @@ class StagingTrace(Trace):
                 var, tr = self.new_var_tracer(o, xp)
                 vars_.append(var)
                 res.append(tr)
+            hook = getattr(prim, "staged_shapes", None)
+            if hook is not None:  # (control flow: outputs whose length is known only at run time)
+                hook(vars_, params)
             self.eqns.append(Eqn(prim, ins, vars_, params))
             return tuple(res)
         var, tr = self.new_var_tracer(out, xp)
