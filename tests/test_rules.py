@@ -976,6 +976,69 @@ def test_float32(sp: Spec, data: Any) -> None:
 # ---------------------------------------------------------------------------------------
 # Coverage: every differentiable primitive is exercised by some spec
 # ---------------------------------------------------------------------------------------
+# Control flow (bodies are traced programs; their rules transform those programs)
+# ---------------------------------------------------------------------------------------
+@spec("scan")
+def _scan(draw: Draw) -> Case:
+    n = draw(st.integers(0, 4))
+    reverse = draw(st.booleans())
+
+    def f(h0: Any, xs: Any, w: Any) -> Any:
+        def cell(h: Any, x: Any) -> Any:
+            h2 = fl.tanh(h * w + x)
+            return h2, h2 * x + fl.sin(h)
+
+        h, ys = fl.scan(cell, h0, xs, reverse=reverse)
+        return h + fl.sum(ys, axis=0)
+
+    return Case(f, [(3,), (n, 3), (3,)], [REAL, REAL, REAL])
+
+
+@spec("scan_int_carry_and_consts")
+def _scan_int(draw: Draw) -> Case:
+    def f(x: Any, c: Any) -> Any:
+        # an integer counter in the carry, a closed-over Tensor, a nested pytree carry
+        def body(carry: Any, _: Any) -> Any:
+            i, (a, b) = carry
+            return (i + 1, (a * c + b, fl.cos(a) * i)), None
+
+        (_, (a, b)), _ = fl.scan(body, (fl.asarray(0), (x, x * 0.5)), None, length=3)
+        return a + b
+
+    return Case(f, [(2,), (2,)], [REAL, Domain(-0.9, 0.9)])
+
+
+@spec("cond")
+def _cond(draw: Draw) -> Case:
+    def f(x: Any, y: Any) -> Any:
+        return fl.cond(fl.max(x) > 0.0, lambda a, b: fl.sin(a) * b, lambda a, b: a * b * b, x, y)
+
+    return Case(f, draw(broadcastable(2)), [NONZERO, REAL])
+
+
+@spec("switch")
+def _switch(draw: Draw) -> Case:
+    def f(x: Any) -> Any:
+        i = fl.astype(fl.max(x) > 0.0, fl.int32) * 2 + fl.astype(fl.min(x) > 0.0, fl.int32)
+        return fl.switch(i, [lambda a: a * a, lambda a: fl.exp(a), lambda a: -a, lambda a: fl.sin(a) * a], x)
+
+    return Case(f, [draw(shapes())], [NONZERO])
+
+
+@spec("while_loop")
+def _while(draw: Draw) -> Case:
+    def f(x: Any, w: Any) -> Any:
+        # a fixed trip count (an integer counter) keeps finite differences away from a jump
+        def body(c: Any) -> Any:
+            i, h = c
+            return i + 1, fl.sin(h) * w + h * 0.5
+
+        return fl.while_loop(lambda c: c[0] < 3, body, (fl.asarray(0), x + w * 0.0))[1]
+
+    return Case(f, draw(broadcastable(2)), [REAL, REAL])
+
+
+# ---------------------------------------------------------------------------------------
 # Primitives whose gradient is tested elsewhere, with the reason.
 NOT_IN_TABLE: dict[str, str] = {}
 

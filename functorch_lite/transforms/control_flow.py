@@ -17,6 +17,7 @@ output), and the backward pass is a scan of that length, masked per element unde
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -79,7 +80,7 @@ def _example(t: Tensor, index0: bool = False) -> Tensor:
         if ex.shape[0] == 0:
             ex = backend_for(xp).xp.zeros(tuple(ex.shape[1:]), dtype=ex.dtype)
         else:
-            ex = ex[0]
+            ex = ex[0, ...]
     return wrap(ex, xp)
 
 
@@ -262,7 +263,7 @@ def _scan_impl(
     ny = len(body.outs) - n_carry
     ys: list[list[Any]] = [[None] * length for _ in range(ny)]
     for i in range(length - 1, -1, -1) if reverse else range(length):
-        outs = fn(*consts, *carry, *[x[i] for x in xs])
+        outs = fn(*consts, *carry, *[x[i, ...] for x in xs])
         carry = outs[:n_carry]
         for j in range(ny):
             ys[j][i] = outs[n_carry + j]
@@ -466,6 +467,8 @@ def scan(
     length: int | None = None,
     reverse: bool = False,
     unroll: int | bool = 1,
+    *,
+    checkpoint: int | bool = False,
 ) -> tuple[Any, Any]:
     """Loop ``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``; return ``(carry, ys)``.
 
@@ -483,9 +486,12 @@ def scan(
         reverse: scan from the last slice to the first.
         unroll: accepted for compatibility with ``jax.lax.scan``; the replay calls the body once
             per step whatever its value (results do not depend on it).
+        checkpoint: bound the memory of reverse mode (an extension of ``jax.lax.scan``): store
+            the carry only every ``checkpoint`` steps (``True``: about ``sqrt(length)``) and
+            recompute the steps between in the backward pass, one extra forward pass in all.
 
     Reverse mode stores the carry that enters each step and recomputes the step in the
-    backward pass: memory is ``length`` carries.
+    backward pass: memory is ``length`` carries (``length / k + k`` with ``checkpoint=k``).
 
     Example:
         >>> import functorch_lite as fl
@@ -523,6 +529,10 @@ def scan(
     elif not lens:
         raise ControlFlowError("scan: with xs=None, pass length= (the number of steps).")
     n = length if length is not None else lens[0]
+    if checkpoint is not False:
+        k = _segment(checkpoint, n)
+        if k < n:
+            return _segmented(f, init, xs, x_leaves, x_tree, n, k, bool(reverse))
     nk = len(init_leaves)
     seen: list[Any] = []
 
@@ -552,6 +562,45 @@ def scan(
     _check_carry(body, init_leaves, "scan", "init")
     res = _scan_bind([], [], init_leaves, x_leaves, body, consts, length=n, reverse=bool(reverse), dyn=False)
     return tu.tree_unflatten(init_tree, res[:nk]), tu.tree_unflatten(seen[-1], res[nk:])
+
+
+def _segment(checkpoint: int | bool, n: int) -> int:
+    if checkpoint is True:
+        return max(1, math.isqrt(max(n - 1, 0)) + 1)
+    if not isinstance(checkpoint, int) or isinstance(checkpoint, bool) or checkpoint < 1:
+        raise ControlFlowError(
+            f"scan: checkpoint must be a bool or a positive int (steps between stored carries); got {checkpoint!r}."
+        )
+    return checkpoint
+
+
+def _segmented(
+    f: Callable[..., Any], init: Any, xs: Any, x_leaves: list[Tensor], x_tree: Any, n: int, k: int, reverse: bool
+) -> tuple[Any, Any]:
+    """A scan of ``n`` steps as an outer scan over segments of ``k`` steps (an inner scan each)
+    and a plain scan of the ``n % k`` steps left: reverse mode stores a carry per segment."""
+    fl = _ops()
+    m, r = divmod(n, k)
+    head = [fl.reshape(x[: m * k], (m, k, *x.shape[1:])) for x in x_leaves]
+    tail = [x[m * k :] for x in x_leaves]
+    xh = tu.tree_unflatten(x_tree, head) if x_leaves else None
+    xt = tu.tree_unflatten(x_tree, tail) if x_leaves else None
+
+    def seg(c: Any, xseg: Any) -> Any:
+        return scan(f, c, xseg, length=k, reverse=reverse)
+
+    if reverse:
+        c, ys_t = scan(f, init, xt, length=r, reverse=True)
+        c, ys_h = scan(seg, c, xh, length=m, reverse=True)
+    else:
+        c, ys_h = scan(seg, init, xh, length=m)
+        c, ys_t = scan(f, c, xt, length=r)
+
+    def join(h: Any, t: Any) -> Any:
+        h = fl.reshape(h, (m * k, *h.shape[2:]))
+        return h if r == 0 else fl.concat([h, t], axis=0)
+
+    return c, tu.tree_map(join, ys_h, ys_t)
 
 
 def _fit_carry(o: Any, like: Tensor, what: str) -> Tensor:
