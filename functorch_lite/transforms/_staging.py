@@ -1,17 +1,17 @@
 """Staging: the program IR (``Program``), its tracer, ``make_program``, and the replay compiler.
 
-A :class:`Program` is a list of equations ``outs = primitive(ins, **params)`` over typed
+A [`Program`][functorch_lite.transforms.Program] is a list of equations ``outs = primitive(ins, **params)`` over typed
 variables (shape, dtype, backend), with the constants it captured and the pytree
 structure of its inputs and outputs. It is made by one more trace on the level stack
-(:class:`StagingTrace`), so ``make_program(grad(f))`` stages the gradient: the grad
+(`StagingTrace`), so ``make_program(grad(f))`` stages the gradient: the grad
 trace sits above the staging trace and its rules run on staged values.
 
 Each staged value carries an *example*: the backend array the primitive's own impl gives
 on the example inputs (the caller's data). Output shapes and dtypes therefore come from
 the backend itself, with no shape rule per primitive; the examples are never visible:
 Python control flow on a staged value (``bool``, ``float``, ``.item()``) raises
-:class:`~functorch_lite.ConcretizationError`, and an op whose output shape depends on
-the values raises :class:`~functorch_lite.DataDependentShapeError`, so a program never
+[`ConcretizationError`][functorch_lite.ConcretizationError], and an op whose output shape depends on
+the values raises [`DataDependentShapeError`][functorch_lite.DataDependentShapeError], so a program never
 bakes in a value it has seen.
 
 Python ``int`` and ``float`` inputs are *weak*: they stay Python scalars at run time, so
@@ -75,7 +75,7 @@ def _short(dt: Any) -> str:
 
 
 class Eqn:
-    """``outputs = prim(*inputs, **params)``; an input is a :class:`Var` or a Python literal."""
+    """``outputs = prim(*inputs, **params)``; an input is a `Var` or a Python literal."""
 
     __slots__ = ("prim", "inputs", "outputs", "params")
 
@@ -90,7 +90,7 @@ class Eqn:
 
 
 class ShapeDtypeStruct:
-    """An abstract input for :func:`make_program`: a shape and dtype (and backend), no data.
+    """An abstract input for [`make_program`][functorch_lite.transforms.make_program]: a shape and dtype (and backend), no data.
 
     Example:
         >>> import functorch_lite as fl
@@ -195,7 +195,7 @@ def _example_of(t: Tensor) -> Any:
         d = p.bdim
         if ex.shape[d] == 0:
             return xp.zeros(tuple(p.shape), dtype=ex.dtype)
-        return ex[(slice(None),) * d + (0,)]
+        return ex[(slice(None),) * d + (0, ...)]
     raise TransformError(f"staging: cannot find an example value for {t!r}.")  # pragma: no cover
 
 
@@ -795,9 +795,9 @@ def merge_statics(
 def make_program(
     f: Callable[..., Any], static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = ()
 ) -> Callable[..., Program]:
-    """Return a function that traces ``f`` on its arguments' shapes and dtypes into a :class:`Program`.
+    """Return a function that traces ``f`` on its arguments' shapes and dtypes into a [`Program`][functorch_lite.transforms.Program].
 
-    Arguments may be Tensors, arrays, :class:`ShapeDtypeStruct` s or Python scalars (weak
+    Arguments may be Tensors, arrays, [`ShapeDtypeStruct`][functorch_lite.transforms.ShapeDtypeStruct]s or Python scalars (weak
     inputs); ``static_argnums`` / ``static_argnames`` name arguments baked into the program.
     Transforms nest: ``make_program(grad(f))`` is the gradient's program.
 

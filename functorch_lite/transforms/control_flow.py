@@ -1,7 +1,7 @@
 """Control flow primitives: ``cond``, ``switch``, ``while_loop``, ``fori_loop``, ``scan``, ``map``.
 
 Each is one primitive (``cond_p``, ``while_p``, ``scan_p``) whose bodies are closed
-:class:`~functorch_lite.Program` s: the user's function is traced once, on the operands'
+[`Program`][functorch_lite.transforms.Program]s: the user's function is traced once, on the operands'
 shapes and dtypes, and every value it captures from outside (a parameter, a tracer of an
 outer transform) becomes an explicit operand, so every transform sees it. The impl replays
 the compiled bodies (one backend call per equation, no Tensors); the rules build new bodies
@@ -225,7 +225,7 @@ class ControlPrimitive(Primitive):
         if params.get("dyn"):
             nk = params["n_carry"]
             for v in outs[nk:]:
-                v.shape = (None, *v.shape[1:])  # type: ignore[assignment]
+                v.shape = (None, *v.shape[1:])  # type: ignore[arg-type]
 
 
 def _compiled(p: Program) -> Callable[..., list[Any]]:
@@ -303,8 +303,8 @@ def _scan_jvp(tangents: Sequence[Any], out: Sequence[Any], *primals: Any, **para
     ny = len(body.outs) - nk
     yi = [j for j in range(ny) if body.outs[nk + j].dtype.kind in "fc"]
 
-    def fn(*a: Any) -> list[Any]:
-        a = list(a)
+    def fn(*args: Any) -> list[Any]:
+        a = list(args)
         pc, a = a[:nc], a[nc:]
         tc, a = a[: len(ci)], a[len(ci) :]
         pk, a = a[:nk], a[nk:]
@@ -377,8 +377,8 @@ def _scan_vjp(g: Sequence[Any], out: Sequence[Any], *primals: Any, **params: Any
         stacked = _scan_bind(lead, consts, carry, xs, rbody, extra, **lp)[nk:]
 
     # 2. backward, in the other direction: carry (d consts so far, d carry), xs (carries, xs, d ys)
-    def bwd_fn(*a: Any) -> list[Any]:
-        a = list(a)
+    def bwd_fn(*args: Any) -> list[Any]:
+        a = list(args)
         pc, a = a[:nc], a[nc:]
         acc, a = a[: len(ci)], a[len(ci) :]
         ct, a = a[: len(ki)], a[len(ki) :]
@@ -433,7 +433,7 @@ def _scan_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[Any], **para
     nk = len(carry)
     carry_b = [_to_front(c, d, axis_size) for c, d in zip(carry, dk, strict=True)]
     xs_b = []
-    x_dims = []
+    x_dims: list[Any] = []
     for x, d in zip(xs, dx, strict=True):
         if d is None:
             xs_b.append(x)
@@ -799,7 +799,7 @@ def _switch(index: Any, branches: Sequence[Callable[..., Any]], operands: tuple[
     sigs = [(trees[k], [_var_aval(v) for v in p.outs]) for k, (p, _) in enumerate(progs_extras)]
     for k in range(1, len(sigs)):
         if sigs[k] != sigs[0]:
-            names = ("false_fun", "true_fun") if what == "cond" else (f"branches[0]", f"branches[{k}]")
+            names = ("false_fun", "true_fun") if what == "cond" else ("branches[0]", f"branches[{k}]")
             raise ControlFlowError(
                 f"{what}: the branches return different structures, shapes or dtypes: {names[0]} returns "
                 f"{sigs[0][0]} with {_fmt_avals(sigs[0][1])}, {names[1]} returns {sigs[k][0]} with "
@@ -918,8 +918,8 @@ def _while_jvp(tangents: Sequence[Any], out: Sequence[Any], *primals: Any, **par
     def cfn(*a: Any) -> list[Any]:
         return eval_program(cond, list(a[: len(cc) + nk]))
 
-    def bfn(*a: Any) -> list[Any]:
-        a = list(a)
+    def bfn(*args: Any) -> list[Any]:
+        a = list(args)
         pb, a = a[:nbc], a[nbc:]
         tb, a = a[: len(bi)], a[len(bi) :]
         pk, tks = a[:nk], a[nk:]
@@ -950,7 +950,9 @@ def _while_jvp(tangents: Sequence[Any], out: Sequence[Any], *primals: Any, **par
 
 
 @while_p.def_batch
-def _while_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[Any], **params: Any) -> tuple[list[Any], list[Any]]:
+def _while_batch(
+    axis_size: int, vals: Sequence[Any], dims: Sequence[Any], **params: Any
+) -> tuple[list[Any], list[Any]]:
     fl = _ops()
     cond, body = params["cond"], params["body"]
     cc, bc, carry = _split_while(vals, params)
@@ -964,8 +966,8 @@ def _while_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[Any], **par
         pred = _vmap_eval(cond, list(a[: ncc + nk]), c_dims, axis_size)[0]
         return [fl.any(pred)]
 
-    def bfn(*a: Any) -> list[Any]:
-        a = list(a)
+    def bfn(*args: Any) -> list[Any]:
+        a = list(args)
         pc, pb, k, cnt = a[:ncc], a[ncc : ncc + nbc], a[ncc + nbc : ncc + nbc + nk], a[-1]
         pred = _vmap_eval(cond, [*pc, *k], c_dims, axis_size)[0]
         new = _vmap_eval(body, [*pb, *k], [*dbc, *[0] * nk], axis_size)
@@ -1005,8 +1007,8 @@ def _while_vjp(g: Sequence[Any], out: Sequence[Any], *primals: Any, **params: An
     zero = _spec((), n.dtype, n._xp)
 
     # 1. forward again as a scan of n steps, keeping (i, carry) before each step
-    def res_fn(*a: Any) -> list[Any]:
-        a = list(a)
+    def res_fn(*args: Any) -> list[Any]:
+        a = list(args)
         pb, nn, i, k = a[:nbc], a[nbc], a[nbc + 1], a[nbc + 2 :]
         return [i + 1, *step(pb, nn, i, k), i, *k]
 
@@ -1017,8 +1019,8 @@ def _while_vjp(g: Sequence[Any], out: Sequence[Any], *primals: Any, **params: An
     stacked = res[1 + nk :]  # i per step, then the carries
 
     # 2. backward: a reverse scan over the stored steps
-    def bwd_fn(*a: Any) -> list[Any]:
-        a = list(a)
+    def bwd_fn(*args: Any) -> list[Any]:
+        a = list(args)
         pb, nn, a = a[:nbc], a[nbc], a[nbc + 1 :]
         acc, a = a[: len(bi)], a[len(bi) :]
         ct, a = a[: len(ki)], a[len(ki) :]
@@ -1123,7 +1125,6 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_
         >>> float(fl.fori_loop(0, 5, lambda i, v: v + i, fl.asarray(0.0)))
         10.0
     """
-    fl = _ops()
     static = all(isinstance(b, int) and not isinstance(b, bool) for b in (lower, upper))
     if static:
         n = max(upper - lower, 0)
