@@ -3,7 +3,7 @@
 A backend is an array library seen through its array API namespace
 (array-api-compat where the library is not conforming by itself). Tensors
 keep the namespace of their array; this module maps namespaces to
-:class:`Backend` records (dtypes, host transfers, functional ``setitem``).
+`Backend` records (dtypes, host transfers, functional ``setitem``).
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def _array_types(name: str, lib: Any, xp: Any) -> tuple[type, ...]:
 
 
 def get_backend(name: str) -> Backend:
-    """The :class:`Backend` called ``name`` (imported on first use)."""
+    """The `Backend` called ``name`` (imported on first use)."""
     b = _BY_NAME.get(name)
     if b is not None:
         return b

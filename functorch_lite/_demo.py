@@ -2,13 +2,13 @@
 
 Everything a first training run needs, in one file: data (scikit-learn's 1797 8x8 digits,
 bundled, no download; a stratified 80/20 split with ``random_state=0``, pixels scaled by
-1/16), two models built with :mod:`functorch_lite.nn`, AdamW with a cosine learning-rate
-decay from :mod:`functorch_lite.optim`, a :class:`functorch_lite.data.DataLoader`, a tqdm
+1/16), two models built with [`functorch_lite.nn`][functorch_lite.nn], AdamW with a cosine learning-rate
+decay from [`functorch_lite.optim`][functorch_lite.optim], a [`functorch_lite.data.DataLoader`][functorch_lite.data.DataLoader], a tqdm
 progress bar per epoch, loss and accuracy curves drawn with matplotlib, and a safetensors
 checkpoint that is reloaded into a fresh model and evaluated again.
 
 With ``jit=True`` (``functorch-lite demo --jit``) the training step (forward, backward and
-the AdamW update) runs under :func:`functorch_lite.jit`, the model and the optimizer threaded
+the AdamW update) runs under [`functorch_lite.jit`][functorch_lite.transforms.jit], the model and the optimizer threaded
 through the program (``inputs=`` / ``outputs=``), and the demo prints the median time of a
 training step eager and jitted.
 
@@ -90,7 +90,7 @@ class History:
 
 @dataclasses.dataclass
 class DemoResult:
-    """What :func:`run_demo` did: curves, accuracies, files written."""
+    """What `run_demo` did: curves, accuracies, files written."""
 
     backend: str
     seed: int
@@ -353,12 +353,12 @@ def run_demo(
         models: which of ``MODELS`` to train.
         max_train: use only the first ``max_train`` training images (quick checks).
         verbose: print the summary.
-        jit: run the training step under :func:`functorch_lite.jit` (traced a few times: the
+        jit: run the training step under [`functorch_lite.jit`][functorch_lite.transforms.jit] (traced a few times: the
             first step creates the optimizer state, a smaller last batch has a new shape; then
             replayed), and time a few eager steps to compare.
 
     Returns:
-        A :class:`DemoResult`; ``result.ok`` says whether every reloaded checkpoint matched.
+        A `DemoResult`; ``result.ok`` says whether every reloaded checkpoint matched.
 
     Example:
         >>> from functorch_lite._demo import run_demo

@@ -9,7 +9,7 @@ functorch_lite ops, so it batches under ``vmap`` (map over split keys) and is
 differentiable in its float parameters (``minval``, ``logits``, ...).
 
 Under ``vmap``, a random op whose key is not batched by that ``vmap`` follows
-its ``randomness`` argument: ``"error"`` raises :class:`RandomnessError`,
+its ``randomness`` argument: ``"error"`` raises [`RandomnessError`][functorch_lite.RandomnessError],
 ``"same"`` uses the key as is (one draw shared by the batch), ``"different"``
 folds the batch index into the key (independent draws).
 
@@ -126,7 +126,7 @@ def _check_vmap_randomness(k: Tensor, opname: str) -> Tensor:
     """The key that random op ``opname`` should use under the active vmaps.
 
     For every enclosing ``vmap`` that does not batch ``k``: ``randomness="error"``
-    raises :class:`RandomnessError`, ``"same"`` keeps ``k``, ``"different"`` folds
+    raises [`RandomnessError`][functorch_lite.RandomnessError], ``"same"`` keeps ``k``, ``"different"`` folds
     the batch index into ``k``. nn layers call this before drawing.
     """
     for tr in active_traces():

@@ -1,4 +1,4 @@
-"""Testing helpers for users: :func:`check_grads` checks derivatives against finite differences.
+"""Testing helpers for users: [`check_grads`][functorch_lite.testing.check_grads] checks derivatives against finite differences.
 
 The way to test a custom rule (``custom_vjp``, ``custom_jvp``) or any differentiable code:
 

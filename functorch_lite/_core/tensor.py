@@ -32,7 +32,7 @@ def backend_for(xp: Any) -> _backend.Backend:
 class Tensor:
     """An n-dimensional array on any array API backend, transformable by grad and vmap.
 
-    Create one with :func:`functorch_lite.asarray` (or ``fl.Tensor(data)``);
+    Create one with [`functorch_lite.asarray`][functorch_lite.asarray] (or ``fl.Tensor(data)``);
     ``fl.asarray(numpy_or_torch_array)`` keeps the array on its own backend.
 
     Example:
@@ -116,7 +116,7 @@ class Tensor:
     # -- metadata -------------------------------------------------------------
     @property
     def dtype(self) -> D.DType:
-        """The :class:`DType` of the elements."""
+        """The `DType` of the elements."""
         if self._t is None:
             dt = _DTMAPS[self._xp].get(self._a.dtype)
             if dt is None:
@@ -175,7 +175,7 @@ class Tensor:
 
     def _array(self, what: str = "export") -> Any:
         """The backend array, as a proper array (numpy scalars become 0-d arrays), for handing
-        the data out of functorch_lite (see :meth:`_exported`)."""
+        the data out of functorch_lite (see `_exported`)."""
         c = self if self._t is None else self._exported(what)
         return backend_for(c._xp).fix(c._a)
 

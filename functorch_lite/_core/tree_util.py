@@ -99,7 +99,7 @@ def tree_map_with_path(
     *rest: Any,
     is_leaf: Callable[[Any], bool] | None = None,
 ) -> Any:
-    """Like :func:`tree_map`, with the leaf's dotted path string as first argument.
+    """Like [`tree_map`][functorch_lite.tree_util.tree_map], with the leaf's dotted path string as first argument.
 
     Example:
         >>> from functorch_lite import tree_util
@@ -261,7 +261,7 @@ _COTANGENT = __import__("threading").local()
 
 
 def in_cotangent_unflatten() -> bool:
-    """True while :func:`tree_unflatten_cotangent` rebuilds a tree of gradients.
+    """True while [`tree_unflatten_cotangent`][functorch_lite.tree_util.tree_unflatten_cotangent] rebuilds a tree of gradients.
 
     Registered nodes with static data (nn.Module: frozen parameters, buffers)
     put ``None`` there instead of the static values.

@@ -2,7 +2,7 @@
 
 Words are native ``uint32`` Tensors, or ``int64`` Tensors holding ``[0, 2**32)``
 on backends without uint32 arithmetic (torch); both give the same bits. The
-public API is :mod:`functorch_lite.random`.
+public API is [`functorch_lite.random`][functorch_lite.random].
 """
 
 from __future__ import annotations

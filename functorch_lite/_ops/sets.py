@@ -1,7 +1,7 @@
 """Set functions of the standard: unique_all, unique_counts, unique_inverse, unique_values.
 
 Their output shapes depend on the values, so they cannot be batched: under
-``vmap`` (with a batched input) they raise :class:`DataDependentShapeError`,
+``vmap`` (with a batched input) they raise [`DataDependentShapeError`][functorch_lite.DataDependentShapeError],
 as JAX does. They carry no gradient. NaNs are distinct values, as the
 standard says (the backend decides).
 """

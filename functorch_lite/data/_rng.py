@@ -96,7 +96,7 @@ class Generator:
 
 
 def as_generator(seed: Any = None, generator: Any = None) -> Generator:
-    """A :class:`Generator` from a seed, an existing Generator or a ``random.Random``.
+    """A [`Generator`][functorch_lite.data.Generator] from a seed, an existing Generator or a ``random.Random``.
 
     With neither, the seed comes from the global generator (``fl.manual_seed``).
     """

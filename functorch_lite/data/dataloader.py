@@ -85,11 +85,11 @@ class DataLoader:
         sampler: the order of indices (excludes ``shuffle``).
         batch_sampler: yields lists of indices (excludes batch_size, shuffle, sampler, drop_last).
         drop_last: drop the last, incomplete batch.
-        collate_fn: turns a list of samples into a batch (default: :func:`default_collate`).
+        collate_fn: turns a list of samples into a batch (default: [`default_collate`][functorch_lite.data.default_collate]).
         seed: seed of the shuffling generator (None: drawn from the global generator, ``fl.manual_seed``).
         prefetch: number of batches a background thread prepares ahead (0: none).
 
-    A :class:`TensorDataset` (or a Subset of one) with the default collate is read with
+    A [`TensorDataset`][functorch_lite.data.TensorDataset] (or a Subset of one) with the default collate is read with
     one vectorised gather per batch, not a loop over samples.
 
     Example:

@@ -1,7 +1,7 @@
 """Datasets: map-style (``__getitem__`` / ``__len__``) and iterable, as in ``torch.utils.data``.
 
 A dataset may also define ``get_batch(indices)`` (indices: an int64 Tensor) returning a
-whole collated batch; :class:`TensorDataset` does so with one vectorised gather per
+whole collated batch; [`TensorDataset`][functorch_lite.data.TensorDataset] does so with one vectorised gather per
 tensor, and the DataLoader uses it instead of a Python loop over samples.
 """
 
@@ -225,7 +225,7 @@ class ConcatDataset(Dataset):
 def random_split(
     dataset: Any, lengths: Sequence[int | float], seed: int | None = None, generator: Any = None
 ) -> list[Subset]:
-    """Split ``dataset`` into non-overlapping random :class:`Subset` s of the given lengths.
+    """Split ``dataset`` into non-overlapping random [`Subset`][functorch_lite.data.Subset]s of the given lengths.
 
     ``lengths`` are ints summing to ``len(dataset)`` or fractions summing to 1 (floored,
     the remainder handed out one by one from the first split, as PyTorch does).

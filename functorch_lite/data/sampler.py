@@ -166,7 +166,7 @@ class WeightedRandomSampler(_TensorSampler):
         num_samples: how many indices per epoch.
         replacement: with replacement (default); without, each index at most once
             (``num_samples <= number of non-zero weights``).
-        seed, generator: as in :class:`RandomSampler`.
+        seed, generator: as in [`RandomSampler`][functorch_lite.data.RandomSampler].
 
     Example:
         >>> from functorch_lite.data import WeightedRandomSampler

@@ -33,7 +33,7 @@ class Parameter(Tensor):
     plain (traced) Tensor.
 
     Args:
-        data: a Tensor or anything :func:`functorch_lite.asarray` accepts.
+        data: a Tensor or anything [`functorch_lite.asarray`][functorch_lite.asarray] accepts.
         requires_grad: False registers the parameter frozen.
 
     Example:
@@ -68,7 +68,7 @@ class Parameter(Tensor):
         structure_changed()  # which parameters are trainable may have changed
 
     def requires_grad_(self, requires_grad: bool = True) -> Parameter:
-        """Set :attr:`requires_grad` and return self."""
+        """Set [`requires_grad`][functorch_lite.nn.Parameter.requires_grad] and return self."""
         self.requires_grad = bool(requires_grad)
         return self
 
@@ -88,7 +88,7 @@ class Parameter(Tensor):
 
 
 def is_parameter(x: Any) -> bool:
-    """True for a :class:`Parameter`.
+    """True for a [`Parameter`][functorch_lite.nn.Parameter].
 
     Example:
         >>> import functorch_lite as fl
@@ -331,7 +331,7 @@ class Module:
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register a buffer: state that is not trained (running statistics, masks).
 
-        Non-persistent buffers are left out of :meth:`state_dict`.
+        Non-persistent buffers are left out of [`state_dict`][functorch_lite.nn.Module.state_dict].
 
         Example:
             >>> import functorch_lite as fl
@@ -579,7 +579,7 @@ class Module:
         return self._set_frozen(True, recurse, keys)
 
     def unfreeze(self, recurse: bool = True, keys: str | list[str] | None = None) -> Module:
-        """Undo :meth:`freeze` (all parameters, or the local names in ``keys``).
+        """Undo [`freeze`][functorch_lite.nn.Module.freeze] (all parameters, or the local names in ``keys``).
 
         Example:
             >>> from functorch_lite import nn
@@ -606,7 +606,7 @@ class Module:
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
-        """PyTorch's spelling of :meth:`freeze` / :meth:`unfreeze`."""
+        """PyTorch's spelling of [`freeze`][functorch_lite.nn.Module.freeze] / [`unfreeze`][functorch_lite.nn.Module.unfreeze]."""
         return self.unfreeze() if requires_grad else self.freeze()
 
     # -- modes and traversal ------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def load_state_dict(module: Module, state_dict: Mapping[str, Any], strict: bool 
     """Copy tensors into ``module`` by dotted name, after checking everything first.
 
     Missing or unexpected keys (when ``strict``) and shape mismatches (always)
-    raise :class:`StateDictError` listing every problem; the module is then
+    raise [`StateDictError`][functorch_lite.StateDictError] listing every problem; the module is then
     unchanged. Values are cast to each target's dtype and moved to its backend;
     the module's Tensor objects are kept (rebound to the new values).
 
@@ -160,7 +160,7 @@ def save(
     """Write a model's state dict (or a dict of Tensors) to a safetensors file, atomically.
 
     Tensors that share memory (tied weights) are written once; their other names
-    are recorded in the file's metadata and restored by :func:`load`. Extra
+    are recorded in the file's metadata and restored by [`load`][functorch_lite.nn.load]. Extra
     ``metadata`` (JSON-serialisable) is stored too.
 
     Example:
@@ -243,7 +243,7 @@ def _new_temp_file(target: Path, directory: Path) -> tuple[str, int]:
 def load(path: str | os.PathLike[str], backend: str | None = None, *, with_metadata: bool = False) -> Any:
     """Read a safetensors file into an ordered dict of Tensors on the default backend (or ``backend``).
 
-    Tied names recorded by :func:`save` come back as the same Tensor. With
+    Tied names recorded by [`save`][functorch_lite.nn.save] come back as the same Tensor. With
     ``with_metadata=True`` returns ``(state_dict, metadata)``.
 
     Example:

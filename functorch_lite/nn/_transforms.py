@@ -160,7 +160,7 @@ def functional_call(model: Module, params_and_buffers: Any, *args: Any, **kwargs
     tie. Everything is restored afterwards, even on error. A buffer the model
     replaces during the call (a running statistic of a buffer not given here)
     keeps its new value when it is concrete, as PyTorch's in-place update
-    would; a traced new value is dropped (use :func:`functional_call_with_state`).
+    would; a traced new value is dropped (use [`functional_call_with_state`][functorch_lite.nn.functional_call_with_state]).
 
     Example:
         >>> import functorch_lite as fl
@@ -250,7 +250,7 @@ def value_and_grad(model: Module, fn: Callable[..., Any]) -> Callable[..., Any]:
 def stack_module_state(models: Sequence[Module]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Stack the parameters and buffers of same-architecture models along a new leading axis.
 
-    For ensembling with ``vmap`` over :func:`functional_call` (torch.func's recipe).
+    For ensembling with ``vmap`` over [`functional_call`][functorch_lite.nn.functional_call] (torch.func's recipe).
 
     Example:
         >>> import functorch_lite as fl

@@ -40,7 +40,7 @@ Params = Any
 Updates = Any
 """A pytree of updates with the paths of the gradients it came from."""
 OptState = Any
-"""The state of a transformation: NamedTuples of ints, floats and :class:`PerParam` dicts."""
+"""The state of a transformation: NamedTuples of ints, floats and [`PerParam`][functorch_lite.optim.PerParam] dicts."""
 Schedule = Callable[[int], float]
 """A function of the step count (0 for the first update) returning a float."""
 ScalarOrSchedule = "float | Schedule"

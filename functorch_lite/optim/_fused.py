@@ -66,7 +66,7 @@ def adam_moments(
     """One Adam step's ``(m, v, direction)`` for one parameter (see ``scale_by_adam``).
 
     ``m + (g - m) * (1 - b1)``, ``v * b2 + g * g * (1 - b2)`` and
-    ``m / (sqrt(v) / bc2_sqrt + eps) / bc1``, for inputs that :func:`can_fuse` accepts.
+    ``m / (sqrt(v) / bc2_sqrt + eps) / bc1``, for inputs that `can_fuse` accepts.
 
     Example:
         >>> import functorch_lite as fl

@@ -1,6 +1,6 @@
 """The class facade (MLX style): ``opt = optim.Adam(lr=1e-3); opt.update(model, grads)``.
 
-A class optimizer wraps a named pure optimizer under :func:`inject_hyperparams`,
+A class optimizer wraps a named pure optimizer under [`inject_hyperparams`][functorch_lite.optim.inject_hyperparams],
 so ``opt.lr`` can be read and set between steps. Modules reach it as pytrees
 (``optim`` never imports ``nn``): parameters are matched with gradients by
 dotted name, and ``update`` rebinds each parameter Tensor to its new value.
@@ -38,7 +38,7 @@ STATE_DICT_FORMAT = "functorch_lite.optim/1"
 class Optimizer:
     """Base class of the class optimizers (``SGD``, ``Adam``, ...); a stateful wrapper of a pure one.
 
-    Subclasses set ``factory`` (a function returning a :class:`GradientTransformation`).
+    Subclasses set ``factory`` (a function returning a [`GradientTransformation`][functorch_lite.optim.GradientTransformation]).
 
     Example:
         >>> import functorch_lite as fl
@@ -102,12 +102,12 @@ class Optimizer:
 
     @property
     def state(self) -> OptState:
-        """The pure optimizer state (None before the first update or :meth:`init`)."""
+        """The pure optimizer state (None before the first update or [`init`][functorch_lite.optim.Optimizer.init])."""
         return self._state
 
     @property
     def transformation(self) -> GradientTransformation:
-        """The pure transformation behind this optimizer (its state is :attr:`state`)."""
+        """The pure transformation behind this optimizer (its state is [`state`][functorch_lite.optim.Optimizer.state])."""
         return self._tx
 
     # -- state --------------------------------------------------------------------------
@@ -183,7 +183,7 @@ class Optimizer:
         """The state keyed by parameter name: JSON-ready metadata plus Tensors.
 
         ``state`` maps each parameter name to its entries (``step``, ``exp_avg``, ...);
-        :func:`split_state_dict` separates Tensors from JSON metadata for safetensors.
+        [`split_state_dict`][functorch_lite.optim.split_state_dict] separates Tensors from JSON metadata for safetensors.
         """
         hp = {k: _jsonable(v) for k, v in self._hparams.items() if not callable(v)}
         scheduled = sorted(k for k, v in self._hparams.items() if callable(v))
@@ -213,7 +213,7 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state_dict: dict[str, Any], params: Params | None = None) -> None:
-        """Restore a :meth:`state_dict`; a mismatch raises StateDictError and changes nothing.
+        """Restore a [`state_dict`][functorch_lite.optim.Optimizer.state_dict]; a mismatch raises StateDictError and changes nothing.
 
         The state is checked against ``params`` when given, else against the parameters
         this optimizer already knows, else at the first update.
@@ -447,7 +447,7 @@ def optimizer_class(name: str, factory: Callable[..., GradientTransformation], e
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *sig.parameters.values()]
     __init__.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
     doc = (
-        f"The class form of :func:`{factory.__name__}`: same arguments, PyTorch's names and defaults.\n\n"
+        f"The class form of [`{factory.__name__}`][functorch_lite.optim.{factory.__name__}]: same arguments, PyTorch's names and defaults.\n\n"
         f"    Example:\n{example}"
     )
     cls = type(name, (Optimizer,), {"__init__": __init__, "__doc__": doc, "factory": staticmethod(factory)})
@@ -491,7 +491,7 @@ def split_state_dict(state_dict: dict[str, Any]) -> tuple[dict[str, Tensor], dic
 
 
 def join_state_dict(tensors: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`split_state_dict` (arrays from any backend become Tensors).
+    """The inverse of [`split_state_dict`][functorch_lite.optim.split_state_dict] (arrays from any backend become Tensors).
 
     Example:
         >>> from functorch_lite import optim

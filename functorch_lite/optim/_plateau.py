@@ -14,7 +14,7 @@ __all__ = ["ReduceLROnPlateau"]
 class ReduceLROnPlateau:
     """PyTorch's ``ReduceLROnPlateau``, driving ``optimizer.lr`` from a metric.
 
-    Call :meth:`step` with the metric after each epoch; after more than ``patience``
+    Call [`step`][functorch_lite.optim.ReduceLROnPlateau.step] with the metric after each epoch; after more than ``patience``
     epochs without improvement the learning rate is multiplied by ``factor`` (not
     below ``min_lr``), then ``cooldown`` epochs pass before counting again.
     ``optimizer`` is a class optimizer (or anything with a settable ``lr``).
@@ -96,7 +96,7 @@ class ReduceLROnPlateau:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore [`state_dict`][functorch_lite.optim.ReduceLROnPlateau.state_dict]."""
         unknown = set(state_dict) - set(self.state_dict())
         if unknown:
             from .._errors import StateDictError

@@ -2,7 +2,7 @@
 
 Each ``scale_by_*`` follows PyTorch's update rule for its optimizer, so chains of
 them reproduce ``torch.optim`` step for step. Per-parameter state lives in
-:class:`PerParam` dicts keyed by dotted parameter name, with a per-parameter
+[`PerParam`][functorch_lite.optim.PerParam] dicts keyed by dotted parameter name, with a per-parameter
 ``step`` count, as PyTorch keeps it.
 """
 
@@ -138,7 +138,7 @@ def scale_by_learning_rate(lr: float | Schedule, *, flip_sign: bool = True) -> G
 
 
 def set_to_zero() -> GradientTransformation:
-    """Replace every update by zeros (used by :func:`freeze`).
+    """Replace every update by zeros (used by [`freeze`][functorch_lite.optim.freeze]).
 
     Example:
         >>> import functorch_lite as fl

@@ -159,7 +159,7 @@ class MultiSteps:
 
     In between, the updates are zeros. ``every_k_schedule`` is an int or a function of
     the number of applied steps. The object is a gradient transformation itself
-    (``init`` / ``update``); :meth:`gradient_transformation` returns the plain pair.
+    (``init`` / ``update``); [`gradient_transformation`][functorch_lite.optim.MultiSteps.gradient_transformation] returns the plain pair.
 
     Example:
         >>> import functorch_lite as fl
@@ -221,11 +221,11 @@ class MultiSteps:
         return self._tx.update(grads, state, params)
 
     def has_updated(self, state: MultiStepsState) -> bool:
-        """True when the last call to :meth:`update` applied the inner transformation."""
+        """True when the last call to [`update`][functorch_lite.optim.MultiSteps.update] applied the inner transformation."""
         return state.mini_step == 0 and state.gradient_step > 0
 
     def gradient_transformation(self) -> GradientTransformation:
-        """This accumulation as a plain :class:`GradientTransformation`."""
+        """This accumulation as a plain [`GradientTransformation`][functorch_lite.optim.GradientTransformation]."""
         return self._tx
 
 

@@ -1,4 +1,4 @@
-"""Optimizing a :class:`Program` and compiling it to straight-line Python over backend arrays.
+"""Optimizing a [`Program`][functorch_lite.transforms.Program] and compiling it to straight-line Python over backend arrays.
 
 Passes (each returns a new program; the input is left as it was):
 

@@ -237,7 +237,7 @@ class _Entry:
 
 
 class Jitted:
-    """A function compiled by :func:`jit`: call it like the original.
+    """A function compiled by [`jit`][functorch_lite.transforms.jit]: call it like the original.
 
     Example:
         >>> import functorch_lite as fl
@@ -452,7 +452,7 @@ class Jitted:
 
     # -- inspection ----------------------------------------------------------------------------
     def lower(self, *args: Any, **kwargs: Any) -> Program:
-        """The optimized :class:`Program` this function runs for these arguments (traced if new).
+        """The optimized [`Program`][functorch_lite.transforms.Program] this function runs for these arguments (traced if new).
 
         Its inputs are the (global generator key, arguments) leaves; its outputs the function's
         outputs, then any threaded state.
@@ -661,7 +661,7 @@ def jit(
     inputs: Sequence[Any] | Any = (),
     outputs: Sequence[Any] | Any = (),
 ) -> Any:
-    """Compile ``f``: trace it once per signature into a :class:`Program`, optimize it, replay it.
+    """Compile ``f``: trace it once per signature into a [`Program`][functorch_lite.transforms.Program], optimize it, replay it.
 
     Args:
         f: the function (also usable as ``@fl.jit`` or ``@fl.jit(static_argnums=...)``).

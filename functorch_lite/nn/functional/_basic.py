@@ -495,7 +495,7 @@ def batch_norm(
 
     In training, ``running_mean`` and ``running_var`` are rebound in place to
     their updated values (functional mutation, as ``x += y`` is), like PyTorch's
-    in-place update; :func:`batch_norm_stats` returns them instead.
+    in-place update; [`batch_norm_stats`][functorch_lite.nn.functional.batch_norm_stats] returns them instead.
 
     Example:
         >>> import functorch_lite as fl

@@ -164,7 +164,7 @@ def softmax_cross_entropy_rows(x: Tensor, t: Tensor, ignore_index: int | None = 
     """Per-row ``logsumexp(x[i]) - x[i, t[i]]`` for (N, C) logits and (N,) class indices; 0 where ignored.
 
     The targets must lie in ``[-C, C)`` (negative ones count from the end) or equal
-    ``ignore_index`` (None: no row is ignored); :func:`fast_cross_entropy` checks that.
+    ``ignore_index`` (None: no row is ignored); `fast_cross_entropy` checks that.
 
     Example:
         >>> import functorch_lite as fl

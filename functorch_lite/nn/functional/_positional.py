@@ -83,7 +83,7 @@ def rotary_frequencies(
         dim: rotated feature size (even).
         interleaved: repeat each angle twice in a row (pairs (2i, 2i+1)) instead of
             concatenating the two halves (pairs (i, i + dim/2)).
-        dtype / like: as :func:`sinusoidal_positional_encoding`.
+        dtype / like: as [`sinusoidal_positional_encoding`][functorch_lite.nn.functional.sinusoidal_positional_encoding].
 
     Example:
         >>> from functorch_lite.nn.functional._positional import rotary_frequencies

@@ -345,7 +345,7 @@ def lstm(
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """A multi-layer LSTM over a sequence; returns ``(output, (h_n, c_n))`` like ``torch.nn.LSTM``.
 
-    Args as :func:`rnn`; ``hx`` is ``(h_0, c_0)`` or None. With projections (PyTorch's
+    Args as [`rnn`][functorch_lite.nn.functional.rnn]; ``hx`` is ``(h_0, c_0)`` or None. With projections (PyTorch's
     ``proj_size``) each weight tuple ends with ``w_hr`` (proj, hidden):
     ``(w_ih, w_hh, b_ih, b_hh, w_hr)`` or, without biases, ``(w_ih, w_hh, w_hr)``.
 
@@ -374,7 +374,7 @@ def gru(
 ) -> tuple[Tensor, Tensor]:
     """A multi-layer GRU over a sequence; returns ``(output, h_n)`` like ``torch.nn.GRU``.
 
-    Args as :func:`rnn`.
+    Args as [`rnn`][functorch_lite.nn.functional.rnn].
 
     Example:
         >>> import functorch_lite as fl

@@ -178,7 +178,7 @@ def upsample(
     mode: str = "nearest",
     align_corners: bool | None = None,
 ) -> Tensor:
-    """Alias of :func:`interpolate` (PyTorch's deprecated name).
+    """Alias of [`interpolate`][functorch_lite.nn.functional.interpolate] (PyTorch's deprecated name).
 
     Example:
         >>> import functorch_lite as fl

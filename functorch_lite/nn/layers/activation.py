@@ -87,7 +87,7 @@ def _make(cls_name: str, fn_name: str) -> type[Module]:
     )
     example = repr(cls())
     cls.__doc__ = (
-        f"Module form of :func:`functorch_lite.nn.functional.{fn_name}`; arguments {ctor_sig}.\n\n"
+        f"Module form of [`{fn_name}`][functorch_lite.nn.functional.{fn_name}]; arguments {ctor_sig}.\n\n"
         "Example:\n"
         "    >>> from functorch_lite import nn\n"
         f"    >>> nn.{cls_name}()\n"
@@ -102,7 +102,7 @@ for _cls_name, _fn_name in _TABLE.items():
 
 class _Count(int):
     """PReLU's ``num_parameters``: the int PyTorch users read (``nn.PReLU(3).num_parameters == 3``)
-    that is also callable as :meth:`Module.num_parameters` (``prelu.num_parameters()``), so
+    that is also callable as [`Module.num_parameters`][functorch_lite.nn.Module.num_parameters] (``prelu.num_parameters()``), so
     neither hides the other."""
 
     _module: Module
@@ -123,7 +123,7 @@ class PReLU(Module):
     """x for x > 0, weight * x otherwise, with a learnable weight (one, or one per channel).
 
     ``num_parameters`` is PyTorch's attribute (the number of weights, an int); calling it,
-    ``prelu.num_parameters()``, is :meth:`Module.num_parameters` as on every module.
+    ``prelu.num_parameters()``, is [`Module.num_parameters`][functorch_lite.nn.Module.num_parameters] as on every module.
 
     Example:
         >>> import functorch_lite as fl

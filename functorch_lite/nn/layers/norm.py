@@ -2,8 +2,8 @@
 
 BatchNorm's running statistics are buffers. In training they are replaced by
 new Tensors computed from the batch (never a tracer: the batch statistics go
-through ``stop_gradient``); :func:`nn.value_and_grad` writes them back after
-its transform, and :func:`nn.functional_call_with_state` returns them.
+through ``stop_gradient``); [`nn.value_and_grad`][functorch_lite.nn.value_and_grad] writes them back after
+its transform, and [`nn.functional_call_with_state`][functorch_lite.nn.functional_call_with_state] returns them.
 """
 
 from __future__ import annotations
