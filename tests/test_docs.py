@@ -132,3 +132,79 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert 'pip install -q -e ".[test]"' in ci and "pytest_gate -q -n 2 tests" in ci
     assert "FUNCTORCH_LITE_BACKEND=array_api_strict" in ci
+
+
+# ------------------------------------------------------------------------------------------------
+# what the built pages show: no Sphinx roles, no private paths on the errors page
+# ------------------------------------------------------------------------------------------------
+# mkdocstrings renders Markdown, not reStructuredText: ":func:`jit`" would show as literal text.
+# Cross-references are written [`jit`][functorch_lite.jit] (or plain backticks where no page
+# renders the target); `mkdocs build --strict` then fails on a target that does not exist.
+_SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|obj|data|exc|const|ref|doc|term|any):`")
+
+
+def _docstrings() -> list[tuple[str, str]]:
+    """(qualified name, docstring) of every module of functorch_lite and what it defines,
+    class members included; generated docstrings (activation modules, class optimizers) too."""
+    found: list[tuple[str, str]] = []
+    seen: set[int] = set()
+
+    def visit(qualname: str, obj: object, module: str) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        doc = getattr(obj, "__doc__", None)
+        if isinstance(doc, str):
+            found.append((qualname, doc))
+        if isinstance(obj, type) and obj.__module__ == module:
+            for name, member in vars(obj).items():
+                target = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+                if callable(target) or isinstance(member, property):
+                    visit(f"{qualname}.{name}", target, module)
+
+    for name in _modules():
+        module = importlib.import_module(name)
+        visit(name, module, name)
+        for attr, obj in vars(module).items():
+            if getattr(obj, "__module__", None) == name and (callable(obj) or isinstance(obj, type)):
+                visit(f"{name}.{attr}", obj, name)
+    return found
+
+
+def test_no_sphinx_roles_in_docstrings() -> None:
+    docs = _docstrings()
+    assert len(docs) > 500, f"the docstring walk found only {len(docs)} docstrings"
+    bad = [name for name, doc in docs if _SPHINX_ROLE.search(doc)]
+    assert not bad, f"Sphinx roles (shown as literal text by mkdocstrings) in the docstrings of: {', '.join(bad)}"
+
+
+def test_no_sphinx_roles_in_sources_or_pages() -> None:
+    files = sorted((ROOT / "functorch_lite").rglob("*.py")) + DOC_FILES
+    bad = [
+        f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}"
+        for path in files
+        for text in [path.read_text(encoding="utf-8")]
+        for m in _SPHINX_ROLE.finditer(text)
+    ]
+    assert not bad, f"Sphinx roles (use [`name`][functorch_lite.name] or backticks): {', '.join(bad)}"
+
+
+def test_sphinx_role_check_catches_a_role() -> None:
+    assert _SPHINX_ROLE.search("Compile it with :func:`jit` first.")
+    assert _SPHINX_ROLE.search("a :py:class:`Program`")
+    assert not _SPHINX_ROLE.search("Compile it with [`jit`][functorch_lite.jit] first.")
+
+
+def test_errors_page_shows_public_names() -> None:
+    from functorch_lite import _errors
+
+    page = (ROOT / "docs" / "api" / "errors.md").read_text(encoding="utf-8")
+    assert "_errors" not in page, "the errors page names the private module functorch_lite._errors"
+    classes = {n for n in _errors.__all__ if getattr(_errors, n).__name__ == n}  # CheckpointError is an alias
+    for name in sorted(classes):
+        assert getattr(fl, name) is getattr(_errors, name), f"{name} is not exported as functorch_lite.{name}"
+        assert re.search(rf"^::: functorch_lite\.{name}\n    options:\n      show_bases: false$", page, re.M), (
+            f"the errors page does not render functorch_lite.{name} (without its private bases)"
+        )
+        bases = ", ".join(f"`{b.__name__}`" for b in getattr(_errors, name).__bases__)
+        assert f"| [`{name}`][functorch_lite.{name}] | {bases} |" in page, f"the table row of {name} is wrong"
