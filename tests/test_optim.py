@@ -685,3 +685,98 @@ def test_fused_adam_is_the_tensor_path_bit_for_bit(monkeypatch: pytest.MonkeyPat
         exp = _fused.adam_moments(g[i], m[i], v[0], *args)
         for a, e in zip(got, exp, strict=True):
             assert a[i].tolist() == e.tolist()
+
+
+# ---------------------------------------------------------------------------------------
+# The eager array path (optim/_eager.py) is the Tensor path bit for bit, and is taken
+# ---------------------------------------------------------------------------------------
+SCALES = (1.0, 3.0, 0.1, 1.0, 0.01, 2.0, 0.5, 1.0)  # gradients that grow and shrink: maxima, signs change
+
+
+def _eager_run(name: str, kw: dict, dtype, class_api: bool) -> list:
+    from functorch_lite import nn
+
+    entry = optim.OPTIMIZERS[name]
+    p = {"w": fl.asarray([0.5, -1.0, 2.0], dtype=dtype), "b": fl.asarray([[0.1], [0.2]], dtype=dtype)}
+    f = lambda q: fl.sum(q["w"] ** 4) + fl.sum(fl.sin(q["b"]))  # noqa: E731
+    if class_api:
+        model = nn.Module()
+        model.w, model.b = nn.Parameter(p["w"]), nn.Parameter(p["b"])
+        opt = entry.cls(lr=LR[name], **kw)
+        for c in SCALES:
+            opt.update(model, {k: v * c for k, v in fl.grad(f)({"w": model.w, "b": model.b}).items()})
+        return [model.w.tolist(), model.b.tolist(), model.w.dtype.name, opt.step]
+    tx = entry.factory(lr=LR[name], **kw)
+    s = tx.init(p)
+    for c in SCALES:
+        u, s = tx.update({k: v * c for k, v in fl.grad(f)(p).items()}, s, p)
+        p = optim.apply_updates(p, u)
+    leaves = [x.tolist() if isinstance(x, fl.Tensor) else x for x in fl.tree_util.tree_leaves(s)]
+    return [p["w"].tolist(), p["b"].tolist(), p["w"].dtype.name, leaves]
+
+
+def _no_array_path(*a):
+    raise AssertionError("the array path ran while switched off")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("class_api", [False, True], ids=["pure", "class"])
+def test_eager_array_path_is_the_tensor_path_bit_for_bit(name, class_api, monkeypatch):
+    from functorch_lite.optim import _eager, _transforms
+
+    for kw in _variants(name):
+        for dtype in (fl.float32, fl.float64):
+            fast = _eager_run(name, kw, dtype, class_api)
+            with monkeypatch.context() as m:
+                m.setattr(_eager, "enabled", False)
+                m.setattr(_transforms, "can_fuse", lambda *a: False)
+                m.setattr(_transforms, "state_array", _no_array_path)
+                slow = _eager_run(name, kw, dtype, class_api)
+            assert fast == slow, (name, kw, dtype)
+            assert fast[2] == dtype.name
+
+
+@pytest.mark.parametrize("factory", [optim.adam, optim.adamw, optim.sgd, optim.Adam, optim.SGD])
+def test_eager_array_path_is_taken_for_concrete_tensors(factory, monkeypatch):
+    from functorch_lite.optim import _base, _transforms
+
+    def tensor_path(*a):
+        raise AssertionError("the Tensor path ran on concrete float32 Tensors")
+
+    kw = {"momentum": 0.9, "weight_decay": 0.1} if factory in (optim.sgd, optim.SGD) else {"weight_decay": 0.1}
+    p = {"w": fl.ones((3,)), "b": fl.zeros((2, 2))}
+    g = {"w": fl.full((3,), 0.5), "b": fl.ones((2, 2))}
+    if isinstance(factory, type):
+        opt = factory(lr=0.1, **kw)
+        p = opt.apply(p, g)  # the first step initialises the state (general path)
+        monkeypatch.setattr(_base, "check_match", tensor_path)
+        monkeypatch.setattr(_transforms, "can_fuse", tensor_path)
+        p = opt.apply(p, g)
+    else:
+        tx = factory(0.1, **kw)
+        s = tx.init(p)
+        monkeypatch.setattr(_base, "check_match", tensor_path)
+        monkeypatch.setattr(_transforms, "can_fuse", tensor_path)
+        for _ in range(2):
+            u, s = tx.update(g, s, p)
+            p = optim.apply_updates(p, u)
+    assert p["w"].dtype == fl.float32 and p["w"].shape == (3,)
+
+
+def test_eager_array_path_falls_back_for_tracers_and_mixed_inputs():
+    tx = optim.adam(0.1)
+    p = {"w": fl.asarray([1.0, 2.0])}
+    s = tx.init(p)
+    # grads of another dtype than the params: the Tensor path's promotion, then the param's dtype
+    u, s2 = tx.update({"w": fl.asarray([1.0, 1.0], dtype=fl.float64)}, s, p)
+    assert u["w"].dtype == fl.float64 and optim.apply_updates(p, u)["w"].dtype == fl.float32
+    # a state traced under jit, concrete grads: the Tensor path stages it
+    step = fl.jit(lambda s, g: tx.update(g, s, p))
+    u_jit, _ = step(s, {"w": fl.asarray([1.0, 1.0])})
+    u_eager, _ = tx.update({"w": fl.asarray([1.0, 1.0])}, s, p)
+    assert u_jit["w"].tolist() == u_eager["w"].tolist()
+    # a shape mismatch still raises the typed error, naming the path
+    with pytest.raises(fl.TreeMismatchError, match="'w'"):
+        tx.update({"w": fl.ones((3,))}, s, p)
+    with pytest.raises(fl.TreeMismatchError, match="'w'"):
+        optim.apply_updates(p, {"w": fl.ones((3,))})

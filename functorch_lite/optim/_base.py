@@ -16,8 +16,9 @@ from typing import Any, NamedTuple, Protocol
 
 from .. import _namespace as ops
 from .._core import tree_util
-from .._core.tensor import Tensor
+from .._core.tensor import Tensor, wrap
 from .._errors import ConfigError, ShapeError, TreeMismatchError
+from ._eager import ArrayFn, Fallback, array_fn, arrays_of, wrap_all
 
 __all__ = [
     "Params",
@@ -178,23 +179,36 @@ def missing_state(path: str, state_keys: Iterable[str], where: str) -> TreeMisma
 def lift(
     init_flat: Callable[[Flat], OptState],
     update_flat: Callable[[Flat, OptState, Flat | None], tuple[Flat, OptState]],
+    update_arrays: ArrayFn | None = None,
 ) -> GradientTransformation:
-    """A GradientTransformation from functions on ``{path: Tensor}`` dicts."""
+    """A GradientTransformation from functions on ``{path: Tensor}`` dicts.
+
+    ``update_arrays``, when given, is the same update on backend arrays (see ``_eager``):
+    it runs instead of ``update_flat`` when nothing is traced.
+    """
 
     def init(params: Params) -> OptState:
         return init_flat(flat(params, "params"))
 
     def update(grads: Updates, state: OptState, params: Params | None = None) -> tuple[Updates, OptState]:
         g, rebuild = flatten(grads, "grads")
-        p = None
-        if params is not None:
-            p = flat(params, "params")
+        p = None if params is None else flat(params, "params")
+        if update_arrays is not None and (got := arrays_of(g, p)) is not None:
+            ga, pa, xp = got
+            try:
+                out_a, new_state = update_arrays(ga, state, pa, xp)
+            except Fallback:
+                pass
+            else:
+                return rebuild(wrap_all(out_a, xp)), new_state
+        if p is not None:
             check_match(g, p)
         out, new_state = update_flat(g, state, p)
         return rebuild(out), new_state
 
     # chain() calls the flat function directly: its inputs are already flat and checked
     update._flat = update_flat  # type: ignore[attr-defined]
+    update._arrays = update_arrays  # type: ignore[attr-defined]
     return GradientTransformation(init, update)  # type: ignore[arg-type]
 
 
@@ -219,7 +233,8 @@ def identity() -> GradientTransformation:
         >>> tx.update({"w": fl.ones((1,))}, tx.init({}))[0]["w"].tolist()
         [1.0]
     """
-    return lift(lambda params: EmptyState(), lambda g, state, params: (dict(g), state))
+    same = lambda g, state, params, *xp: (dict(g), state)  # noqa: E731
+    return lift(lambda params: EmptyState(), same, same)
 
 
 def chain(*transforms: Any) -> GradientTransformation:
@@ -256,8 +271,18 @@ def chain(*transforms: Any) -> GradientTransformation:
 
     # a lifted transformation's flat function skips re-flattening and re-checking the dicts
     updates = [getattr(t.update, "_flat", None) or t.update for t in transforms]
+    arrays = [array_fn(t.update) for t in transforms]
 
-    return lift(init_flat, update_flat)
+    def update_arrays(g: dict, state: OptState, params: dict | None, xp: Any) -> tuple[dict, OptState]:
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise Fallback  # the Tensor path names the problem
+        new = []
+        for fn, s in zip(arrays, state, strict=False):
+            g, s = fn(g, s, params, xp)  # type: ignore[misc]
+            new.append(s)
+        return g, tuple(new)
+
+    return lift(init_flat, update_flat, update_arrays if all(arrays) else None)
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
@@ -273,8 +298,13 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """
     p, rebuild = flatten(params, "params")
     u = flat(updates, "updates")
-    check_match(u, p, where="apply_updates")
     out = dict(p)
+    if (got := arrays_of(u, p)) is not None:  # concrete, one dtype per leaf: add the arrays
+        ua, pa, xp = got
+        for k, a in ua.items():
+            out[k] = wrap(pa[k] + a, xp)  # type: ignore[index]
+        return rebuild(out)
+    check_match(u, p, where="apply_updates")
     for k, v in u.items():
         out[k] = add_update(p[k], v)
     return rebuild(out)

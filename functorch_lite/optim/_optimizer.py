@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import _namespace as ops
 from .._core import tree_util
-from .._core.tensor import Tensor
+from .._core.tensor import Tensor, wrap
 from .._errors import StateDictError
 from ._base import (
     GradientTransformation,
@@ -28,6 +28,7 @@ from ._base import (
     flatten,
     rebind,
 )
+from ._eager import Fallback, array_fn, arrays_of
 from ._wrappers import InjectHyperparamsState, inject_hyperparams
 
 __all__ = ["Optimizer", "STATE_DICT_FORMAT", "split_state_dict", "join_state_dict"]
@@ -133,8 +134,28 @@ class Optimizer:
         known.update(_describe(new))
         return _merge(self._state, self._tx.init(new)), known
 
+    def _step_arrays(self, p: dict[str, Tensor], g: dict[str, Tensor]) -> dict[str, Any] | None:
+        """The step on backend arrays (see ``_eager``): the new parameter arrays, or None."""
+        fa = array_fn(self._tx.update)
+        if fa is None or self._state is None or self._verify_pending or not self._known.keys() >= g.keys():
+            return None  # the first step, new parameters or a loaded state: the general path
+        got = arrays_of(g, p)
+        if got is None:
+            return None
+        ga, pa, xp = got
+        try:
+            updates, new_state = fa(ga, self._state, pa, xp)
+        except Fallback:
+            return None
+        self._state = new_state
+        return {k: pa[k] + u for k, u in updates.items()}  # type: ignore[index]
+
     def _step(self, p: dict[str, Tensor], grads: Any) -> dict[str, Tensor]:
         g = flat(grads, "grads")
+        new = self._step_arrays(p, g)
+        if new is not None:
+            xp = next(iter(p.values()))._xp
+            return {k: wrap(a, xp) for k, a in new.items()}
         state, known = self._prepared(p, g)
         for k, v in g.items():  # gradients take their parameter's dtype, as in PyTorch
             pk = p[k]
@@ -174,7 +195,13 @@ class Optimizer:
         else:
             paths, leaves, _ = tree_util.tree_flatten_with_path(model)
             targets = {k: v for k, v in zip(paths, leaves, strict=False) if isinstance(v, Tensor)}
-        new = self._step(targets, grads)
+        g = flat(grads, "grads")
+        arrays = self._step_arrays(targets, g)
+        if arrays is not None:  # concrete: each parameter keeps its backend, dtype and shape
+            for k, a in arrays.items():
+                targets[k]._a = a
+            return
+        new = self._step(targets, g)
         for k, v in new.items():
             rebind(targets[k], v)
 

@@ -12,6 +12,7 @@ import math
 from typing import Any, NamedTuple
 
 from .. import _namespace as ops
+from .._core.tensor import wrap
 from ._base import (
     EmptyState,
     Flat,
@@ -26,7 +27,8 @@ from ._base import (
     need_params,
     schedule_value,
 )
-from ._fused import adam_moments, can_fuse
+from ._eager import Fallback, state_array
+from ._fused import _adam_impl, adam_moments, can_fuse
 
 __all__ = [
     "scale",
@@ -89,7 +91,8 @@ def scale(step_size: float) -> GradientTransformation:
         [-2.0]
     """
     s = check_number("step_size", step_size, "scale")
-    return lift(lambda p: EmptyState(), lambda g, st, p: ({k: v * s for k, v in g.items()}, st))
+    update = lambda g, st, p, *xp: ({k: v * s for k, v in g.items()}, st)  # noqa: E731 - Tensors or arrays
+    return lift(lambda p: EmptyState(), update, update if type(s) is float else None)
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -118,7 +121,12 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
         s = float(schedule(state.count))
         return {k: v * s for k, v in g.items()}, ScaleByScheduleState(state.count + 1)
 
-    return lift(lambda p: ScaleByScheduleState(0), update)
+    def update_arrays(g: dict, state: ScaleByScheduleState, params: dict | None, xp: Any) -> Any:
+        if type(state.count) is not int:
+            raise Fallback
+        return update(g, state, params)
+
+    return lift(lambda p: ScaleByScheduleState(0), update, update_arrays)
 
 
 def scale_by_learning_rate(lr: float | Schedule, *, flip_sign: bool = True) -> GradientTransformation:
@@ -147,7 +155,11 @@ def set_to_zero() -> GradientTransformation:
         >>> tx.update({"w": fl.ones((2,))}, tx.init({}))[0]["w"].tolist()
         [0.0, 0.0]
     """
-    return lift(lambda p: EmptyState(), lambda g, st, p: ({k: ops.zeros_like(v) for k, v in g.items()}, st))
+    return lift(
+        lambda p: EmptyState(),
+        lambda g, st, p: ({k: ops.zeros_like(v) for k, v in g.items()}, st),
+        lambda g, st, p, xp: ({k: xp.zeros_like(v) for k, v in g.items()}, st),
+    )
 
 
 def _mask_flat(mask: Any, params: Flat) -> dict[str, bool]:
@@ -189,7 +201,14 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
             out[k] = v + wd * p[k] if m is None or m.get(k, False) else v
         return out, state
 
-    return lift(lambda p: EmptyState(), update)
+    def update_arrays(g: dict, state: EmptyState, params: dict | None, xp: Any) -> Any:
+        if wd == 0.0:
+            return dict(g), state
+        if params is None or mask is not None:  # a mask is a function of Tensors: the Tensor path
+            raise Fallback
+        return {k: v + wd * params[k] for k, v in g.items()}, state
+
+    return lift(lambda p: EmptyState(), update, update_arrays if type(wd) is float else None)
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,7 +254,20 @@ def trace(momentum: float, dampening: float = 0.0, nesterov: bool = False) -> Gr
             out[k] = v + b * mu if nesterov else b
         return out, TraceState(step, buf)
 
-    return lift(init, update)
+    def update_arrays(g: dict, state: TraceState, params: dict | None, xp: Any) -> Any:
+        step, buf = _copy(state)
+        out = {}
+        for k, v in g.items():
+            n = step.get(k)
+            if type(n) is not int:
+                raise Fallback
+            b = v if n == 0 else state_array(buf.get(k), xp, v) * mu + v * (1.0 - damp)
+            step[k] = n + 1
+            buf[k] = wrap(b, xp)
+            out[k] = v + b * mu if nesterov else b
+        return out, TraceState(step, buf)
+
+    return lift(init, update, update_arrays if type(mu) is float and type(damp) is float else None)
 
 
 # ------------------------------------------------------------------------------------------
@@ -289,7 +321,31 @@ def scale_by_adam(
             out[k] = mk / (ops.sqrt(vk) / bc2_sqrt + eps) / bc1
         return out, ScaleByAdamState(step, m, v, vmax)
 
-    return lift(init, update)
+    c1, c2 = 1.0 - b1, 1.0 - b2
+
+    def update_arrays(g: dict, state: ScaleByAdamState, params: dict | None, xp: Any) -> Any:
+        step, m, v, vmax = _copy(state)
+        out = {}
+        for k, gk in g.items():
+            n = step.get(k)
+            if type(n) is not int:
+                raise Fallback
+            t = step[k] = n + 1
+            bc1 = 1.0 - b1**t
+            bc2_sqrt = (1.0 - b2**t) ** 0.5
+            mk, vk = state_array(m.get(k), xp, gk), state_array(v.get(k), xp, gk)
+            if amsgrad:  # the Tensor path's operations, in its order
+                mk = mk + (gk - mk) * c1
+                vk = vk * b2 + gk * gk * c2
+                vm = xp.maximum(state_array(vmax.get(k), xp, gk), vk)
+                vmax[k] = wrap(vm, xp)
+                out[k] = mk / (xp.sqrt(vm) / bc2_sqrt + eps) / bc1
+            else:
+                mk, vk, out[k] = _adam_impl(xp, gk, mk, vk, c1=c1, b2=b2, c2=c2, eps=eps, bc2_sqrt=bc2_sqrt, bc1=bc1)
+            m[k], v[k] = wrap(mk, xp), wrap(vk, xp)
+        return out, ScaleByAdamState(step, m, v, vmax)
+
+    return lift(init, update, update_arrays if type(eps) is float else None)
 
 
 class ScaleByRmsState(NamedTuple):

@@ -19,6 +19,7 @@ from ._base import (
     lift,
     missing_state,
 )
+from ._eager import Fallback, array_fn
 from ._transforms import _mask_flat, set_to_zero
 
 __all__ = [
@@ -313,7 +314,21 @@ def inject_hyperparams(
             updates, inner = (tx.update if fu is None else fu)(grads, state.inner_state, params)
             return updates, InjectHyperparamsState(state.count + 1, hp, inner)
 
+        def update_arrays(grads: dict, state: InjectHyperparamsState, params: dict | None, xp: Any) -> Any:
+            # the array path (see _eager): concrete count and hyperparameters only
+            if type(state.count) is not int or not all(
+                type(v) is float or type(v) is int for v in state.hyperparams.values()
+            ):
+                raise Fallback
+            hp = values(state.count, state.hyperparams)
+            fa = array_fn(make(hp).update)
+            if fa is None:
+                raise Fallback
+            updates, inner = fa(grads, state.inner_state, params, xp)
+            return updates, InjectHyperparamsState(state.count + 1, hp, inner)
+
         update._flat = update_flat  # type: ignore[attr-defined]
+        update._arrays = update_arrays  # type: ignore[attr-defined]
 
         return GradientTransformation(init, update)  # type: ignore[arg-type]
 
