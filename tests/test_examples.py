@@ -36,6 +36,7 @@ TINY: dict[str, list[str]] = {
     "05_char_lm.py": ["--steps", "6", "--batch", "8", "--length", "16", "--sample-length", "10"],
     "06_swap_backends.py": ["--steps", "3", "--backends", *_SWAP],
     "07_ensembles.py": ["--steps", "3", "--models", "2", "--synthetic"],
+    "08_ode_while_loop.py": ["--steps", "2"],
 }
 
 # Further runs of enrolled scripts with other flags: (script, extra arguments, a line its output must match).
