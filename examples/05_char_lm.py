@@ -1,10 +1,13 @@
 """A character-level language model: an LSTM trained on *The Zen of Python*.
 
 The text is the one Python ships in its own ``this`` module (ROT13-encoded there), so nothing
-is downloaded. The model is ``nn.Embedding -> nn.LSTM -> nn.Linear``, trained with
-``nn.value_and_grad`` and ``optim.Adam`` on random windows of the text to predict each next
-character; the loss falls from ``log(vocabulary size)`` and the script then samples text
-from the model, one character at a time, carrying the LSTM state.
+is downloaded. The model is ``nn.Embedding -> LSTM -> nn.Linear``, where the LSTM is an
+``nn.LSTMCell`` looped over time by ``fl.scan``: the cell is traced once and replayed per
+character, so the tape holds one scan node instead of one node per op per time step, and
+reverse mode stores one ``(h, c)`` carry per step. It is trained with ``nn.value_and_grad``
+and ``optim.Adam`` on random windows of the text to predict each next character; the loss
+falls from ``log(vocabulary size)`` and the script then samples text from the model, one
+character at a time, carrying the LSTM state.
 
     python examples/05_char_lm.py              # 300 steps
     python examples/05_char_lm.py --steps 10   # a quick check
@@ -32,13 +35,23 @@ def zen_of_python() -> str:
 class CharLSTM(nn.Module):
     def __init__(self, vocab: int, embed: int = 32, hidden: int = 128) -> None:
         super().__init__()
+        self.hidden = hidden
         self.embed = nn.Embedding(vocab, embed)
-        self.lstm = nn.LSTM(embed, hidden, batch_first=True)
+        self.cell = nn.LSTMCell(embed, hidden)
         self.head = nn.Linear(hidden, vocab)
 
     def forward(self, tokens: fl.Tensor, state: tuple[fl.Tensor, fl.Tensor] | None = None) -> tuple[fl.Tensor, ...]:
-        out, state = self.lstm(self.embed(tokens), state)  # out: (batch, time, hidden)
-        return self.head(out), state  # logits: (batch, time, vocab)
+        xs = fl.moveaxis(self.embed(tokens), 1, 0)  # (time, batch, embed): scan runs over axis 0
+        if state is None:
+            zeros = fl.zeros((tokens.shape[0], self.hidden))
+            state = (zeros, zeros)
+
+        def step(hc: tuple[fl.Tensor, fl.Tensor], x: fl.Tensor) -> tuple[tuple[fl.Tensor, fl.Tensor], fl.Tensor]:
+            h, c = self.cell(x, hc)
+            return (h, c), h
+
+        state, hs = fl.scan(step, state, xs)  # hs: (time, batch, hidden)
+        return self.head(fl.moveaxis(hs, 0, 1)), state  # logits: (batch, time, vocab)
 
 
 def batches(key: fl.Tensor, data: fl.Tensor, batch: int, length: int) -> tuple[fl.Tensor, fl.Tensor]:
