@@ -40,6 +40,7 @@ SCRIPTS = {
     "conv": "bench_conv.py",
     "dataloader": "bench_dataloader.py",
     "memory": "bench_memory.py",
+    "scan": "bench_scan.py",
 }
 
 # (workload, group, functorch_lite case, metric, limit, label, profile target)
@@ -130,6 +131,27 @@ TARGETS = [
         "digits end-to-end, class API jitted",
         None,
     ),
+    # control flow (issue [2.3]): ratio_loop is the ratio to the functorch_lite for-loop, same run
+    (
+        "scan",
+        "RNN scan forward",
+        "functorch_lite scan",
+        "ratio_loop",
+        1.3,
+        "RNN scan forward, eager, vs the for-loop",
+        None,
+    ),
+    ("scan", "RNN scan grad", "functorch_lite scan", "ratio_loop", 1.3, "RNN scan grad, eager, vs the for-loop", None),
+    ("scan", "RNN scan forward", "functorch_lite jit(scan)", "ratio", 1.15, "RNN scan forward, jitted", None),
+    (
+        "scan",
+        "RNN scan grad",
+        "functorch_lite jit(scan)",
+        "ratio",
+        1.15,
+        "RNN scan grad, jitted, vs hand-written BPTT",
+        None,
+    ),
 ]
 
 
@@ -218,8 +240,8 @@ def target_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             "case": case,
             "best_peer": _best_peer(res, wl, group, metric),
         }
-        if r is not None and "ratio_q1" in r and metric == "ratio":
-            d["iqr"] = (r["ratio_q1"], r["ratio_q3"])
+        if r is not None and f"{metric}_q1" in r and metric in ("ratio", "ratio_loop"):
+            d["iqr"] = (r[f"{metric}_q1"], r[f"{metric}_q3"])
         if wl == "digits" and r is not None:
             d["accuracy"] = r.get("test_accuracy")
         d["met"] = None if v is None else (v <= limit and (d.get("accuracy") is None or d["accuracy"] >= 0.975))
@@ -338,6 +360,45 @@ def render_chart(res: dict[str, Any], path: str) -> bool:
     return True
 
 
+def render_scan(r: dict[str, Any] | None) -> str:
+    """The control-flow subsection (bench_scan.py): two timing tables and the memory table."""
+    out = ["### (9) Control flow\n"]
+    if r is None:
+        return out[0] + "not run.\n"
+    if "error" in r:
+        return out[0] + f"failed: `{r['error'][:400]}`\n"
+    out.append(
+        "An RNN cell `h = tanh(x_t @ Wx + h @ Wh + b)` (hidden 64, batch 32, inputs of 64, 20 steps), loss "
+        "`mean(ys ** 2)`, as `fl.scan` (eager and under `fl.jit`), as a Python for-loop of the same cell, as "
+        "hand-written numpy (forward; backward by hand, BPTT over the stored states) and as peers. **ratio**: to "
+        "numpy; **vs for-loop**: to the functorch_lite for-loop, both the median of the per-round ratios of one run"
+        + (f" ({r['date']})" if r.get("date") else "")
+        + ". Targets: eager scan <= 1.3x the for-loop, jitted scan <= 1.15x numpy.\n"
+    )
+    extra = [("ratio_loop", "vs for-loop", lambda v: f"{v:.2f}x")]
+    for group, title in (
+        ("RNN scan forward", "Forward"),
+        ("RNN scan grad", "Grad (value and gradients wrt Wx, Wh, b)"),
+    ):
+        rows = [x for x in r["rows"] if x.get("group") == group]
+        out.append(f"**{title}**\n")
+        out.append(render_table(rows, extra))
+    mem = [x for x in r["rows"] if "peak_mib" in x or ("skipped" in x and "1000" in x.get("group", ""))]
+    if mem:
+        out.append(
+            f"**Peak memory (tracemalloc) of {mem[0]['group']}** (loss `sum(h_T)`, gradients wrt Wx, Wh, b; "
+            "`checkpoint=True` stores a carry per segment of ~32 steps)\n"
+        )
+        out.append("| case | peak | vs numpy |\n|---|---:|---:|")
+        for x in mem:
+            if "skipped" in x:
+                out.append(f"| {x['case']} | skipped: {x['skipped'][:80]} | |")
+            else:
+                out.append(f"| {x['case']} | {x['peak_mib']:.1f} MiB | {x['mem_ratio']:.2f}x |")
+        out.append("")
+    return "\n".join(out)
+
+
 def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
     out = ["# Benchmarks\n"]
     out.append(
@@ -408,6 +469,13 @@ def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
                 out.append(
                     f"| {label} | lower than without | {b:.1f} MiB vs {a:.1f} MiB | {'yes' if b < a else '**no**'} | — |"
                 )
+    ck = {r["case"]: r.get("peak_mib") for r in res.get("scan", {}).get("rows", []) if "peak_mib" in r}
+    a, b = ck.get("functorch_lite scan"), ck.get("functorch_lite scan(checkpoint=True)")
+    if a is not None and b is not None:
+        out.append(
+            f"| scan(checkpoint=True) lowers the peak of grad through a 1000-step RNN scan | lower than without | "
+            f"{b:.1f} MiB vs {a:.1f} MiB | {'yes' if b < a else '**no**'} | — |"
+        )
     out.append("")
     out.append("![ratios](benchmarks.png)\n")
     out.append(
@@ -461,6 +529,7 @@ def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
             else:
                 out.append(f"| {x['group']} | {x['case']} | {x['peak_mib']:.1f} MiB | {x['mem_ratio']:.2f}x |")
         out.append("")
+    out.append(render_scan(res.get("scan")))
     out.append("## Profile notes\n")
     if os.path.exists(NOTES):
         with open(NOTES) as f:
