@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -257,6 +258,16 @@ def _array_types(name: str, lib: Any, xp: Any) -> tuple[type, ...]:
     return (type(xp.asarray(0)),)
 
 
+# The pyproject.toml extra that installs each optional backend (named in the error above).
+_EXTRAS = {"cupy": "gpu", "torch": "torch", "jax": "jax", "dask": "dask", "array_api_strict": "array-api-strict"}
+
+
+def _installed_names(failed: str) -> list[str]:
+    """The backends whose library is installed, found without importing them (for messages)."""
+    found = [n for n in BACKEND_NAMES if n in _BY_NAME or importlib.util.find_spec(_LIBRARY_MODULES[n].split(".")[0])]
+    return [n for n in found if n != failed]
+
+
 def get_backend(name: str) -> Backend:
     """The `Backend` called ``name`` (imported on first use)."""
     b = _BY_NAME.get(name)
@@ -269,8 +280,9 @@ def get_backend(name: str) -> Backend:
         xp = importlib.import_module(_NAMESPACE_MODULES[name])
     except ImportError as exc:
         raise BackendError(
-            f"backend: {name!r} is not installed here ({exc}); install it "
-            f"(pip install functorch_lite[{'gpu' if name == 'cupy' else name}]) or use 'numpy'."
+            f"backend: {name!r} is not installed here ({exc}); install it with "
+            f'pip install "functorch_lite[{_EXTRAS[name]}]", or use one of the backends installed here: '
+            f"{', '.join(_installed_names(name))}."
         ) from None
     b = Backend(name, xp, _array_types(name, lib, xp))
     _BY_NAME[name] = b

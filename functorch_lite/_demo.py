@@ -24,7 +24,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -272,10 +274,29 @@ def _step_time_line(history: History) -> str:
     )
 
 
+def _plural(n: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _interactive() -> bool:
+    """True when progress bars can redraw in place: tqdm's stream is a terminal, or a notebook runs us."""
+    if "ipykernel" in sys.modules:  # Jupyter: tqdm.auto draws a widget
+        return True
+    isatty = getattr(sys.stderr, "isatty", None)  # tqdm writes to stderr
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
-    """A tqdm bar over ``total`` batches (updated by hand), or a silent stand-in."""
+    """A tqdm bar over ``total`` batches (updated by hand); without a terminal (a log file, CI),
+    one line per epoch when it ends instead of a redrawn bar; or a silent stand-in."""
     if not enabled:
         return _Quiet()
+    if not _interactive():
+        return _LogLine(desc)
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - depends on the install
@@ -294,6 +315,34 @@ class _Quiet:
 
     def close(self) -> None:
         pass
+
+
+class _LogLine(_Quiet):
+    """A stand-in for a tqdm bar that prints one line when it closes: ``mlp epoch  1/20: loss=...``.
+
+    For output that is not a terminal, where a bar's carriage-return redraws would pile up in
+    the log (one line per refresh)."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.postfix: dict[str, Any] = {}
+        self.start = time.perf_counter()
+        self.n = 0
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        kwargs.pop("refresh", None)
+        self.postfix = kwargs
+
+    def close(self) -> None:
+        stats = ", ".join(f"{k}={v}" for k, v in self.postfix.items())
+        seconds = time.perf_counter() - self.start
+        batches = f"{self.n} batch{'' if self.n == 1 else 'es'}"
+        print(
+            f"{self.desc}: {batches} in {seconds:.1f} s" + (f", {stats}" if stats else ""), file=sys.stderr, flush=True
+        )
 
 
 def _plot(histories: dict[str, History], path: Path, title: str) -> Path:
@@ -317,18 +366,31 @@ def _plot(histories: dict[str, History], path: Path, title: str) -> Path:
         ax_loss.plot(epochs, h.test_loss, "--s", ms=3, color=c, label=f"{name} test")
         ax_acc.plot(epochs, [100 * a for a in h.train_acc], "-o", ms=3, color=c, label=f"{name} train")
         ax_acc.plot(epochs, [100 * a for a in h.test_acc], "--s", ms=3, color=c, label=f"{name} test")
-    ax_loss.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss", yscale="log")
+    ax_loss.set(title="Cross-entropy loss", xlabel="epoch", ylabel="loss", yscale="log", ylim=_decades(histories))
     ax_acc.axhline(97.0, color="gray", lw=0.8, ls=":", label="97%")
     lowest = min((min(h.test_acc + h.train_acc) for h in histories.values()), default=0.9)
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)", ylim=(max(0.0, 100 * lowest - 2), 100.5))
+    n_epochs = max((len(h.train_loss) for h in histories.values()), default=1)
     for ax in (ax_loss, ax_acc):
         ax.grid(True, alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # whole epochs only, also for a one-epoch run (whose autoscaled axis spans 0.95..1.05)
+        ax.set_xlim(0.5, n_epochs + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend(fontsize=8)
     fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def _decades(histories: dict[str, History]) -> tuple[float, float]:
+    """Log-axis limits at the powers of ten around every loss, so that both ends carry a label
+    (an axis cut between two powers of ten leaves its lowest curve without one)."""
+    losses = [v for h in histories.values() for v in h.train_loss + h.test_loss if v > 0 and math.isfinite(v)]
+    if not losses:
+        return 0.1, 10.0
+    low, high = math.floor(math.log10(min(losses))), math.ceil(math.log10(max(losses)))
+    return 10.0**low, 10.0 ** max(high, low + 1)
 
 
 def run_demo(
@@ -401,7 +463,7 @@ def run_demo(
             reloaded[model_name] = _evaluate(fresh, splits[2], splits[3])[1]
             checkpoints[model_name] = ckpt
             say(
-                f"  {model_name}: {spec.description}, {model.num_parameters():,} parameters, {n_epochs} epochs "
+                f"  {model_name}: {spec.description}, {model.num_parameters():,} parameters, {_plural(n_epochs, 'epoch')} "
                 f"in {history.seconds:.1f} s: test accuracy {accuracy[model_name]:.2%}"
             )
             say(f"    {_step_time_line(history)}")

@@ -14,7 +14,7 @@ import platform
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["build_parser", "info_lines", "main"]
 
@@ -101,8 +101,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from ._backend import get_backend
     from ._demo import run_demo
 
+    if args.backend is not None:
+        get_backend(args.backend)  # an uninstalled backend fails here, before any output
     result = run_demo(
         backend=args.backend,
         epochs=args.epochs,
@@ -116,6 +119,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr, naming the fix (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``functorch-lite`` (subcommands ``demo`` and ``info``).
 
@@ -124,11 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
         >>> build_parser().parse_args(["info"]).command
         'info'
     """
-    parser = argparse.ArgumentParser(
+    import functorch_lite as fl
+    from functorch_lite._backend import BACKEND_NAMES
+
+    from ._demo import MODELS
+
+    parser = _Parser(
         prog="functorch-lite",
         description="functorch_lite: composable grad and vmap over any array API backend.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{demo,info}")
+    parser.add_argument("--version", action="version", version=f"functorch-lite {fl.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,info}", parser_class=_Parser)
+    per_model = ", ".join(f"{spec.epochs} for the {name.upper()}" for name, spec in MODELS.items())
     demo = sub.add_parser(
         "demo",
         help="train a small CNN and an MLP on scikit-learn's digits; plot and checkpoint them",
@@ -139,26 +156,43 @@ def build_parser() -> argparse.ArgumentParser:
             "functorch_lite.jit and the eager and jitted step times are printed."
         ),
     )
-    demo.add_argument("--backend", default=None, help="array backend (numpy, array_api_strict, torch, jax, ...)")
     demo.add_argument(
-        "--epochs", type=_positive_int, default=None, help="epochs per model (default: 20 for the MLP, 12 for the CNN)"
+        "--backend",
+        default=None,
+        choices=BACKEND_NAMES,
+        metavar="NAME",
+        help=f"array backend: {', '.join(BACKEND_NAMES)} (default: the default backend, now "
+        f"{fl.default_backend_name()}; set FUNCTORCH_LITE_BACKEND to change it)",
     )
-    demo.add_argument("--seed", type=int, default=0, help="random seed; the run is deterministic for a seed")
-    demo.add_argument("--out", default="demo-results", help="output folder (default: demo-results)")
+    demo.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"epochs for every model (default: each model its own, {per_model})",
+    )
+    demo.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="random seed; the run is deterministic for a seed (default: 0)"
+    )
+    demo.add_argument("--out", default="demo-results", metavar="DIR", help="output folder (default: demo-results)")
     demo.add_argument(
         "--models",
         nargs="+",
-        choices=("mlp", "cnn"),
-        default=["mlp", "cnn"],
-        help="which models to train (default: both)",
+        choices=tuple(MODELS),
+        default=list(MODELS),
+        help=f"which models to train (default: {' '.join(MODELS)})",
     )
     demo.add_argument(
         "--jit",
         action="store_true",
-        help="run the training step under fl.jit (traced once, then replayed) and print the eager and jit step times",
+        help="run the training step under fl.jit (traced, then replayed) and print the eager and jit step times",
     )
     demo.add_argument("--max-train", type=_positive_int, default=None, help=argparse.SUPPRESS)
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (without a terminal, each epoch prints one line instead of a bar)",
+    )
     demo.set_defaults(func=_cmd_demo)
     info = sub.add_parser("info", help="version, available backends and devices, array API version")
     info.set_defaults(func=_cmd_info)
@@ -184,9 +218,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         functorch_lite ...
         True
     """
+    from ._errors import FunctorchLiteError
+
     parser = build_parser()
     args: Any = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (FunctorchLiteError, ImportError) as exc:  # a missing backend or package: one line, no traceback
+        print(f"functorch-lite {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"functorch-lite {args.command}: interrupted", file=sys.stderr)
+        return 130
