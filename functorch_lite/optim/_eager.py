@@ -13,7 +13,7 @@ The path is taken only when every gradient and parameter is a concrete Tensor
 of float32 or float64 on one namespace, each gradient with its parameter's
 dtype and shape. An array function meets the state: where a state entry is not
 what it expects (a tracer, a Tensor of another dtype, a traced step count), it
-raises :class:`Fallback` and the update reruns on the Tensor path, which
+raises ``Fallback`` and the update reruns on the Tensor path, which
 computes it or raises the error that explains what is wrong. Nothing is mutated
 before that point, so the rerun sees the inputs unchanged.
 """
