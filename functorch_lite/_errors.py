@@ -26,6 +26,7 @@ __all__ = [
     "StateDictError",
     "ConfigError",
     "ControlFlowError",
+    "PyTorchHabitError",
 ]
 
 
@@ -105,3 +106,14 @@ class StateDictError(FunctorchLiteError, KeyError):
 
 
 CheckpointError = StateDictError
+
+
+COMING_FROM_PYTORCH = "docs/coming-from-pytorch.md#gradients-without-backward"
+"""The page (and section) that PyTorchHabitError messages link."""
+
+
+class PyTorchHabitError(FunctorchLiteError, AttributeError, TypeError):
+    """A PyTorch spelling with no counterpart here (``loss.backward()``, ``x.grad``,
+    ``opt.zero_grad()``, ``opt.step()``); the message says what to write instead. It is an
+    AttributeError, so ``hasattr(x, "grad")`` stays False, and a TypeError, what calling the
+    int ``opt.step`` raised before."""

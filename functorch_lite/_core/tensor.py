@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _backend
 from .. import _dtypes as D
-from .._errors import LeakedGradientError, TransformError
+from .._errors import COMING_FROM_PYTORCH, LeakedGradientError, PyTorchHabitError, TransformError
 
 __all__ = ["Tensor", "wrap", "make_tracer", "backend_for"]
 
@@ -162,6 +162,26 @@ class Tensor:
     def is_tracer(self) -> bool:
         """True inside a transform, when this Tensor stands for a traced value."""
         return self._t is not None
+
+    # -- PyTorch habits: gradients are returned by transforms, never stored on a Tensor --------
+    @property
+    def grad(self) -> Any:
+        """Not here: gradients are returned by ``fl.grad`` / ``nn.value_and_grad`` (raises PyTorchHabitError)."""
+        raise PyTorchHabitError(
+            "Tensor.grad: gradients are not stored on Tensors here; transforms return them. For a function, "
+            "grads = fl.grad(loss_fn)(params, x, y); for a model, loss, grads = nn.value_and_grad(model, "
+            f"loss_fn)(x, y), a dict keyed by parameter name. See {COMING_FROM_PYTORCH}"
+        )
+
+    @property
+    def backward(self) -> Any:
+        """Not here: differentiate with ``fl.grad`` / ``nn.value_and_grad`` (raises PyTorchHabitError)."""
+        raise PyTorchHabitError(
+            "Tensor.backward: there is no loss.backward() (no tape on Tensors); differentiate the function that "
+            "computes the loss instead: grads = fl.grad(loss_fn)(params, x, y), or for a model loss, grads = "
+            "nn.value_and_grad(model, loss_fn)(x, y), then opt.update(model, grads) (no zero_grad(), no step()). "
+            f"See {COMING_FROM_PYTORCH}"
+        )
 
     def concrete(self) -> Tensor:
         """The concrete value behind this Tensor (itself when not a tracer).

@@ -15,7 +15,7 @@ from typing import Any
 from .. import _namespace as ops
 from .._core import tree_util
 from .._core.tensor import Tensor, wrap
-from .._errors import StateDictError
+from .._errors import COMING_FROM_PYTORCH, PyTorchHabitError, StateDictError
 from ._base import (
     GradientTransformation,
     OptState,
@@ -77,7 +77,7 @@ class Optimizer:
         """The learning rate of the next step; setting it replaces a schedule by a constant."""
         v = self._hparams["lr"]
         if callable(v):
-            return float(v(self.step))
+            return float(v(self._count()))
         if self._state is not None:
             return self._state.hyperparams["lr"]
         return v
@@ -98,8 +98,24 @@ class Optimizer:
 
     @property
     def step(self) -> int:
-        """The number of updates applied so far."""
+        """The number of updates applied so far (an int; calling it, PyTorch's ``opt.step()``, explains).
+
+        One optimizer step is ``opt.update(model, grads)``.
+        """
+        count = self._count()
+        return StepCount(count, type(self).__name__) if type(count) is int else count
+
+    def _count(self) -> Any:
         return 0 if self._state is None else self._state.count
+
+    @property
+    def zero_grad(self) -> Any:
+        """Not here: gradients are returned, never accumulated (raises PyTorchHabitError)."""
+        raise PyTorchHabitError(
+            f"{type(self).__name__}.zero_grad: there are no accumulated gradients to clear; each call of "
+            "nn.value_and_grad(model, loss_fn)(x, y) returns fresh ones. Drop the zero_grad() call: a step is "
+            f"loss, grads = nn.value_and_grad(model, loss_fn)(x, y); opt.update(model, grads). See {COMING_FROM_PYTORCH}"
+        )
 
     @property
     def state(self) -> OptState:
@@ -219,7 +235,7 @@ class Optimizer:
             "optimizer": type(self).__name__,
             "hyperparams": hp,
             "scheduled": scheduled,
-            "step": self.step,
+            "step": self._count(),
             "params": {},
             "state": {},
             "globals": {},
@@ -282,6 +298,38 @@ class Optimizer:
         new_known = {k: (shape, dtype, like[k].backend) for k, (shape, dtype) in saved.items()}
         self._hparams, self._tx, self._state, self._known = hp, tx, state, new_known
         self._verify_pending = not known
+
+
+class StepCount(int):
+    """``opt.step``: the number of updates so far, an int; calling it (PyTorch's ``opt.step()``) explains.
+
+    It stays an int (comparisons, arithmetic, JSON, schedules) so code that reads the counter keeps
+    working; only the PyTorch call ``opt.step()`` fails, with what to write instead.
+
+    Example:
+        >>> from functorch_lite import optim
+        >>> opt = optim.SGD(lr=0.1)
+        >>> opt.step == 0, opt.step + 1
+        (True, 1)
+    """
+
+    owner: str
+
+    def __new__(cls, count: int, owner: str = "Optimizer") -> StepCount:
+        self = super().__new__(cls, count)
+        self.owner = owner
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise PyTorchHabitError(
+            f"{self.owner}.step is the number of updates made so far (an int, now {int(self)}), not a method. "
+            "One optimizer step is opt.update(model, grads), with loss, grads = nn.value_and_grad(model, "
+            "loss_fn)(x, y) (or new_params = opt.apply(params, grads) for a pytree of parameters); there is no "
+            f"zero_grad() and no loss.backward(). See {COMING_FROM_PYTORCH}"
+        )
+
+    def __reduce__(self) -> Any:
+        return (int, (int(self),))  # a checkpoint or copy holds a plain int
 
 
 # ------------------------------------------------------------------------------------------
