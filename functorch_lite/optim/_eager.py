@@ -77,7 +77,7 @@ def arrays_of(g: dict[str, Any], params: dict[str, Any] | None) -> tuple[dict, d
             if not isinstance(p, Tensor) or p._t is not None or p._xp is not xp:
                 return None
             b = p._a
-            if b.dtype != a.dtype or b.shape != a.shape:
+            if (b.dtype is not a.dtype and b.dtype != a.dtype) or b.shape != a.shape:  # (`is`: numpy's == is slow)
                 return None
             pa[k] = b
         ga[k] = a
@@ -88,7 +88,7 @@ def state_array(t: Any, xp: Any, like: Any) -> Any:
     """The array of state entry ``t``, a concrete Tensor of ``like``'s dtype and shape; else Fallback."""
     if isinstance(t, Tensor) and t._t is None and t._xp is xp:
         a = t._a
-        if a.dtype == like.dtype and a.shape == like.shape:
+        if (a.dtype is like.dtype or a.dtype == like.dtype) and a.shape == like.shape:  # (`is`: numpy's == is slow)
             return a
     raise Fallback
 

@@ -28,7 +28,7 @@ from ._base import (
     schedule_value,
 )
 from ._eager import Fallback, state_array
-from ._fused import _adam_impl, adam_moments, can_fuse
+from ._fused import adam_moments, can_fuse
 
 __all__ = [
     "scale",
@@ -326,13 +326,14 @@ def scale_by_adam(
     def update_arrays(g: dict, state: ScaleByAdamState, params: dict | None, xp: Any) -> Any:
         step, m, v, vmax = _copy(state)
         out = {}
+        last = None
         for k, gk in g.items():
             n = step.get(k)
-            if type(n) is not int:
+            if n.__class__ is not int:
                 raise Fallback
             t = step[k] = n + 1
-            bc1 = 1.0 - b1**t
-            bc2_sqrt = (1.0 - b2**t) ** 0.5
+            if t != last:  # the parameters usually share one step count
+                last, bc1, bc2_sqrt = t, 1.0 - b1**t, (1.0 - b2**t) ** 0.5
             mk, vk = state_array(m.get(k), xp, gk), state_array(v.get(k), xp, gk)
             if amsgrad:  # the Tensor path's operations, in its order
                 mk = mk + (gk - mk) * c1
@@ -341,7 +342,9 @@ def scale_by_adam(
                 vmax[k] = wrap(vm, xp)
                 out[k] = mk / (xp.sqrt(vm) / bc2_sqrt + eps) / bc1
             else:
-                mk, vk, out[k] = _adam_impl(xp, gk, mk, vk, c1=c1, b2=b2, c2=c2, eps=eps, bc2_sqrt=bc2_sqrt, bc1=bc1)
+                mk = mk + (gk - mk) * c1  # _fused._adam_impl's operations, inline
+                vk = vk * b2 + gk * gk * c2
+                out[k] = mk / (xp.sqrt(vk) / bc2_sqrt + eps) / bc1
             m[k], v[k] = wrap(mk, xp), wrap(vk, xp)
         return out, ScaleByAdamState(step, m, v, vmax)
 
