@@ -108,10 +108,85 @@ def _global_key() -> Any:
     return _random._GLOBAL
 
 
-def close(fn: Callable[..., Sequence[Any]], examples: Sequence[Any], kind: str) -> tuple[Program, list[Tensor]]:
+_CACHE: dict[Any, Any] = {}
+_CACHE_MAX = 1024
+
+
+def signature(p: Program) -> Any:
+    """A hashable key of ``p``'s structure (equations, params, avals; not its Var objects), or
+    None: two traces of one body give one signature, so they share one optimized, compiled
+    program and the programs the rules derive from it."""
+    s = p.__dict__.get("_cf_sig", False)
+    if s is not False:
+        return s
+    ids: dict[int, int] = {}
+
+    def ref(v: Any) -> Any:
+        if isinstance(v, Var):
+            r = ids.get(v.id)
+            if r is None:
+                r = ids[v.id] = len(ids)
+            return r
+        if v is None or isinstance(v, (bool, int, float, complex, str)):
+            return ("lit", type(v), v)
+        raise TypeError
+
+    try:
+        ins = tuple((ref(v), v.shape, v.dtype, v.xp, v.weak) for v in p.in_vars)
+        eqs = tuple(
+            (
+                e.prim.name,
+                _param_sig(e.params),
+                tuple(ref(i) for i in e.inputs),
+                tuple((ref(o), o.shape, o.dtype, o.weak) for o in e.outputs),
+            )
+            for e in p.eqns
+        )
+        s = (ins, eqs, tuple(ref(o) for o in p.outs))
+        hash(s)
+    except TypeError:
+        s = None
+    p._cf_sig = s  # type: ignore[attr-defined]
+    return s
+
+
+def _param_sig(params: dict[str, Any]) -> Any:
+    items = []
+    for k, v in params.items():
+        if isinstance(v, Program):
+            v = ("program", signature(v))
+            if v[1] is None:
+                raise TypeError
+        elif isinstance(v, tuple) and v and all(isinstance(b, Program) for b in v):
+            v = ("programs", tuple(signature(b) for b in v))
+            if None in v[1]:
+                raise TypeError
+        items.append((k, v))
+    return tuple(items)
+
+
+def _remember(key: Any, value: Any) -> Any:
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = value
+    return value
+
+
+def close(
+    fn: Callable[..., Sequence[Any]], examples: Sequence[Any], kind: str, key: Any = None
+) -> tuple[Program, list[Tensor]]:
     """Trace ``fn`` (flat Tensors in, a flat list of Tensors out) on ``examples`` into a program
     with no captured constants: the values it captured become its leading inputs, returned
-    beside it, to be passed as operands."""
+    beside it, to be passed as operands.
+
+    ``key`` (the rules pass one: what they derive and from which body's signature) looks the
+    result up instead of tracing again; every program is optimized and compiled once per
+    signature."""
+    if key is not None:
+        key = (key, tuple((tuple(e.shape), e.dtype, e._xp) for e in examples))
+        hit = _CACHE.get(key)
+        if hit is not None:
+            return hit
     g = _global_key()
     key_before = g.key
     try:
@@ -126,25 +201,34 @@ def close(fn: Callable[..., Sequence[Any]], examples: Sequence[Any], kind: str) 
             "(fl.random.key) through the carry or operands and split it in the body."
         )
     cvars = [v for v, _ in p.consts]
+    consts = [c for _, c in p.consts]
     prog = Program(cvars + list(p.in_vars), None, p.eqns, list(p.outs), p.out_tree, [], kind)
-    return prog.optimized(), [c for _, c in p.consts]
+    sig = signature(prog)
+    if sig is None:
+        prog = prog.optimized()
+    else:
+        canon = _CACHE.get(("canonical", sig))
+        prog = canon if canon is not None else _remember(("canonical", sig), prog.optimized())
+    res = (prog, consts)
+    if key is not None and all(c._t is None for c in consts):
+        _remember(key, res)
+    return res
 
 
-def _user_body(
-    f: Callable[..., Any], in_tree: Any, examples: Sequence[Tensor], kind: str
-) -> tuple[Program, list[Tensor], Any]:
-    """Trace a user function of the pytree ``in_tree`` (leaves ``examples``); its output leaves
-    are made Tensors. Returns (program, captured values, output tree)."""
-    box: list[Any] = []
-
-    def fn(*leaves: Any) -> list[Any]:
-        out = f(*tu.tree_unflatten(in_tree, list(leaves)))
-        o_leaves, o_tree = tu.tree_flatten(out)
-        box.append(o_tree)
-        return [_leaf(o, kind) for o in o_leaves]
-
-    prog, consts = close(fn, examples, kind)
-    return prog, consts, box[-1]
+def _key(tag: str, *parts: Any) -> Any:
+    """A cache key for a derived program, or None when a body has no signature."""
+    sigs = []
+    for x in parts:
+        if isinstance(x, Program):
+            x = signature(x)
+            if x is None:
+                return None
+        elif isinstance(x, tuple) and x and all(isinstance(b, Program) for b in x):
+            x = tuple(signature(b) for b in x)
+            if None in x:
+                return None
+        sigs.append(x)
+    return (tag, *sigs)
 
 
 def _jvp_eval(prog: Program, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -330,7 +414,7 @@ def _scan_jvp(tangents: Sequence[Any], out: Sequence[Any], *primals: Any, **para
         *[_example(x, True) for x in xs],
         *[_example(t_xs[i], True) for i in xi],
     ]
-    jbody, extra = close(fn, ex, "scan")
+    jbody, extra = close(fn, ex, "scan", _key("scan_jvp", body, nc, nk, tuple(ci), tuple(ki), tuple(xi)))
     res = _scan_bind(
         lead,
         [*consts, *[t_consts[i] for i in ci]],
@@ -373,7 +457,7 @@ def _scan_vjp(g: Sequence[Any], out: Sequence[Any], *primals: Any, **params: Any
             return [*outs[:nk], *a[nc : nc + nk]]
 
         ex = [*[_example(c) for c in consts], *[_example(c) for c in carry], *[_example(x, True) for x in xs]]
-        rbody, extra = close(res_fn, ex, "scan")
+        rbody, extra = close(res_fn, ex, "scan", _key("scan_res", body, nc, nk))
         stacked = _scan_bind(lead, consts, carry, xs, rbody, extra, **lp)[nk:]
 
     # 2. backward, in the other direction: carry (d consts so far, d carry), xs (carries, xs, d ys)
@@ -402,7 +486,7 @@ def _scan_vjp(g: Sequence[Any], out: Sequence[Any], *primals: Any, **params: Any
         *[_example(x, True) for x in xs],
         *[_example(t, True) for t in gys],
     ]
-    bbody, extra = close(bwd_fn, ex, "scan")
+    bbody, extra = close(bwd_fn, ex, "scan", _key("scan_bwd", body, nc, nk, tuple(ci), tuple(ki), tuple(xi), tuple(yi)))
     lp["reverse"] = not lp["reverse"]
     res = _scan_bind(lead, consts, [*acc0, *ct0], [*stacked, *xs, *gys], bbody, extra, **lp)
     acc, ctk, dxs = res[: len(ci)], res[len(ci) : len(ci) + len(ki)], res[len(ci) + len(ki) :]
@@ -454,7 +538,7 @@ def _scan_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[Any], **para
         *[_example(c) for c in carry_b],
         *[_example(x, True) for x in xs_b],
     ]
-    bbody, extra = close(fn, ex, "scan")
+    bbody, extra = close(fn, ex, "scan", _key("scan_batch", body, len(consts), nk, tuple(in_dims), axis_size))
     res = _scan_bind(lead, consts, carry_b, xs_b, bbody, extra, **_loop_params(params))
     ny = len(body.outs) - nk
     return res, [0] * nk + [1] * ny
@@ -646,9 +730,11 @@ def _cond_impl(xp: Any, index: Any, *arrays: Any, branches: tuple[Program, ...])
 cond_p = ControlPrimitive("cond", _cond_impl, multiple_results=True)
 
 
-def _cond_bind(index: Any, ops: Sequence[Any], fns: Sequence[Callable[..., list[Any]]], ex: Sequence[Any]) -> list[Any]:
+def _cond_bind(
+    index: Any, ops: Sequence[Any], fns: Sequence[Callable[..., list[Any]]], ex: Sequence[Any], keys: Sequence[Any]
+) -> list[Any]:
     """Trace each of ``fns`` (flat operands in, flat outputs out) and bind one cond_p on them."""
-    progs, extras = zip(*[close(fn, ex, "cond") for fn in fns], strict=True)
+    progs, extras = zip(*[close(fn, ex, "cond", k) for fn, k in zip(fns, keys, strict=True)], strict=True)
     branches = _unify(list(progs), list(extras))
     flat_extra = [c for e in extras for c in e]
     return list(bind(cond_p, (index, *flat_extra, *ops), {"branches": branches}))
@@ -688,7 +774,8 @@ def _cond_jvp(tangents: Sequence[Any], out: Sequence[Any], index: Any, *ops: Any
 
     tans = [tangents[1 + i] for i in ti]
     ex = [*[_example(o) for o in ops], *[_example(t) for t in tans]]
-    res = _cond_bind(index, [*ops, *tans], [make(b) for b in branches], ex)
+    keys = [_key("cond_jvp", b, tuple(ti)) for b in branches]
+    res = _cond_bind(index, [*ops, *tans], [make(b) for b in branches], ex, keys)
     no = len(branches[0].outs)
     out_t: list[Any] = [None] * no
     for k, j in enumerate(oi):
@@ -710,7 +797,8 @@ def _cond_vjp(g: Sequence[Any], out: Sequence[Any], index: Any, *ops: Any, branc
 
     gs = [g[j] for j in gi]
     ex = [*[_example(o) for o in ops], *[_example(t) for t in gs]]
-    res = _cond_bind(index, [*ops, *gs], [make(b) for b in branches], ex)
+    keys = [_key("cond_vjp", b, tuple(wi), tuple(gi)) for b in branches]
+    res = _cond_bind(index, [*ops, *gs], [make(b) for b in branches], ex, keys)
     cts: list[Any] = [None] * (1 + n)
     for k, i in enumerate(wi):
         cts[1 + i] = res[k]
@@ -729,7 +817,8 @@ def _cond_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[Any], branch
             return lambda *a: _vmap_eval(b, list(a), dops, axis_size)
 
         ex = [_example(o) for o in ops]
-        res = _cond_bind(index, ops, [make(b) for b in branches], ex)
+        keys = [_key("cond_batch", b, tuple(dops), axis_size) for b in branches]
+        res = _cond_bind(index, ops, [make(b) for b in branches], ex, keys)
         return res, [0] * no
     # a batched predicate: every branch runs, and each element takes its branch's result
     idx = fl.clip(_to_front(index, di, axis_size), 0, len(branches) - 1)
@@ -897,11 +986,18 @@ def _split_while(args: Sequence[Any], params: dict[str, Any]) -> tuple[list[Any]
 
 
 def _while_bind(
-    cc: list[Any], bc: list[Any], carry: list[Any], cfn: Any, bfn: Any, ex_c: list[Any], ex_b: list[Any]
+    cc: list[Any],
+    bc: list[Any],
+    carry: list[Any],
+    cfn: Any,
+    bfn: Any,
+    ex_c: list[Any],
+    ex_b: list[Any],
+    key: Any,
 ) -> list[Any]:
     """Trace ``cfn`` (cond consts + carry) and ``bfn`` (body consts + carry) and bind while_p."""
-    cprog, cex = close(cfn, ex_c, "while_loop")
-    bprog, bex = close(bfn, ex_b, "while_loop")
+    cprog, cex = close(cfn, ex_c, "while_loop", None if key is None else (*key, "cond"))
+    bprog, bex = close(bfn, ex_b, "while_loop", None if key is None else (*key, "body"))
     params = {"cond": cprog, "body": bprog, "n_cc": len(cex) + len(cc), "n_bc": len(bex) + len(bc)}
     return list(bind(while_p, (*cex, *cc, *bex, *bc, *carry), params))
 
@@ -942,6 +1038,7 @@ def _while_jvp(tangents: Sequence[Any], out: Sequence[Any], *primals: Any, **par
         bfn,
         [*[_example(c) for c in cc], *ex_k],
         [*[_example(c) for c in bc], *[_example(t) for t in tbs], *ex_k],
+        _key("while_jvp", cond, body, len(cc), nbc, nk, tuple(bi), tuple(ki)),
     )
     out_t: list[Any] = [None] * (nk + 1)
     for n, i in enumerate(ki):
@@ -982,6 +1079,7 @@ def _while_batch(
         bfn,
         [*[_example(c) for c in cc], *ex_k, _example(count0)],
         [*[_example(c) for c in cc], *[_example(c) for c in bc], *ex_k, _example(count0)],
+        _key("while_batch", cond, body, ncc, nbc, nk, tuple(dcc), tuple(dbc), axis_size),
     )
     # outputs: the carries, then the per-element trip counts (the loop's own count is dropped)
     return res[: nk + 1], [0] * (nk + 1)
@@ -1013,7 +1111,7 @@ def _while_vjp(g: Sequence[Any], out: Sequence[Any], *primals: Any, **params: An
         return [i + 1, *step(pb, nn, i, k), i, *k]
 
     ex = [*[_example(c) for c in bc], _example(n), _example(zero), *[_example(c) for c in carry]]
-    rbody, extra = close(res_fn, ex, "while_loop")
+    rbody, extra = close(res_fn, ex, "while_loop", _key("while_res", body, nbc, nk))
     lp = {"length": 0, "reverse": False, "dyn": True}
     res = _scan_bind([n], [*bc, n], [zero, *carry], [], rbody, extra, **lp)
     stacked = res[1 + nk :]  # i per step, then the carries
@@ -1054,7 +1152,7 @@ def _while_vjp(g: Sequence[Any], out: Sequence[Any], *primals: Any, **params: An
         *[_example(t) for t in ct0],
         *[_example(s, True) for s in stacked],
     ]
-    bbody, extra = close(bwd_fn, ex, "while_loop")
+    bbody, extra = close(bwd_fn, ex, "while_loop", _key("while_bwd", body, nbc, nk, tuple(bi), tuple(ki)))
     lp["reverse"] = True
     back = _scan_bind([n], [*bc, n], [*acc0, *ct0], stacked, bbody, extra, **lp)
     cts: list[Any] = [None] * len(primals)
