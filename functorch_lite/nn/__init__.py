@@ -24,6 +24,7 @@ from .layers import activation as _activation
 from .layers import attention as _attention
 from .layers import basic as _basic
 from .layers import conv as _conv
+from .layers import loss as _loss
 from .layers import norm as _norm
 from .layers import pool as _pool
 from .layers import recurrent as _recurrent
@@ -32,6 +33,7 @@ from .layers.activation import *  # noqa: F403
 from .layers.attention import *  # noqa: F403
 from .layers.basic import *  # noqa: F403
 from .layers.conv import *  # noqa: F403
+from .layers.loss import *  # noqa: F403
 from .layers.norm import *  # noqa: F403
 from .layers.pool import *  # noqa: F403
 from .layers.recurrent import *  # noqa: F403
@@ -63,4 +65,5 @@ __all__ = [
     *_recurrent.__all__,
     *_attention.__all__,
     *_transformer.__all__,
+    *_loss.__all__,
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import functorch_lite as fl
@@ -35,6 +36,25 @@ __all__ = [
 
 def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else fl.asarray(x)
+
+
+def _legacy_reduction(size_average: Any, reduce: Any, reduction: str, op: str) -> str:
+    """``reduction`` from PyTorch's deprecated ``size_average`` / ``reduce`` pair, when either is set.
+
+    As in PyTorch: an unset one counts as True; both True give ``"mean"``, ``reduce`` alone
+    ``"sum"``, ``reduce=False`` ``"none"``; they override ``reduction``, with a warning.
+    """
+    if size_average is None and reduce is None:
+        return reduction
+    mean = True if size_average is None else bool(size_average)
+    keep = True if reduce is None else bool(reduce)
+    legacy = ("mean" if mean else "sum") if keep else "none"
+    warnings.warn(
+        f"{op}: size_average and reduce are deprecated (as in PyTorch); use reduction={legacy!r} instead.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return legacy
 
 
 def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
@@ -86,6 +106,7 @@ def nll_loss(
         >>> F.nll_loss(fl.log(fl.asarray([[0.5, 0.5]])), fl.asarray([1])).item()
         0.6931471824645996
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "nll_loss")
     _check_reduction(reduction, "nll_loss")
     x = _t(input)
     t = _t(target)
@@ -138,6 +159,7 @@ def cross_entropy(
         >>> F.cross_entropy(fl.asarray([[1e4, -1e4]]), fl.asarray([0])).item()
         0.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "cross_entropy")
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ConfigError(f"cross_entropy: label_smoothing must be in [0, 1]; got {label_smoothing!r}.")
@@ -215,6 +237,7 @@ def binary_cross_entropy(
         >>> F.binary_cross_entropy(fl.asarray([1.0, 0.0]), fl.asarray([1.0, 0.0])).item()
         0.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy")
     _check_reduction(reduction, "binary_cross_entropy")
     x, t = _t(input), _t(target)
     if x.shape != t.shape:
@@ -242,6 +265,7 @@ def binary_cross_entropy_with_logits(
         >>> F.binary_cross_entropy_with_logits(fl.asarray([1e4, -1e4]), fl.asarray([1.0, 0.0])).item()
         0.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy_with_logits")
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     x, t = _t(input), _t(target)
     if x.shape != t.shape:
@@ -276,6 +300,7 @@ def kl_div(
         >>> F.kl_div(fl.log(p), p, reduction="batchmean").item()
         0.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "kl_div")
     _check_reduction(reduction, "kl_div", ("batchmean",))
     x, t = _t(input), _t(target)
     if log_target:
@@ -309,6 +334,7 @@ def mse_loss(
         >>> F.mse_loss(fl.asarray([1.0, 3.0]), fl.asarray([0.0, 0.0])).item()
         5.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "mse_loss")
     x, t = _same_shape(_t(input), _t(target), "mse_loss")
     d = x - t
     loss = d * d
@@ -333,6 +359,7 @@ def l1_loss(
         >>> F.l1_loss(fl.asarray([1.0, -3.0]), fl.asarray([0.0, 0.0])).item()
         2.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "l1_loss")
     x, t = _same_shape(_t(input), _t(target), "l1_loss")
     loss = fl.abs(x - t)
     if weight is not None:
@@ -356,6 +383,7 @@ def smooth_l1_loss(
         >>> F.smooth_l1_loss(fl.asarray([0.5, 3.0]), fl.asarray([0.0, 0.0]), reduction="sum").item()
         2.625
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
     if beta < 0:
         raise ConfigError(f"smooth_l1_loss: beta must be non-negative; got {beta}.")
     x, t = _same_shape(_t(input), _t(target), "smooth_l1_loss")
@@ -438,6 +466,7 @@ def poisson_nll_loss(
         >>> F.poisson_nll_loss(fl.asarray([0.0]), fl.asarray([1.0])).item()
         1.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "poisson_nll_loss")
     x, t = _t(input), _t(target)
     loss = fl.exp(x) - t * x if log_input else x - t * fl.log(x + eps)
     if full:
@@ -499,6 +528,7 @@ def cosine_embedding_loss(
         >>> F.cosine_embedding_loss(fl.asarray([[1.0, 0.0]]), fl.asarray([[1.0, 0.0]]), fl.asarray([1.0])).item()
         0.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "cosine_embedding_loss")
     a, b, y = _t(input1), _t(input2), _t(target)
     d = 1 if a.ndim == 2 else 0
     eps = 1e-12
@@ -529,6 +559,7 @@ def margin_ranking_loss(
         >>> F.margin_ranking_loss(fl.asarray([1.0]), fl.asarray([2.0]), fl.asarray([1.0])).item()
         1.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "margin_ranking_loss")
     a, b, y = _t(input1), _t(input2), _t(target)
     return _reduce(fl.maximum(-y * (a - b) + margin, 0.0), reduction, "margin_ranking_loss")
 
@@ -554,6 +585,7 @@ def triplet_margin_loss(
         >>> round(F.triplet_margin_loss(a, a, a + 5.0).item(), 3)
         0.0
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "triplet_margin_loss")
     a, pp, n = _t(anchor), _t(positive), _t(negative)
     dp = pairwise_distance(a, pp, p, eps)
     dn = pairwise_distance(a, n, p, eps)
@@ -573,6 +605,7 @@ def soft_margin_loss(
         >>> round(F.soft_margin_loss(fl.asarray([0.0]), fl.asarray([1.0])).item(), 4)
         0.6931
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction, "soft_margin_loss")
     x, y = _t(input), _t(target)
     z = -y * x
     return _reduce(fl.logaddexp(fl.zeros_like(z), z), reduction, "soft_margin_loss")
