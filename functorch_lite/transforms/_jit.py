@@ -217,6 +217,203 @@ def _other_sig(x: Any) -> Any:
     return ("static", x)
 
 
+# ---------------------------------------------------------------------------------------
+# The fast path: a call with the structure and signature of an entry's last hit
+# ---------------------------------------------------------------------------------------
+# After an entry's first cache hit, its call is compiled to one generated function (a plan):
+# it reads the arguments and the threaded state by fixed paths, checks every container's type
+# and length and every leaf's class, shape, dtype and backend (what the cache key holds), runs
+# the program, wraps the outputs and rebuilds the output pytree by straight-line code. Any
+# difference returns _MISS and the call takes the general path, which retraces as before.
+_MISS = object()
+_PLAN_TRIES = 3
+
+
+class _NoPlan(Exception):
+    """This call's arguments hold something the fast path does not handle (it stays general)."""
+
+
+class _Slot:
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+def _std_namedtuple(cls: type) -> bool:
+    doc = getattr(cls.__new__, "__doc__", None) or ""  # the __new__ collections.namedtuple writes
+    return doc.startswith("Create new instance of ")
+
+
+def _dict_like(x: Any, ol: Any) -> bool:
+    """A functorch_lite dict subclass registered as a node that flattens as its sorted keys
+    (``optim.PerParam``): read and rebuilt as a dict."""
+    c = type(x)
+    return (
+        isinstance(x, dict)
+        and c.__module__.startswith("functorch_lite.")
+        and c.__init__ is dict.__init__
+        and c.__new__ is dict.__new__
+        and not vars(x)
+        and tuple(ol.metadata) == tuple(ol.entries) == tuple(sorted(x))
+        and len(ol.children) == len(x)
+        and all(ch is x[k] for ch, k in zip(ol.children, ol.entries, strict=True))
+    )
+
+
+class _PlanWriter:
+    def __init__(self, sig: tuple[Any, ...], dyn: set[int]) -> None:
+        self.sig = sig
+        self.dyn = dyn
+        self.lines: list[str] = []
+        self.env: dict[str, Any] = {"MISS": _MISS}
+        self.names: dict[int, str] = {}
+        self.leaves: list[str] = []  # a local per input leaf, in flattening order (arrays for Tensors)
+        self.objs: list[str] = []  # the local holding each leaf object
+        self.n = 0
+
+    def const(self, v: Any) -> str:
+        name = self.names.get(id(v))
+        if name is None or self.env[name] is not v:
+            name = f"K{len(self.env)}"
+            self.env[name] = v
+            self.names[id(v)] = name
+        return name
+
+    def tmp(self, expr: str) -> str:
+        self.n += 1
+        t = f"t{self.n}"
+        self.lines.append(f"    {t} = {expr}")
+        return t
+
+    def fail_if(self, cond: str) -> None:
+        self.lines.append(f"    if {cond}: return MISS")
+
+    # -- the inputs -----------------------------------------------------------------------
+    def node(self, expr: str, x: Any) -> None:
+        """Check the subtree at ``expr`` against ``x`` (this call's value there); bind its leaves."""
+        if x is None:
+            self.fail_if(f"{expr} is not None")
+            return
+        c = type(x)
+        entry = tu.optree.register_pytree_node.get(c, namespace=tu.NAMESPACE)
+        if entry is None and not tu.optree.is_namedtuple(x):
+            if tu.optree.is_structseq(x):
+                raise _NoPlan("structseq")
+            self.leaf(expr, x)
+            return
+        t = self.tmp(expr)
+        ol = tu.optree.tree_flatten_one_level(x, namespace=tu.NAMESPACE)
+        n = len(ol.children)
+        kind = entry.kind if entry is not None else None
+        P = tu.optree.PyTreeKind
+        if c is tuple or c is list:
+            self.fail_if(f"{t}.__class__ is not {self.const(c)} or len({t}) != {n}")
+            kids = [f"{t}[{i}]" for i in range(n)]
+        elif entry is None or kind == P.NAMEDTUPLE:
+            self.fail_if(f"{t}.__class__ is not {self.const(c)} or len({t}) != {n}")
+            kids = [f"{t}[{i}]" for i in range(n)]
+        elif c is dict or (kind == P.CUSTOM and _dict_like(x, ol)):
+            self.fail_if(f"{t}.__class__ is not {self.const(c)} or len({t}) != {n}")
+            kids = [f"{t}[{self.const(k)}]" for k in ol.entries]  # a missing key: KeyError, a miss
+        elif kind == P.CUSTOM:
+            self.fail_if(f"{t}.__class__ is not {self.const(c)}")
+            r = self.tmp(f"{self.const(entry.flatten_func)}({t})")
+            self.fail_if(f"{r}[1] != {self.const(ol.metadata)}")
+            ch = self.tmp(f"tuple({r}[0])")
+            self.fail_if(f"len({ch}) != {n}")
+            kids = [f"{ch}[{i}]" for i in range(n)]
+        else:
+            raise _NoPlan(f"node kind {kind}")
+        for e, child in zip(kids, ol.children, strict=True):
+            self.node(e, child)
+
+    def leaf(self, expr: str, x: Any) -> None:
+        k = len(self.leaves)
+        if k >= len(self.sig):
+            raise _NoPlan("more leaves than the signature")
+        s = self.sig[k]
+        t = self.tmp(expr)
+        self.objs.append(t)
+        if s is float or s is int or s is complex:
+            self.fail_if(f"{t}.__class__ is not {s.__name__}")
+            self.leaves.append(t)
+            return
+        if isinstance(x, Tensor) and isinstance(s, tuple) and len(s) in (3, 4) and s[0] is x._xp:
+            a = f"a{self.n}"
+            self.fail_if(
+                f"{t}.__class__ is not {self.const(type(x))} or {t}._t is not None or {t}._xp is not {self.const(s[0])}"
+            )
+            self.lines.append(f"    {a} = {t}._a")
+            cond = f"{a}.shape != {self.const(s[1])} or {a}.dtype is not {self.const(s[2])}"
+            if len(s) == 4:
+                cond += f" or str({self.const(backend_for(s[0]).device)}({a})) != {self.const(s[3])}"
+            self.fail_if(cond)
+            self.leaves.append(a)
+            return
+        if isinstance(s, tuple) and len(s) == 2 and s[0] == "static":
+            v = s[1]
+            if v.__class__ in (int, str, float, bytes):
+                self.fail_if(f"{t}.__class__ is not {v.__class__.__name__} or {t} != {self.const(v)}")
+            else:
+                self.fail_if(f"{t} is not {self.const(v)}")
+            self.leaves.append(t)
+            return
+        raise _NoPlan(f"leaf {s!r}")
+
+    # -- the outputs ----------------------------------------------------------------------
+    def build(self, x: Any, outs: list[str]) -> str:
+        """An expression that rebuilds template ``x`` (an output tree of _Slot leaves)."""
+        if isinstance(x, _Slot):
+            return outs[x.i]
+        if x is None:
+            return "None"
+        c = type(x)
+        if c is tuple:
+            return "(" + "".join(self.build(v, outs) + ", " for v in x) + ")"
+        if c is list:
+            return "[" + ", ".join(self.build(v, outs) for v in x) + "]"
+        if c is dict:
+            return "{" + ", ".join(f"{self.const(k)}: {self.build(v, outs)}" for k, v in x.items()) + "}"
+        entry = tu.optree.register_pytree_node.get(c, namespace=tu.NAMESPACE)
+        if tu.optree.is_namedtuple(x) and (entry is None or entry.kind == tu.optree.PyTreeKind.NAMEDTUPLE):
+            kids = "(" + "".join(self.build(v, outs) + ", " for v in x) + ")"
+            if _std_namedtuple(c):
+                return f"{self.const(tuple.__new__)}({self.const(c)}, {kids})"
+            return f"{self.const(c)}(*{kids})"
+        if entry is None or entry.kind != tu.optree.PyTreeKind.CUSTOM:
+            raise _NoPlan(f"output node {c.__name__}")
+        ol = tu.optree.tree_flatten_one_level(x, namespace=tu.NAMESPACE)
+        if _dict_like(x, ol):
+            items = ", ".join(f"{self.const(k)}: {self.build(v, outs)}" for k, v in x.items())
+            return f"{self.const(c)}({{{items}}})"
+        kids = "[" + ", ".join(self.build(v, outs) for v in ol.children) + "]"
+        return f"{self.const(entry.unflatten_func)}({self.const(ol.metadata)}, {kids})"
+
+
+def _same_tree(a: Any, b: Any) -> bool:
+    """Whether two output trees are the same nodes (types, keys in order) over the same leaves."""
+    if isinstance(a, _Slot) or isinstance(b, _Slot):
+        return a is b
+    if type(a) is not type(b):
+        return False
+    if a is None:
+        return True
+    if isinstance(a, dict):
+        if list(a) != list(b) or (type(a) is not dict and vars(a) != vars(b)):
+            return False
+        return all(_same_tree(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and (type(a) in (tuple, list) or tu.optree.is_namedtuple(a)):
+        return len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b, strict=True))
+    oa = tu.optree.tree_flatten_one_level(a, namespace=tu.NAMESPACE)
+    ob = tu.optree.tree_flatten_one_level(b, namespace=tu.NAMESPACE)
+    return (
+        oa.metadata == ob.metadata
+        and len(oa.children) == len(ob.children)
+        and all(_same_tree(x, y) for x, y in zip(oa.children, ob.children, strict=True))
+    )
+
+
 class _Entry:
     __slots__ = (
         "program",
@@ -233,6 +430,8 @@ class _Entry:
         "staged_call",
         "batched",
         "names",
+        "plan",
+        "plan_tries",
     )
 
 
@@ -268,6 +467,7 @@ class Jitted:
         self._cache: dict[Any, _Entry] = {}
         self._warned = False
         self._last_key: Any = None
+        self._fast: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None
         self.traces = 0  # how many times the Python function was traced
 
     def cache_size(self) -> int:
@@ -276,6 +476,7 @@ class Jitted:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._fast = None
 
     def __repr__(self) -> str:
         return f"<jit of {getattr(self.fun, '__name__', self.fun)!r}: {len(self._cache)} cached signature(s)>"
@@ -317,6 +518,14 @@ class Jitted:
         return handlers, statics, leaves, in_tree, (in_tree, statics, sig), traced
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fast = self._fast
+        if fast is not None:
+            out = fast(args, kwargs)
+            if out is not _MISS:
+                return out
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         handlers, statics, leaves, in_tree, key, traced = self._prepare(args, kwargs)
         entry = self._cache.get(key)
         if entry is not None and (entry.program.guards or entry.names):
@@ -327,6 +536,12 @@ class Jitted:
                 entry = None
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
+        elif not traced:  # a hit: later calls like this one take the fast path
+            plan = entry.plan
+            if plan is None and entry.plan_tries < _PLAN_TRIES:
+                plan = self._plan(entry, handlers, statics, args, kwargs, leaves, key[2])
+            if plan is not None:
+                self._fast = plan
         if traced or entry.traced_consts:
             flat = [leaves[i] for i in entry.dyn]
             plain = not handlers and not entry.rng_out and not entry.traced_consts
@@ -343,6 +558,22 @@ class Jitted:
         if not handlers and not entry.rng_out:
             return tu.tree_unflatten(entry.out_tree, outs)
         return self._finish(entry, handlers, outs)
+
+    def _plan(
+        self,
+        entry: _Entry,
+        handlers: list[Any],
+        statics: tuple[Any, ...],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        leaves: list[Any],
+        sig: tuple[Any, ...],
+    ) -> Any:
+        try:
+            entry.plan = _make_plan(entry, handlers, statics, args, kwargs, leaves, sig)
+        except _NoPlan:
+            entry.plan_tries += 1
+        return entry.plan
 
     def _finish(self, entry: _Entry, handlers: list[Any], outs: list[Any]) -> Any:
         n = entry.n_user_out
@@ -429,6 +660,8 @@ class Jitted:
         e.staged_call = None
         e.names = names
         e.batched = {}
+        e.plan = None
+        e.plan_tries = 0
         if not e.traced_consts:
             self._cache[key] = e
             self._retrace_check(key)
@@ -462,6 +695,160 @@ class Jitted:
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
         return entry.program
+
+
+def _make_plan(
+    entry: _Entry,
+    handlers: list[Any],
+    statics: tuple[Any, ...],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    leaves: list[Any],
+    sig: tuple[Any, ...],
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """Generate the fast path of ``entry`` for calls shaped like this one (raises _NoPlan)."""
+    prog = entry.program
+    if len(prog.in_vars) != len(leaves) or len(entry.out_xps) != len(prog.outs):
+        raise _NoPlan("inputs")
+    w = _PlanWriter(sig, set(entry.dyn))
+    objs = w.objs  # the local holding each leaf object (for the self-check and the writes)
+    gen = _gen()
+    slot_objs: list[list[str]] = []
+    for h in handlers:
+        k = len(w.leaves)
+        if isinstance(h, _ModuleState):
+            for reg, local in h.slots:
+                w.leaf(f"{w.const(reg)}[{w.const(local)}]", reg[local])
+            mine = objs[k:]
+            slot_objs.append(mine)
+            training, grads = h.key()
+            for m, v in zip(h.modules, training, strict=True):
+                w.fail_if(
+                    f"{w.const(getattr)}({w.const(m)}, 'training', None) {'is not' if v in (True, False, None) else '!='} {w.const(v)}"
+                )
+            for t, v in zip(mine, grads, strict=True):
+                w.fail_if(
+                    f"{w.const(getattr)}({t}, 'requires_grad', None) {'is not' if v in (True, False, None) else '!='} {w.const(v)}"
+                )
+        else:
+            w.node(f"{w.const(h.opt)}._state", h.read())
+            slot_objs.append([])
+    k = len(w.leaves)
+    w.leaf(f"{w.const(gen)}.key", gen.key)
+    static_pos = {j: v for kind, j, v in statics if kind == "pos"}
+    static_kw = {j: v for kind, j, v in statics if kind == "kw"}
+
+    def static(expr: str, v: Any) -> None:
+        t = w.tmp(expr)
+        if v.__class__ in (int, str, float, bytes):
+            w.fail_if(f"{t}.__class__ is not {v.__class__.__name__} or {t} != {w.const(v)}")
+        else:
+            w.fail_if(f"{t} is not {w.const(v)}")
+
+    w.fail_if(f"len(args) != {len(args)}")
+    for j, a in enumerate(args):
+        if j in static_pos:
+            static(f"args[{j}]", static_pos[j])
+        else:
+            w.node(f"args[{j}]", a)
+    if kwargs:
+        w.fail_if(f"len(kwargs) != {len(kwargs)}")
+        dyn_kwargs = {kk: (None if kk in static_kw else v) for kk, v in kwargs.items()}
+        for kk in tu.optree.tree_flatten_one_level(dyn_kwargs, namespace=tu.NAMESPACE).entries:
+            if kk in static_kw:
+                static(f"kwargs[{w.const(kk)}]", static_kw[kk])
+            else:
+                w.node(f"kwargs[{w.const(kk)}]", kwargs[kk])
+    else:
+        w.fail_if("kwargs")
+    if len(w.leaves) != len(leaves):
+        raise _NoPlan("leaf count")
+    for t, a in prog.guards:  # captured Tensors the program baked in, and the names holding them
+        w.fail_if(f"{w.const(t)}._a is not {w.const(a)}")
+    for where, name, v in entry.names:
+        w.fail_if(f"{w.const(_lookup)}({w.const(where)}, {w.const(name)}) is not {w.const(v)}")
+    checks = w.lines
+    w.lines = []
+    # -- run, wrap, write back, rebuild -------------------------------------------------------
+    n_out = len(prog.outs)
+    outs = [f"o{i}" for i in range(n_out)]
+    ins = ", ".join(w.leaves[i] for i in entry.dyn)
+    w.lines.append(f"    r = {w.const(entry.run)}({ins})")
+    if n_out:
+        w.lines.append(f"    {', '.join(outs)}, = r")
+    new, T = w.const(object.__new__), w.const(Tensor)
+
+    def wrapped(i: int) -> str:
+        xp = entry.out_xps[i]
+        if xp is None:
+            return outs[i]
+        nm = f"w{i}"
+        w.lines.append(f"    {nm} = {new}({T}); {nm}._a = {outs[i]}; {nm}._xp = {w.const(xp)}; {nm}._t = None")
+        return nm
+
+    n = entry.n_user_out
+    user_names = [wrapped(i) for i in range(n)]
+    pos = n
+    templates: list[tuple[Any, str]] = []
+    for h, (tree, k_out), st, mine in zip(handlers, entry.state_trees, entry.state_statics, slot_objs, strict=True):
+        if isinstance(h, _ModuleState):  # in place: each parameter keeps its object, backend, shape, dtype
+            for j, t in enumerate(mine):
+                v, x = prog.outs[pos + j], leaves[objs.index(t)]
+                if not (isinstance(v, Var) and v.weak is None and v.xp is x._xp and v.shape == tuple(x.shape)):
+                    raise _NoPlan("module state changes shape")
+                if v.dtype != x.dtype:
+                    raise _NoPlan("module state changes dtype")
+                w.lines.append(f"    {t}._a = {outs[pos + j]}")
+        else:
+            names = [wrapped(pos + j) for j in range(k_out)]
+            tmpl = tu.tree_unflatten(tree, [_Slot(j) for j in range(k_out)])
+            expr = w.build(tmpl, names)
+            templates.append((tmpl, w.build(tmpl, [f"S[{len(templates)}][{j}]" for j in range(k_out)])))
+            w.lines.append(f"    {w.const(h.write)}({expr}, {w.const(st)})")
+        pos += k_out
+    if entry.rng_out:
+        w.lines.append(f"    {w.const(gen)}.key = {wrapped(pos)}")
+        pos += 1
+    if pos != n_out:
+        raise _NoPlan("outputs")
+    user_tmpl = tu.tree_unflatten(entry.out_tree, [_Slot(j) for j in range(n)])
+    w.lines.append(f"    return {w.build(user_tmpl, user_names)}")
+    templates.append((user_tmpl, w.build(user_tmpl, [f"S[{len(templates)}][{j}]" for j in range(n)])))
+    body = "\n".join("    " + ln for ln in checks)
+    src = "\n".join(
+        [
+            "def _fast(args, kwargs):",
+            "    try:",
+            body,
+            "    except (KeyError, AttributeError):",
+            "        return MISS",
+            *w.lines,
+            "",
+            "def _leaves(args, kwargs):",
+            *checks,
+            f"    return [{', '.join(objs)}]",
+            "",
+            "def _tmpl(S):",
+            f"    return [{', '.join(e for _, e in templates)}]",
+        ]
+    )
+    env = dict(w.env)
+    exec(compile(src, f"<functorch_lite jit call {id(entry):x}>", "exec"), env)  # noqa: S102 (generated above)
+    got = env["_leaves"](args, kwargs)
+    if got is _MISS or len(got) != len(leaves) or any(a is not b for a, b in zip(got, leaves, strict=True)):
+        raise _NoPlan("self-check: leaves")
+    for (tmpl, _), built in zip(templates, env["_tmpl"]([_slots(t) for t, _ in templates]), strict=True):
+        if not _same_tree(tmpl, built):
+            raise _NoPlan("self-check: outputs")
+    fast = env["_fast"]
+    fast.source = src
+    return fast
+
+
+def _slots(tree: Any) -> list[_Slot]:
+    """The _Slot leaves of a template, by index."""
+    found = sorted((x for x in tu.tree_leaves(tree) if isinstance(x, _Slot)), key=lambda x: x.i)
+    return found
 
 
 def _closure_tensors(f: Any, depth: int = 3) -> list[Tensor]:
