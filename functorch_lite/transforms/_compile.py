@@ -17,7 +17,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from .._backend import FAST_NAMESPACES as _FAST_NS
 from .._core.tensor import Tensor
+from .._ops import manipulation as _M
 from ._staging import PY_OPS, Eqn, Program, Var, custom_call_p, weak_eval
 
 __all__ = ["optimize", "fold", "simplify", "reshapes", "cse", "dce", "compile_program"]
@@ -262,6 +264,23 @@ def _bound(e: Eqn) -> Any:
     return functools.partial(prim.impl, xp)
 
 
+def _fast_bound(e: Eqn) -> tuple[Any, list[Any]] | None:
+    """On a backend with a faster stand-in namespace (numpy: ``_backend.FAST_NAMESPACES``), the
+    shape-only primitives call it straight, their params passed positionally: (function, params)."""
+    x = e.inputs[0] if len(e.inputs) == 1 else None
+    ns = _FAST_NS.get(x.xp) if isinstance(x, Var) and x.weak is None else None
+    if ns is None:
+        return None
+    prim, params = e.prim, e.params
+    if prim is _M.reshape_p and set(params) <= {"shape", "copy"} and params.get("copy") is None:
+        return ns.reshape, [params["shape"]]
+    if prim is _M.broadcast_to_p and set(params) == {"shape"}:
+        return ns.broadcast_to, [params["shape"]]
+    if prim is _M.permute_dims_p and set(params) == {"axes"}:
+        return ns.permute_dims, [params["axes"]]
+    return None
+
+
 def _weak_caller(prim: Any, xp: Any, params: dict[str, Any]) -> Any:
     op = PY_OPS.get(prim.name)
     if op is not None and not params:
@@ -278,6 +297,58 @@ def _weak_caller(prim: Any, xp: Any, params: dict[str, Any]) -> Any:
         return weak_eval(prim, xp, vals, params)
 
     return call
+
+
+_PY_BINARY = {
+    "add": "+",
+    "subtract": "-",
+    "multiply": "*",
+    "divide": "/",
+    "pow": "**",
+    "floor_divide": "//",
+    "remainder": "%",
+    "equal": "==",
+    "not_equal": "!=",
+    "less": "<",
+    "less_equal": "<=",
+    "greater": ">",
+    "greater_equal": ">=",
+}
+_PY_UNARY = {"negative": "-{}", "positive": "+{}", "abs": "abs({})"}
+_PY_CAST = {"f": "float({})", "i": "int({})", "u": "int({})", "c": "complex({})", "b": "bool({})"}
+
+
+def _inline_weak(e: Eqn, ins: list[str]) -> str | None:
+    """Python source for a weak equation (Python scalars in, a Python scalar out), as
+    ``weak_eval`` computes it: the operator itself, or the cast ``astype`` makes of a scalar."""
+    if e.prim.multiple_results or not all(not isinstance(i, Var) or i.weak is not None for i in e.inputs):
+        return None
+    name = e.prim.name
+    if not e.params:
+        if name in _PY_BINARY and len(ins) == 2:
+            return f"{ins[0]} {_PY_BINARY[name]} {ins[1]}"
+        if name in _PY_UNARY and len(ins) == 1:
+            return _PY_UNARY[name].format(ins[0])
+    elif name == "astype" and len(ins) == 1 and set(e.params) <= {"dtype", "copy"}:
+        kind = getattr(e.params["dtype"], "kind", None)
+        if isinstance(kind, str) and kind in _PY_CAST:
+            return _PY_CAST[kind].format(ins[0])
+    return None
+
+
+_CODE: dict[str, Any] = {}
+_CODE_LIMIT = 256
+
+
+def compiled(src: str, filename: str) -> Any:
+    """``compile(src)``, cached by the text: a program traced again (a new ``jit`` of the same
+    step, a new batch size) generates the same source, its constants bound by name outside it."""
+    code = _CODE.get(src)
+    if code is None:
+        if len(_CODE) >= _CODE_LIMIT:
+            del _CODE[next(iter(_CODE))]
+        code = _CODE[src] = compile(src, filename, "exec")
+    return code
 
 
 def compile_program(p: Program) -> Any:
@@ -311,15 +382,24 @@ def compile_program(p: Program) -> Any:
 
     for n, e in enumerate(p.eqns):
         fname = f"f{n}"
-        env[fname] = _bound(e)
+        fast = _fast_bound(e)
+        env[fname] = _bound(e) if fast is None else fast[0]
         ins = [ref(i) for i in e.inputs]
+        call_ins = ins if fast is None else ins + [ref(v) for v in fast[1]]
         outs = []
         for k, o in enumerate(e.outputs):
             nm = f"v{n}_{k}"
             names[o.id] = nm
             outs.append(nm)
-        call = f"{fname}({', '.join(ins)})"
-        if e.prim.multiple_results:
+        call = f"{fname}({', '.join(call_ins)})"
+        inline = _inline_weak(e, ins)
+        if inline is not None:  # Python scalars: the operator inline, the general call where it raises
+            if e.params:
+                lines.append(f"    {outs[0]} = {inline}")
+            else:
+                lines.append(f"    try: {outs[0]} = {inline}")
+                lines.append(f"    except (ZeroDivisionError, OverflowError, ValueError): {outs[0]} = {call}")
+        elif e.prim.multiple_results:
             lines.append(f"    {', '.join(outs)}{',' if len(outs) == 1 else ''} = {call}")
         else:
             lines.append(f"    {outs[0]} = {call}")
@@ -336,8 +416,7 @@ def compile_program(p: Program) -> Any:
     rets = [ref(o) for o in p.outs]
     lines.append(f"    return [{', '.join(rets)}]")
     src = "\n".join(lines)
-    code = compile(src, f"<functorch_lite program {id(p):x}>", "exec")
-    exec(code, env)  # noqa: S102  (generated from the program above; nothing user-supplied is executed)
+    exec(compiled(src, "<functorch_lite program>"), env)  # noqa: S102  (generated from the program above; nothing user-supplied is executed)
     fn = env["_run"]
     fn.source = src
     return fn

@@ -28,7 +28,7 @@ from typing import Any
 from .._core import tree_util as tu
 from .._core.tensor import Tensor, backend_for, wrap
 from .._errors import TransformError
-from ._compile import optimize
+from ._compile import compiled, optimize
 from ._staging import (
     Program,
     Var,
@@ -227,6 +227,7 @@ def _other_sig(x: Any) -> Any:
 # difference returns _MISS and the call takes the general path, which retraces as before.
 _MISS = object()
 _PLAN_TRIES = 3
+_PLANS_KEPT = 4
 
 
 class _NoPlan(Exception):
@@ -467,7 +468,8 @@ class Jitted:
         self._cache: dict[Any, _Entry] = {}
         self._warned = False
         self._last_key: Any = None
-        self._fast: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None
+        self._fast: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None  # the last plan that ran
+        self._plans: list[Callable[[tuple[Any, ...], dict[str, Any]], Any]] = []  # most recent first
         self.traces = 0  # how many times the Python function was traced
 
     def cache_size(self) -> int:
@@ -477,6 +479,15 @@ class Jitted:
     def clear_cache(self) -> None:
         self._cache.clear()
         self._fast = None
+        self._plans.clear()
+
+    def _drop_plan(self, entry: _Entry) -> None:
+        plan = entry.plan
+        if plan:
+            if plan in self._plans:
+                self._plans.remove(plan)
+            if self._fast is plan:
+                self._fast = None
 
     def __repr__(self) -> str:
         return f"<jit of {getattr(self.fun, '__name__', self.fun)!r}: {len(self._cache)} cached signature(s)>"
@@ -523,6 +534,12 @@ class Jitted:
             out = fast(args, kwargs)
             if out is not _MISS:
                 return out
+            for plan in self._plans:  # the other signatures seen lately (the last, smaller batch)
+                if plan is not fast:
+                    out = plan(args, kwargs)
+                    if out is not _MISS:
+                        self._fast = plan
+                        return out
         return self._call(args, kwargs)
 
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -533,6 +550,7 @@ class Jitted:
                 _lookup(where, k) is not v for where, k, v in entry.names
             ):  # a captured Tensor (or the name holding it) was rebound since the trace: trace again
                 del self._cache[key]
+                self._drop_plan(entry)
                 entry = None
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
@@ -542,6 +560,11 @@ class Jitted:
                 plan = self._plan(entry, handlers, statics, args, kwargs, leaves, key[2])
             if plan is not None:
                 self._fast = plan
+                plans = self._plans
+                if plan in plans:
+                    plans.remove(plan)
+                plans.insert(0, plan)
+                del plans[_PLANS_KEPT:]
         if traced or entry.traced_consts:
             flat = [leaves[i] for i in entry.dyn]
             plain = not handlers and not entry.rng_out and not entry.traced_consts
@@ -817,25 +840,25 @@ def _make_plan(
     body = "\n".join("    " + ln for ln in checks)
     src = "\n".join(
         [
-            "def _fast(args, kwargs):",
+            "def _fast(args, kwargs, probe=None):",
             "    try:",
             body,
             "    except (KeyError, AttributeError):",
             "        return MISS",
+            "    if probe is not None:",
+            f"        probe.extend([{', '.join(objs)}])",
+            "        return MISS",
             *w.lines,
-            "",
-            "def _leaves(args, kwargs):",
-            *checks,
-            f"    return [{', '.join(objs)}]",
             "",
             "def _tmpl(S):",
             f"    return [{', '.join(e for _, e in templates)}]",
         ]
     )
     env = dict(w.env)
-    exec(compile(src, f"<functorch_lite jit call {id(entry):x}>", "exec"), env)  # noqa: S102 (generated above)
-    got = env["_leaves"](args, kwargs)
-    if got is _MISS or len(got) != len(leaves) or any(a is not b for a, b in zip(got, leaves, strict=True)):
+    exec(compiled(src, "<functorch_lite jit call>"), env)  # noqa: S102 (generated above)
+    got: list[Any] = []
+    env["_fast"](args, kwargs, got)
+    if len(got) != len(leaves) or any(a is not b for a, b in zip(got, leaves, strict=True)):
         raise _NoPlan("self-check: leaves")
     for (tmpl, _), built in zip(templates, env["_tmpl"]([_slots(t) for t, _ in templates]), strict=True):
         if not _same_tree(tmpl, built):
