@@ -364,6 +364,10 @@ def test_jit_replays_on_each_backend(backend):
         assert got.backend == backend
         close(got, plain(w, x))
         close(jitted(w, x), plain(w, x))
+        for k in (2.0, 3.0):  # the fast path (from the third call), on each backend
+            got = jitted(w * k, x)
+            assert got.backend == backend
+            close(got, plain(w * k, x))
 
 
 def test_grad_of_jit_stays_jitted():
@@ -499,3 +503,128 @@ def test_program_refuses_a_new_static_value():
     close(p(fl.ones((2,)), True), -fl.ones((2,)))
     with pytest.raises(fl.TransformError, match="static"):
         p(fl.ones((2,)), False)
+
+
+# -- the fast path (a generated plan per cache entry, used from its second call on) ---------------
+def _counting(j):
+    """Count the calls that leave the fast path (the general path: lookup, trace)."""
+    slow = []
+    general = j._call
+
+    def counted(args, kwargs):
+        slow.append(1)
+        return general(args, kwargs)
+
+    j._call = counted
+    return slow
+
+
+def test_fast_path_rechecks_containers_and_leaves_in_place():
+    traces = []
+
+    def g(p, s):
+        traces.append(1)
+        return {k: v * s for k, v in p.items()}, [s + 1]
+
+    j = fl.jit(g)
+    slow = _counting(j)
+    p = {"a": fl.ones((2,)), "b": fl.ones((3,))}
+    for _ in range(4):
+        out, (s,) = j(p, 2.0)
+    assert len(traces) == 1 and len(slow) == 2 and s == 3.0  # trace, first hit, then the fast path
+    p["a"] = fl.full((2,), 5.0)  # the same dict, a new value of the same shape
+    close(j(p, 2.0)[0], {"a": fl.full((2,), 10.0), "b": fl.full((3,), 2.0)})
+    assert len(traces) == 1 and len(slow) == 2
+    p["a"][0] = 7.0  # a write into the Tensor itself
+    close(j(p, 3.0)[0]["a"], fl.asarray([21.0, 15.0]))
+    p["a"] = fl.ones((4,))  # a new shape, in place
+    assert j(p, 2.0)[0]["a"].shape == (4,) and len(traces) == 2
+    p["a"] = fl.ones((4,), dtype=fl.float64)  # a new dtype
+    assert j(p, 2.0)[0]["a"].dtype == fl.float64 and len(traces) == 3
+    p["c"] = fl.ones((1,))  # a new key
+    assert set(j(p, 2.0)[0]) == {"a", "b", "c"} and len(traces) == 4
+    del p["c"]
+    close(j(p, 2.0)[0]["b"], fl.full((3,), 2.0))
+    assert j(p, 2)[1] == [3] and len(traces) == 5  # an int for a float: a new weak type
+    assert j(p, s=2.0)[1] == [3.0] and len(traces) == 6  # by keyword: a new structure
+    assert isinstance(j(p, 2.0)[1], list) and len(traces) == 6
+
+
+def test_fast_path_static_values_tracers_and_captured_tensors():
+    j = fl.jit(lambda x, n: fl.sum(x**n), static_argnums=1)
+    x = fl.asarray([1.0, 2.0])
+    for _ in range(3):
+        close(j(x, 2), fl.asarray(5.0))
+    close(j(x, 3), fl.asarray(9.0))  # a new static value
+    close(j(x, 2), fl.asarray(5.0))
+    close(fl.grad(lambda v: j(v, 2))(x), 2.0 * x)  # a tracer leaves the fast path
+    close(fl.vmap(lambda v: j(v, 2))(fl.stack([x, 2.0 * x])), fl.asarray([5.0, 20.0]))
+    w = fl.ones((2,))
+    g = fl.jit(lambda v: v * w)
+    for _ in range(3):
+        close(g(x), x)
+    w[0] = 4.0  # the captured Tensor written in place
+    close(g(x), fl.asarray([4.0, 2.0]))
+    lin = nn.Linear(2, 1)
+    fwd = fl.jit(lambda v: lin(v))
+    for _ in range(3):
+        close(fwd(x[None]), lin(x[None]))
+    optim.SGD(lr=0.5).update(lin, nn.value_and_grad(lin, lambda v: fl.sum(lin(v)))(x[None])[1])
+    close(fwd(x[None]), lin(x[None]))  # the parameters were rebound: not the stale program
+
+
+def test_fast_path_class_api_state_changes():
+    x, y = _data()
+    fl.manual_seed(0)
+    m1 = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 3))
+    m2 = pickle.loads(pickle.dumps(m1))
+    o1, o2 = optim.Adam(lr=1e-2), optim.Adam(lr=1e-2)
+
+    def make_step(m, o):
+        vg = nn.value_and_grad(m, lambda x, y: nn.functional.cross_entropy(m(x), y))
+
+        def step(x, y):
+            loss, grads = vg(x, y)
+            o.update(m, grads)
+            return loss
+
+        return step
+
+    s1 = make_step(m1, o1)
+    s2 = fl.jit(make_step(m2, o2), inputs=[m2, o2], outputs=[m2, o2])
+    slow = _counting(s2)
+
+    def both(x, y, seed):
+        fl.manual_seed(seed)
+        a = s1(x, y)
+        fl.manual_seed(seed)
+        close(a, s2(x, y), 1e-5)
+        close(dict(m1.named_parameters()), dict(m2.named_parameters()), 1e-5)
+
+    for i in range(4):
+        both(x, y, i)
+    assert len(slow) == 3  # two traces (no state yet, then Adam's), one first hit
+    fl.manual_seed(5)
+    a, b = s2(x, y), s2(x, y)  # dropout: the global generator advances on the fast path too
+    fl.manual_seed(5)
+    assert float(a) == float(s1(x, y)) and float(b) == float(s1(x, y))
+    m1.eval(), m2.eval()
+    both(x, y, 0)  # eval mode: another program
+    m1.train(), m2.train()
+    both(x, y, 1)
+    o1.lr, o2.lr = 0.05, 0.05  # a new learning rate: a weak input, no retrace
+    n = s2.traces
+    both(x, y, 2)
+    assert s2.traces == n
+    m1[3].bias.requires_grad = m2[3].bias.requires_grad = False  # frozen: another program
+    both(x, y, 3)
+    for m in (m1, m2):  # new Parameter objects in the module's slots
+        m[3].weight = nn.Parameter(fl.ones((3, 16)) * 0.1)
+        m[0].bias = nn.Parameter(fl.zeros((16,)))
+    both(x, y, 4)
+    assert m2[3].weight is not m1[3].weight and not m2[3].weight.is_tracer
+    both(x[:16], y[:16], 5)  # a smaller batch: its own plan beside the first
+    both(x, y, 6)
+    both(x[:16], y[:16], 7)
+    assert o1.step == o2.step == 14
+    assert all(not p.is_tracer for p in m2.parameters())

@@ -346,7 +346,8 @@ class _PlanWriter:
                 f"{t}.__class__ is not {self.const(type(x))} or {t}._t is not None or {t}._xp is not {self.const(s[0])}"
             )
             self.lines.append(f"    {a} = {t}._a")
-            cond = f"{a}.shape != {self.const(s[1])} or {a}.dtype is not {self.const(s[2])}"
+            dt = self.const(s[2])  # (numpy's dtypes are singletons, array-api-strict's are not)
+            cond = f"{a}.shape != {self.const(s[1])} or ({a}.dtype is not {dt} and {a}.dtype != {dt})"
             if len(s) == 4:
                 cond += f" or str({self.const(backend_for(s[0]).device)}({a})) != {self.const(s[3])}"
             self.fail_if(cond)
