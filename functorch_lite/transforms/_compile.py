@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from .. import _backend as _B
 from .._backend import FAST_NAMESPACES as _FAST_NS
-from .._core.tensor import Tensor
+from .._core.tensor import Tensor, backend_for
+from .._ops import elementwise as _E
 from .._ops import manipulation as _M
 from ._staging import PY_OPS, Eqn, Program, Var, custom_call_p, weak_eval
 
@@ -278,7 +280,22 @@ def _fast_bound(e: Eqn) -> tuple[Any, list[Any]] | None:
         return ns.broadcast_to, [params["shape"]]
     if prim is _M.permute_dims_p and set(params) == {"axes"}:
         return ns.permute_dims, [params["axes"]]
+    if prim is _E.relu_p and not params:
+        return ns.maximum, [0]
+    if getattr(prim.impl, "__qualname__", "") == "_xp_reduce.<locals>.impl" and params.get("dtype") is None:
+        # sum / prod / max / min of a floating array: the ufunc's reduce, as the impl calls it
+        fast = _B.fast_reducers(x.xp)
+        fn = fast.get(prim.name) if fast is not None else None
+        if fn is not None and set(params) <= {"axis", "keepdims", "dtype"} and _is_float(x):
+            return fn, [params["axis"], None, None, params["keepdims"]]
     return None
+
+
+def _is_float(v: Var) -> bool:
+    try:
+        return backend_for(v.xp).native(v.dtype) in _B.FLOAT_NATIVES[v.xp]
+    except Exception:  # noqa: BLE001 - an unknown dtype: not this fast path
+        return False
 
 
 def _weak_caller(prim: Any, xp: Any, params: dict[str, Any]) -> Any:
