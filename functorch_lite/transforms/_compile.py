@@ -15,12 +15,18 @@ Replaying it builds no Tensor, tracer or tape.
 from __future__ import annotations
 
 import functools
+import operator
 from typing import Any
+
+import numpy as _np
 
 from .. import _backend as _B
 from .._backend import FAST_NAMESPACES as _FAST_NS
 from .._core.tensor import Tensor, backend_for
+from .._ops import dtypes as _D
 from .._ops import elementwise as _E
+from .._ops import indexing as _I
+from .._ops import linalg_core as _L
 from .._ops import manipulation as _M
 from ._staging import PY_OPS, Eqn, Program, Var, custom_call_p, weak_eval
 
@@ -269,11 +275,30 @@ def _bound(e: Eqn) -> Any:
 def _fast_bound(e: Eqn) -> tuple[Any, list[Any]] | None:
     """On a backend with a faster stand-in namespace (numpy: ``_backend.FAST_NAMESPACES``), the
     shape-only primitives call it straight, their params passed positionally: (function, params)."""
-    x = e.inputs[0] if len(e.inputs) == 1 else None
+    prim, params, ins = e.prim, e.params, e.inputs
+    if prim is _L.matmul_p and len(ins) == 2 and all(isinstance(i, Var) and i.weak is None for i in ins):
+        x, y = ins  # the impl's choice depends on the shapes only: make it now
+        outer = len(x.shape) >= 2 and x.shape[-1] == 1 and len(y.shape) >= 2
+        return (operator.mul if outer else operator.matmul), []
+    x = ins[0] if ins else None
     ns = _FAST_NS.get(x.xp) if isinstance(x, Var) and x.weak is None else None
     if ns is None:
         return None
-    prim, params = e.prim, e.params
+    if prim is _I.getitem_p and len(ins) == 2 and isinstance(ins[1], Var) and ins[1].weak is None:
+        spec = params.get("spec")
+        if set(params) == {"spec"} and len(spec) == 1 and isinstance(spec[0], _I._Arr) and not spec[0].is_bool:
+            return operator.getitem, []  # x[i] with one integer array: numpy's own indexing
+    if (
+        prim is _D.astype_p
+        and len(ins) == 1
+        and x.shape != ()
+        and set(params) <= {"dtype", "copy"}
+        and params.get("copy", True) in (True, False)
+    ):
+        nat = backend_for(x.xp).native(params["dtype"])
+        return _np.ndarray.astype, [nat, "K", "unsafe", True, params.get("copy", True)]
+    if len(ins) != 1:
+        return None
     if prim is _M.reshape_p and set(params) <= {"shape", "copy"} and params.get("copy") is None:
         return ns.reshape, [params["shape"]]
     if prim is _M.broadcast_to_p and set(params) == {"shape"}:
