@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._core import tree_util as tu
-from .._core.engine import Primitive, active_traces, bind, new_trace
+from .._core.engine import Primitive, active_traces, bind, find_top_trace, new_trace
 from .._core.tensor import Tensor, backend_for, wrap
 from .._errors import ControlFlowError
 from ._staging import Program, Var, _example_of, eval_program, trace_program
@@ -333,7 +333,15 @@ def _split_scan(args: Sequence[Any], params: dict[str, Any]) -> tuple[list[Any],
 
 
 def _scan_impl(
-    xp: Any, *arrays: Any, body: Program, n_consts: int, n_carry: int, length: int, reverse: bool, dyn: bool
+    xp: Any,
+    *arrays: Any,
+    body: Program,
+    n_consts: int,
+    n_carry: int,
+    length: int,
+    reverse: bool,
+    dyn: bool,
+    split: Any = None,
 ) -> tuple[Any, ...]:
     k = 1 if dyn else 0
     if dyn:
@@ -437,6 +445,9 @@ def _scan_jvp(tangents: Sequence[Any], out: Sequence[Any], *primals: Any, **para
 @scan_p.def_vjp
 def _scan_vjp(g: Sequence[Any], out: Sequence[Any], *primals: Any, **params: Any) -> list[Any]:
     body = params["body"]
+    split = params.get("split")
+    if split is not None and all(c is None for c in list(g)[len(out) - split.n_res :]):
+        return _scan_vjp_stored(split, g, out, primals, params)
     lead, consts, carry, xs = _split_scan(primals, params)
     nc, nk, nx = len(consts), len(carry), len(xs)
     ny = len(body.outs) - nk
@@ -544,6 +555,147 @@ def _scan_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[Any], **para
     return res, [0] * nk + [1] * ny
 
 
+class _Split:
+    """A scan body split for reverse mode by partial evaluation of one step's vjp: the scan runs
+    ``fwd`` (the body, also returning the ``n_res`` values the backward step needs), and its
+    reverse mode is one backward scan of ``bwd`` over them. ``ne`` captured values lead the
+    consts; ``ci``/``ki``/``xi``: the consts, carries and xs that get cotangents; ``yf``: the
+    float ys. Cached per body signature, so one body gives one split object."""
+
+    __slots__ = ("bwd", "bwd_extra", "n_res", "ne", "ci", "ki", "xi", "yf")
+
+    def __init__(self, bwd: Program, bwd_extra: list[Tensor], n_res: int, ne: int, masks: tuple[Any, ...]) -> None:
+        self.bwd = bwd
+        self.bwd_extra = bwd_extra
+        self.n_res = n_res
+        self.ne = ne
+        self.ci, self.ki, self.xi, self.yf = masks
+
+    def __repr__(self) -> str:
+        return f"<{self.n_res} residuals>"
+
+
+def _split_body(
+    body: Program, ex: list[Tensor], nc: int, nk: int, ci: tuple[int, ...], xi: tuple[int, ...]
+) -> tuple[Program, list[Tensor], _Split] | None:
+    """Split ``body`` (inputs: nc consts, nk carries, the xs) for reverse mode, or None."""
+    sk = _key("split", body, nc, nk, ci, xi)
+    key = None if sk is None else (sk, tuple((tuple(e.shape), e.dtype, e._xp) for e in ex))
+    if key is not None and key in _CACHE:
+        return _CACHE[key]  # type: ignore[no-any-return]
+    r = _make_split(body, ex, nc, nk, ci, xi)
+    if key is not None:
+        _remember(key, r)
+    return r
+
+
+def _make_split(
+    body: Program, ex: list[Tensor], nc: int, nk: int, ci: tuple[int, ...], xi: tuple[int, ...]
+) -> tuple[Program, list[Tensor], _Split] | None:
+    n_ins = len(body.in_vars)
+    nx = n_ins - nc - nk
+    ny = len(body.outs) - nk
+    ki = tuple(i for i in range(nk) if body.outs[i].dtype.kind in "fc")
+    yf = tuple(j for j in range(ny) if body.outs[nk + j].dtype.kind in "fc")
+    xp = ex[0]._xp
+
+    def joint(*args: Any) -> list[Any]:
+        prims = list(args[:n_ins])
+        outs = eval_program(body, prims)
+        wrt = [*ci, *[nc + i for i in ki], *[nc + nk + i for i in xi]]
+        d = _vjp_eval(body, prims, wrt, [*ki, *[nk + j for j in yf]], list(args[n_ins:]))
+        return [*outs, *d]
+
+    y_ex = [_spec(tuple(body.outs[nk + j].shape), body.outs[nk + j].dtype, xp) for j in yf]
+    jex = [*ex, *[_example(ex[nc + i]) for i in ki], *y_ex]
+    J, jextra = close(joint, jex, "scan")
+    if any(c._t is not None for c in jextra) or any(not isinstance(o, Var) for o in J.outs):
+        return None
+    ne = len(jextra)
+    ins = J.in_vars
+    c_ids = {v.id for v in ins[: ne + nc]}
+    x_ids = {v.id for v in ins[ne + nc + nk : ne + n_ins]}
+    unknown = {v.id for v in ins[ne + n_ins :]}
+    fwd_eqns = []
+    bwd_eqns = []
+    for e in J.eqns:
+        if any(isinstance(i, Var) and i.id in unknown for i in e.inputs):
+            bwd_eqns.append(e)
+            unknown.update(o.id for o in e.outputs)
+        else:
+            fwd_eqns.append(e)
+    n_out = nk + ny
+    d_outs = J.outs[n_out:]
+    res: list[Var] = []
+    seen: set[int] = set()
+    for v in [*[i for e in bwd_eqns for i in e.inputs], *d_outs]:
+        if isinstance(v, Var) and v.id not in unknown | c_ids | x_ids | seen:
+            seen.add(v.id)
+            res.append(v)
+    if any(None in v.shape for v in res):
+        return None  # a residual of run-time length (a while_loop's steps) cannot be stacked per step
+    fwd = Program(list(ins[: ne + n_ins]), None, fwd_eqns, [*J.outs[:n_out], *res], None, [], "scan").optimized()
+    # one backward step: (consts, residuals, xs, carry cotangents, y cotangents) -> cotangents
+    b_ins = [*ins[: ne + nc], *res, *ins[ne + nc + nk : ne + n_ins], *ins[ne + n_ins :]]
+    bprog = Program(b_ins, None, bwd_eqns, list(d_outs), None, [], "scan").optimized()
+    n_res = len(res)
+    r_ex = [wrap(a, xp) for a in _compiled(fwd)(*[_example_of(t) for t in [*jextra, *ex]])[n_out:]]
+    nci, nki = len(ci), len(ki)
+    nb = ne + nc
+
+    def bwd_fn(*args: Any) -> list[Any]:
+        a = list(args)
+        cs, acc, a = a[:nb], a[nb : nb + nci], a[nb + nci :]
+        ct, rs, a = a[:nki], a[nki : nki + n_res], a[nki + n_res :]
+        xs_i, gy = a[:nx], a[nx:]
+        d = eval_program(bprog, [*cs, *rs, *xs_i, *ct, *gy])
+        dc, dk, dx = d[:nci], d[nci : nci + nki], d[nci + nki :]
+        return [*[s + t for s, t in zip(acc, dc, strict=True)], *dk, *dx]
+
+    bex = [
+        *[_example(c) for c in jextra],
+        *ex[:nc],
+        *[_example(ex[i]) for i in ci],
+        *[_example(ex[nc + i]) for i in ki],
+        *r_ex,
+        *ex[nc + nk :],
+        *y_ex,
+    ]
+    bbody, bextra = close(bwd_fn, bex, "scan")
+    if any(c._t is not None for c in bextra):
+        return None
+    return fwd, jextra, _Split(bbody, bextra, n_res, ne, (ci, ki, xi, yf))
+
+
+def _scan_vjp_stored(
+    split: _Split, g: Sequence[Any], out: Sequence[Any], primals: Sequence[Any], params: dict[str, Any]
+) -> list[Any]:
+    """Reverse mode of a scan whose forward pass stored its residuals: one backward scan."""
+    lead, consts, carry, xs = _split_scan(primals, params)
+    nk = len(carry)
+    ne = split.ne
+    ny = len(out) - nk - split.n_res
+    g = list(g)
+    acc0 = [_zeros_like(consts[ne + i]) for i in split.ci]
+    ct0 = [g[i] if g[i] is not None else _zeros_like(carry[i]) for i in split.ki]
+    gys = [g[nk + j] if g[nk + j] is not None else _zeros_like(out[nk + j]) for j in split.yf]
+    lp = _loop_params(params)
+    lp["reverse"] = not lp["reverse"]
+    stacked = list(out[nk + ny :])
+    back = _scan_bind(lead, consts, [*acc0, *ct0], [*stacked, *xs, *gys], split.bwd, list(split.bwd_extra), **lp)
+    nci, nki = len(split.ci), len(split.ki)
+    cts: list[Any] = [None] * len(primals)
+    k = len(lead)
+    nb = len(consts)
+    for m, i in enumerate(split.ci):
+        cts[k + ne + i] = back[m]
+    for m, i in enumerate(split.ki):
+        cts[k + nb + i] = back[nci + m]
+    for m, i in enumerate(split.xi):
+        cts[k + nb + nk + i] = back[nci + nki + m]
+    return cts
+
+
 def scan(
     f: Callable[[Any, Any], tuple[Any, Any]],
     init: Any,
@@ -553,6 +705,7 @@ def scan(
     unroll: int | bool = 1,
     *,
     checkpoint: int | bool = False,
+    _store: bool = True,
 ) -> tuple[Any, Any]:
     """Loop ``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``; return ``(carry, ys)``.
 
@@ -644,8 +797,27 @@ def scan(
     ex = [*[_example(c) for c in init_leaves], *[_example(x, True) for x in x_leaves]]
     body, consts = close(step, ex, "scan")
     _check_carry(body, init_leaves, "scan", "init")
-    res = _scan_bind([], [], init_leaves, x_leaves, body, consts, length=n, reverse=bool(reverse), dyn=False)
+    lp = {"length": n, "reverse": bool(reverse), "dyn": False}
+    ny = len(body.outs) - nk
+    top = find_top_trace([*consts, *init_leaves, *x_leaves])
+    if _store and top is not None and top.kind_name == "grad" and n > 0:
+        # differentiated in reverse mode right here: the forward pass keeps the residuals
+        nc = len(consts)
+        ci = tuple(i for i, c in enumerate(consts) if _traced_by(c, top))
+        xi = tuple(i for i, x in enumerate(x_leaves) if _traced_by(x, top))
+        r = _split_body(body, [*[_example(c) for c in consts], *ex], nc, nk, ci, xi)
+        if r is not None:
+            fwd, jextra, split = r
+            res = _scan_bind([], [*jextra, *consts], init_leaves, x_leaves, fwd, [], split=split, **lp)
+            res = res[: nk + ny]
+            return tu.tree_unflatten(init_tree, res[:nk]), tu.tree_unflatten(seen[-1], res[nk:])
+    res = _scan_bind([], [], init_leaves, x_leaves, body, consts, **lp)
     return tu.tree_unflatten(init_tree, res[:nk]), tu.tree_unflatten(seen[-1], res[nk:])
+
+
+def _traced_by(t: Tensor, trace: Any) -> bool:
+    p = t._t
+    return p is not None and p.trace is trace and t.dtype.kind in "fc"
 
 
 def _segment(checkpoint: int | bool, n: int) -> int:
@@ -673,11 +845,12 @@ def _segmented(
     def seg(c: Any, xseg: Any) -> Any:
         return scan(f, c, xseg, length=k, reverse=reverse)
 
+    # the loop over segments stores only a carry per segment (_store=False: no residuals)
     if reverse:
         c, ys_t = scan(f, init, xt, length=r, reverse=True)
-        c, ys_h = scan(seg, c, xh, length=m, reverse=True)
+        c, ys_h = scan(seg, c, xh, length=m, reverse=True, _store=False)
     else:
-        c, ys_h = scan(seg, init, xh, length=m)
+        c, ys_h = scan(seg, init, xh, length=m, _store=False)
         c, ys_t = scan(f, c, xt, length=r)
 
     def join(h: Any, t: Any) -> Any:
