@@ -555,6 +555,9 @@ def _scan_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[Any], **para
     return res, [0] * nk + [1] * ny
 
 
+_LAYOUT = frozenset({"permute_dims", "reshape", "expand_dims", "squeeze", "broadcast_to", "matrix_transpose"})
+
+
 class _Split:
     """A scan body split for reverse mode by partial evaluation of one step's vjp: the scan runs
     ``fwd`` (the body, also returning the ``n_res`` values the backward step needs), and its
@@ -616,20 +619,34 @@ def _make_split(
     c_ids = {v.id for v in ins[: ne + nc]}
     x_ids = {v.id for v in ins[ne + nc + nk : ne + n_ins]}
     unknown = {v.id for v in ins[ne + n_ins :]}
-    fwd_eqns = []
-    bwd_eqns = []
+    bwd_ids = set()
     for e in J.eqns:
         if any(isinstance(i, Var) and i.id in unknown for i in e.inputs):
-            bwd_eqns.append(e)
+            bwd_ids.add(id(e))
             unknown.update(o.id for o in e.outputs)
-        else:
-            fwd_eqns.append(e)
+    # loop-invariant values (of the consts alone) and layout ops (transposes, reshapes) are
+    # recomputed in the backward step rather than stacked per step
+    inv = set(c_ids)
+    for e in J.eqns:
+        if id(e) not in bwd_ids and all(not isinstance(i, Var) or i.id in inv for i in e.inputs):
+            inv.update(o.id for o in e.outputs)
     n_out = nk + ny
     d_outs = J.outs[n_out:]
+    needed = {v.id for e in J.eqns if id(e) in bwd_ids for v in e.inputs if isinstance(v, Var)}
+    needed.update(v.id for v in d_outs)
+    for e in reversed(J.eqns):
+        if id(e) in bwd_ids or not any(o.id in needed for o in e.outputs):
+            continue
+        if e.prim.name in _LAYOUT or all(o.id in inv for o in e.outputs):
+            bwd_ids.add(id(e))
+            needed.update(v.id for v in e.inputs if isinstance(v, Var))
+    made_in_bwd = {o.id for e in J.eqns if id(e) in bwd_ids for o in e.outputs}
+    fwd_eqns = [e for e in J.eqns if id(e) not in bwd_ids or any(o.id not in unknown for o in e.outputs)]
+    bwd_eqns = [e for e in J.eqns if id(e) in bwd_ids]
     res: list[Var] = []
     seen: set[int] = set()
     for v in [*[i for e in bwd_eqns for i in e.inputs], *d_outs]:
-        if isinstance(v, Var) and v.id not in unknown | c_ids | x_ids | seen:
+        if isinstance(v, Var) and v.id not in made_in_bwd | unknown | c_ids | x_ids | seen:
             seen.add(v.id)
             res.append(v)
     if any(None in v.shape for v in res):
