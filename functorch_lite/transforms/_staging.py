@@ -167,8 +167,15 @@ class StagePayload(Payload):
             f"{self.trace.kind}: a traced value of shape {v.shape} and dtype {_dname(v)} has no concrete value "
             f"while {self.trace.kind} traces the function (at {_user_frame()}). Python control flow and "
             "conversions on it (if/while on a value, bool(), float(), int(), .item(), numpy) cannot be "
-            "staged. Fixes: mark the argument static (static_argnums= / static_argnames=), select with "
-            "fl.where(cond, x, y) instead of if/else, or compute the value outside the jitted function."
+            + (
+                "staged. Fixes: mark the argument static (static_argnums= / static_argnames=), select with "
+                "fl.where(cond, x, y) instead of if/else, use fl.cond / fl.while_loop / fl.fori_loop for "
+                "control flow on values, or compute the value outside the jitted function."
+                if self.trace.kind in ("jit", "make_program")
+                else f"traced in a {self.trace.kind} body. Fixes: select with fl.where(cond, x, y), nest "
+                "fl.cond / fl.while_loop / fl.fori_loop inside the body, or compute the value before the "
+                f"{self.trace.kind} and pass it in."
+            )
         )
 
     def __repr__(self) -> str:

@@ -8,11 +8,14 @@ the compiled bodies (one backend call per equation, no Tensors); the rules build
 by transforming the old ones (``jvp``, ``vjp``, ``vmap`` of a program), so the primitives
 compose with every transform to any order, eagerly and under ``jit``.
 
-Reverse mode through loops stores one carry per iteration and recomputes each step's forward
-pass in the backward pass (what ``fl.checkpoint`` on the body would do): memory is the trip
-count times the carry's size, not times the body's intermediates. ``while_loop`` is
-differentiable in reverse mode too: its forward pass counts its iterations (an extra hidden
-output), and the backward pass is a scan of that length, masked per element under ``vmap``.
+Reverse mode through ``scan``: when ``grad`` differentiates the loop directly, one step's vjp
+is split by partial evaluation into a forward body (the step, also returning the values its
+backward needs: its residuals, stacked per step) and a backward body, so ``grad`` costs one
+forward and one backward scan. Otherwise (``checkpoint=``, a transform between) the rule
+stores one carry per step and recomputes each step in the backward pass (what
+``fl.checkpoint`` on the body would do). ``while_loop`` is differentiable in reverse mode
+too: its forward pass counts its iterations (an extra hidden output), and the backward pass
+is a scan of that length storing a carry per step, masked per element under ``vmap``.
 """
 
 from __future__ import annotations
@@ -744,8 +747,9 @@ def scan(
             the carry only every ``checkpoint`` steps (``True``: about ``sqrt(length)``) and
             recompute the steps between in the backward pass, one extra forward pass in all.
 
-    Reverse mode stores the carry that enters each step and recomputes the step in the
-    backward pass: memory is ``length`` carries (``length / k + k`` with ``checkpoint=k``).
+    Reverse mode stores, per step, the values the step's backward pass needs (its residuals:
+    ``length`` times what one step keeps, as a Python loop under ``grad`` would); with
+    ``checkpoint=k`` it stores a carry per ``k`` steps instead and recomputes the rest.
 
     Example:
         >>> import functorch_lite as fl
