@@ -28,7 +28,7 @@ from typing import Any
 from .._core import tree_util as tu
 from .._core.tensor import Tensor, backend_for, wrap
 from .._errors import TransformError
-from ._compile import compiled, optimize
+from ._compile import compiled, optimize_compiled
 from ._staging import (
     Program,
     Var,
@@ -669,7 +669,7 @@ class Jitted:
                 state_info.append((None, child.num_leaves))
             else:
                 state_info.append((child, child.num_leaves))
-        opt = optimize(prog)
+        opt = optimize_compiled(prog)
         e = _Entry()
         e.program = opt
         e.out_tree = user_tree
@@ -677,7 +677,7 @@ class Jitted:
         e.state_trees = state_info
         e.state_statics = box.get("statics", [None] * len(handlers))
         e.rng_out = bool(box.get("rng_used"))
-        e.run = _compiled(opt)
+        e.run = opt._compiled
         e.dyn = [i for i, v in enumerate(opt.in_vars) if isinstance(v, Var)]
         e.out_xps = [v.xp if isinstance(v, Var) and v.weak is None else None for v in opt.outs]
         e.traced_consts = any(c._t is not None for _, c in opt.consts)
@@ -746,14 +746,15 @@ def _make_plan(
             mine = objs[k:]
             slot_objs.append(mine)
             training, grads = h.key()
-            for m, v in zip(h.modules, training, strict=True):
-                w.fail_if(
-                    f"{w.const(getattr)}({w.const(m)}, 'training', None) {'is not' if v in (True, False, None) else '!='} {w.const(v)}"
-                )
-            for t, v in zip(mine, grads, strict=True):
-                w.fail_if(
-                    f"{w.const(getattr)}({t}, 'requires_grad', None) {'is not' if v in (True, False, None) else '!='} {w.const(v)}"
-                )
+            for obj, attr, v in [
+                *((w.const(m), "training", v) for m, v in zip(h.modules, training, strict=True)),
+                *((t, "requires_grad", v) for t, v in zip(mine, grads, strict=True)),
+            ]:
+                op = "is not" if v is True or v is False or v is None else "!="
+                if v is not None:  # the attribute read directly (a deleted one: AttributeError, a miss)
+                    w.fail_if(f"{obj}.{attr} {op} {w.const(v)}")
+                else:
+                    w.fail_if(f"getattr({obj}, {attr!r}, None) is not None")
         else:
             w.node(f"{w.const(h.opt)}._state", h.read())
             slot_objs.append([])
@@ -1036,14 +1037,6 @@ def _call_tree(fn: Callable[..., Any], parts: Any) -> Any:
 def _children3(tree: Any) -> tuple[Any, Any, Any]:
     ch = tree.children()
     return ch[0], ch[1], ch[2]
-
-
-def _compiled(p: Program) -> Any:
-    from ._compile import compile_program
-
-    fn = compile_program(p)
-    p._compiled = fn
-    return fn
 
 
 def _diff(a: Any, b: Any) -> str:
