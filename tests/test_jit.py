@@ -628,3 +628,28 @@ def test_fast_path_class_api_state_changes():
     both(x[:16], y[:16], 7)
     assert o1.step == o2.step == 14
     assert all(not p.is_tracer for p in m2.parameters())
+
+
+def test_programs_of_one_structure_share_their_optimized_form():
+    from functorch_lite.transforms import _compile
+
+    def make(c, lit):
+        return fl.jit(lambda x: fl.sum(x * c) + x * lit - c)
+
+    x = fl.asarray([1.0, -2.0, 3.0])
+    cases = [(fl.ones((3,)), 2.0), (fl.full((3,), 3.0), 2.0), (fl.ones((3,)), -0.0), (fl.asarray([0.5, 1.0, 2.0]), 0.0)]
+    for c, lit in cases * 2:  # the same structure, other constants and literals: right values each time
+        j = make(c, lit)
+        want = fl.sum(x * c) + x * lit - c
+        close(j(x), want)
+        close(j(x), want)
+        assert np.array_equal(np.signbit(np.asarray(j(x))), np.signbit(np.asarray(want)))
+    assert len(_compile._SKELETONS) >= 1
+    w = fl.ones((2, 2))
+    g1 = fl.jit(lambda v: v @ w)
+    w2 = fl.full((2, 2), 2.0)
+    g2 = fl.jit(lambda v: v @ w2)
+    v = fl.ones((1, 2))
+    close(g1(v), v @ w)
+    close(g2(v), v @ w2)
+    close(g1(v), v @ w)
