@@ -499,6 +499,8 @@ def _plain(v: Any) -> Any:
     if c in (float, complex):
         return (c, repr(v))
     if c is tuple:
+        if all(x.__class__ is int for x in v):  # shapes and axes
+            return ("i", v)
         return ("t", tuple(_plain(x) for x in v))
     if c is slice:
         return ("s", _plain(v.start), _plain(v.stop), _plain(v.step))
@@ -548,26 +550,38 @@ def structure_key(p: Program) -> Any:
             ids[v.id] = len(ids)
             consts[v.id] = c
             items.append(("c", _aval(v)))
+        append = items.append
         for e in p.eqns:
-            if e.prim is custom_call_p:
+            prim = e.prim
+            if prim is custom_call_p:
                 return None
             ins = e.inputs
-            vs = [i.id for i in ins if isinstance(i, Var)]
-            if vs and all(i in consts for i in vs):
+            refs = []
+            all_const = any_var = False
+            for i in ins:
+                if isinstance(i, Var):
+                    refs.append(ids[i.id])
+                    all_const = (all_const or not any_var) and i.id in consts
+                    any_var = True
+                else:
+                    refs.append(("l", _plain(i)))
+            if all_const:
                 return None  # fold would evaluate it
-            name = e.prim.name
-            if len(ins) == 2 and (name in _IDENTITY or name == "pow") and not e.params:
+            params = e.params
+            if len(ins) == 2 and not params and (prim.name in _IDENTITY or prim.name == "pow"):
                 x, y = ins  # simplify compares a constant operand with 1 or 0: its answer is part of the key
-                c = _IDENTITY.get(name, 1)
+                c = _IDENTITY.get(prim.name, 1)
                 if isinstance(y, Var) and y.id in consts:
-                    items.append(("y", _const_equals(y, c, consts)))
-                if name in _COMMUTES and isinstance(x, Var) and x.id in consts:
-                    items.append(("x", _const_equals(x, c, consts)))
-            refs = tuple(ids[i.id] if isinstance(i, Var) else ("l", _plain(i)) for i in ins)
-            params = tuple((k, _plain(v)) for k, v in e.params.items())
+                    append(("y", _const_equals(y, c, consts)))
+                if prim.name in _COMMUTES and isinstance(x, Var) and x.id in consts:
+                    append(("x", _const_equals(x, c, consts)))
+            outs = []
             for o in e.outputs:
                 ids[o.id] = len(ids)
-            items.append((e.prim, params, refs, tuple(_aval(o) for o in e.outputs)))
+                outs.append((o.shape, id(o.dtype), id(o.xp), o.weak))
+            append(
+                (prim, tuple([(k, _plain(v)) for k, v in params.items()]) if params else (), tuple(refs), tuple(outs))
+            )
         items.append(tuple(ids[o.id] if isinstance(o, Var) else ("l", _plain(o)) for o in p.outs))
         return _Key(tuple(items))
     except (_NoKey, KeyError, TypeError):

@@ -304,17 +304,17 @@ class _PlanWriter:
             self.leaf(expr, x)
             return
         t = self.tmp(expr)
-        ol = tu.optree.tree_flatten_one_level(x, namespace=tu.NAMESPACE)
-        n = len(ol.children)
         kind = entry.kind if entry is not None else None
         P = tu.optree.PyTreeKind
-        if c is tuple or c is list:
+        if c is tuple or c is list or entry is None or kind == P.NAMEDTUPLE:  # (the self-check confirms the order)
+            n = len(x)
             self.fail_if(f"{t}.__class__ is not {self.const(c)} or len({t}) != {n}")
-            kids = [f"{t}[{i}]" for i in range(n)]
-        elif entry is None or kind == P.NAMEDTUPLE:
-            self.fail_if(f"{t}.__class__ is not {self.const(c)} or len({t}) != {n}")
-            kids = [f"{t}[{i}]" for i in range(n)]
-        elif c is dict or (kind == P.CUSTOM and _dict_like(x, ol)):
+            for i, child in enumerate(x):
+                self.node(f"{t}[{i}]", child)
+            return
+        ol = tu.optree.tree_flatten_one_level(x, namespace=tu.NAMESPACE)
+        n = len(ol.children)
+        if c is dict or (kind == P.CUSTOM and _dict_like(x, ol)):
             self.fail_if(f"{t}.__class__ is not {self.const(c)} or len({t}) != {n}")
             kids = [f"{t}[{self.const(k)}]" for k in ol.entries]  # a missing key: KeyError, a miss
         elif kind == P.CUSTOM:
