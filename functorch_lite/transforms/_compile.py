@@ -3,6 +3,7 @@
 Passes (each returns a new program; the input is left as it was):
 
 * ``fold``: equations whose inputs are all concrete constants are evaluated once;
+* ``broadcasts``: an operand broadcast only to meet the other one enters the op unbroadcast;
 * ``cse``: equal equations (same primitive, inputs and params) are computed once;
 * ``dce``: equations no output depends on are dropped.
 
@@ -29,17 +30,18 @@ from .._ops import elementwise as _E
 from .._ops import indexing as _I
 from .._ops import linalg_core as _L
 from .._ops import manipulation as _M
+from .._ops import searching as _S
 from ._staging import PY_OPS, Eqn, Program, Var, custom_call_p, weak_eval
 
-__all__ = ["optimize", "fold", "simplify", "reshapes", "cse", "dce", "compile_program"]
+__all__ = ["optimize", "fold", "simplify", "reshapes", "broadcasts", "cse", "dce", "compile_program"]
 
 _IDENTITY = {"multiply": 1, "subtract": 0, "divide": 1}  # x op c == x exactly (x + 0 would turn -0.0 into 0.0)
 _COMMUTES = ("multiply",)
 
 
 def optimize(program: Program) -> Program:
-    """fold, simplify, reshapes, cse, then dce."""
-    return dce(cse(reshapes(simplify(fold(program)))))
+    """fold, simplify, reshapes, broadcasts, cse, then dce."""
+    return dce(cse(broadcasts(reshapes(simplify(fold(program))))))
 
 
 def _clone(p: Program, eqns: list[Eqn], outs: list[Any], consts: list[tuple[Var, Tensor]]) -> Program:
@@ -187,6 +189,46 @@ def reshapes(p: Program) -> Program:
     return _clone(p, eqns, [rep(o) for o in p.outs], p.consts)
 
 
+def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b, strict=True):
+        if x != y and x != 1 and y != 1:
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+def broadcasts(p: Program) -> Program:
+    """An operand broadcast only to meet the other one (``broadcast_to(s, shape) * y``, ``y``
+    already of that shape) enters the elementwise op as it is: the op broadcasts it itself."""
+    producer: dict[int, Eqn] = {}
+    eqns = []
+    changed = False
+    for e in p.eqns:
+        ne = e
+        if len(e.inputs) == 2 and len(e.outputs) == 1 and not e.params and getattr(e.prim, "direct", None):
+            ins = list(e.inputs)
+            out = e.outputs[0]
+            for k in (0, 1):
+                i, other = ins[k], ins[1 - k]
+                src = producer.get(i.id) if isinstance(i, Var) else None
+                if src is None or src.prim is not _M.broadcast_to_p or not isinstance(other, Var):
+                    continue
+                s = src.inputs[0]
+                if isinstance(s, Var) and s.weak is None and other.weak is None and s.dtype is i.dtype:
+                    if _broadcast_shape(s.shape, other.shape) == tuple(out.shape):
+                        ins[k] = s
+            if any(a is not b for a, b in zip(ins, e.inputs, strict=True)):
+                ne = Eqn(e.prim, ins, e.outputs, e.params)
+                changed = True
+        for o in ne.outputs:
+            producer[o.id] = ne
+        eqns.append(ne)
+    return _clone(p, eqns, p.outs, p.consts) if changed else p
+
+
 def _param_key(params: dict[str, Any]) -> Any:
     items = []
     for k, v in params.items():
@@ -298,6 +340,10 @@ def _fast_bound(e: Eqn) -> tuple[Any, list[Any]] | None:
     ):
         nat = backend_for(x.xp).native(params["dtype"])
         return _np.ndarray.astype, [nat, "K", "unsafe", True, params.get("copy", True)]
+    if prim is _S.where_p and not params and len(ins) == 3:
+        return ns.where, []  # (the impl is xp.where(c, x, y): the namespace's own, called straight)
+    if prim is _L.matmul_nt_p and not params and len(ins) == 2 and isinstance(ins[1], Var) and len(ins[1].shape) == 2:
+        return _matmul_nt, []
     if len(ins) != 1:
         return None
     if prim is _M.reshape_p and set(params) <= {"shape", "copy"} and params.get("copy") is None:
@@ -315,6 +361,10 @@ def _fast_bound(e: Eqn) -> tuple[Any, list[Any]] | None:
         if fn is not None and set(params) <= {"axis", "keepdims", "dtype"} and _is_float(x):
             return fn, [params["axis"], None, None, params["keepdims"]]
     return None
+
+
+def _matmul_nt(x: Any, w: Any) -> Any:
+    return x @ w.mT  # (the impl's x @ _amT(w) for a numpy matrix)
 
 
 def _is_float(v: Var) -> bool:
