@@ -653,3 +653,17 @@ def test_programs_of_one_structure_share_their_optimized_form():
     close(g1(v), v @ w)
     close(g2(v), v @ w2)
     close(g1(v), v @ w)
+
+
+def test_fast_path_keywords_and_static_keywords():
+    def g(x, *, scale, mode="sum"):
+        return fl.sum(x * scale) if mode == "sum" else fl.max(x * scale)
+
+    j = fl.jit(g, static_argnames="mode")
+    x = fl.asarray([1.0, -2.0, 3.0])
+    for s in (1.0, 2.0, 3.0):
+        close(j(x, scale=s, mode="max"), g(x, scale=s, mode="max"))
+    close(j(x, scale=2.0, mode="sum"), g(x, scale=2.0, mode="sum"))  # a new static value
+    close(j(x, scale=2.0), g(x, scale=2.0))  # the default: another structure
+    close(j(x, scale=fl.asarray(2.0), mode="max"), g(x, scale=fl.asarray(2.0), mode="max"))  # a Tensor for a float
+    assert j.cache_size() == 4

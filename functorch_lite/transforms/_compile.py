@@ -324,11 +324,13 @@ def _fast_bound(e: Eqn) -> tuple[Any, list[Any]] | None:
         outer = len(x.shape) >= 2 and x.shape[-1] == 1 and len(y.shape) >= 2
         return (operator.mul if outer else operator.matmul), []
     x = ins[0] if ins else None
-    ns = _FAST_NS.get(x.xp) if isinstance(x, Var) and x.weak is None else None
+    if not isinstance(x, Var) or x.weak is not None:
+        return None
+    ns = _FAST_NS.get(x.xp)
     if ns is None:
         return None
     if prim is _I.getitem_p and len(ins) == 2 and isinstance(ins[1], Var) and ins[1].weak is None:
-        spec = params.get("spec")
+        spec: tuple[Any, ...] = params.get("spec") or ()
         if set(params) == {"spec"} and len(spec) == 1 and isinstance(spec[0], _I._Arr) and not spec[0].is_bool:
             return operator.getitem, []  # x[i] with one integer array: numpy's own indexing
     if (
@@ -606,7 +608,7 @@ def structure_key(p: Program) -> Any:
             if prim is custom_call_p:
                 return None
             ins = e.inputs
-            refs = []
+            refs: list[Any] = []
             all_const = any_var = False
             for i in ins:
                 if isinstance(i, Var):
@@ -620,11 +622,11 @@ def structure_key(p: Program) -> Any:
             params = e.params
             if len(ins) == 2 and not params and (prim.name in _IDENTITY or prim.name == "pow"):
                 x, y = ins  # simplify compares a constant operand with 1 or 0: its answer is part of the key
-                c = _IDENTITY.get(prim.name, 1)
+                unit = _IDENTITY.get(prim.name, 1)
                 if isinstance(y, Var) and y.id in consts:
-                    append(("y", _const_equals(y, c, consts)))
+                    append(("y", _const_equals(y, unit, consts)))
                 if prim.name in _COMMUTES and isinstance(x, Var) and x.id in consts:
-                    append(("x", _const_equals(x, c, consts)))
+                    append(("x", _const_equals(x, unit, consts)))
             outs = []
             for o in e.outputs:
                 ids[o.id] = len(ids)

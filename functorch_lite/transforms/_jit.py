@@ -778,8 +778,9 @@ def _make_plan(
             w.node(f"args[{j}]", a)
     if kwargs:
         w.fail_if(f"len(kwargs) != {len(kwargs)}")
-        dyn_kwargs = {kk: (None if kk in static_kw else v) for kk, v in kwargs.items()}
-        for kk in tu.optree.tree_flatten_one_level(dyn_kwargs, namespace=tu.NAMESPACE).entries:
+        dyn_kwargs: dict[str, Any] = {kk: (None if kk in static_kw else v) for kk, v in kwargs.items()}
+        order: Any = tu.optree.tree_flatten_one_level(dyn_kwargs, namespace=tu.NAMESPACE).entries  # type: ignore[arg-type]
+        for kk in order:
             if kk in static_kw:
                 static(f"kwargs[{w.const(kk)}]", static_kw[kk])
             else:
