@@ -475,12 +475,16 @@ def _codegen(p: Program) -> tuple[str, dict[str, Any]]:
         env[lname] = i
         return lname
 
+    bound = [_fast_bound(e) or (_bound(e), []) for e in p.eqns]
+    reusable = _reusable_buffers(p, bound, last, out_ids | const_ids)
     for n, e in enumerate(p.eqns):
         fname = f"f{n}"
-        fast = _fast_bound(e)
-        env[fname] = _bound(e) if fast is None else fast[0]
+        fn, extra = bound[n]
+        env[fname] = fn
         ins = [ref(i) for i in e.inputs]
-        call_ins = ins if fast is None else ins + [ref(v) for v in fast[1]]
+        call_ins = ins + [ref(v) for v in extra]
+        if n in reusable:  # a dead intermediate of the output's shape and dtype: written in place
+            call_ins.append(f"out={names[reusable[n]]}")
         outs = []
         for k, o in enumerate(e.outputs):
             nm = f"v{n}_{k}"
@@ -511,6 +515,52 @@ def _codegen(p: Program) -> tuple[str, dict[str, Any]]:
     rets = [ref(o) for o in p.outs]
     lines.append(f"    return [{', '.join(rets)}]")
     return "\n".join(lines), env
+
+
+def _reusable_buffers(p: Program, bound: list[Any], last: dict[int, int], kept: set[int]) -> dict[int, int]:
+    """For numpy ufunc equations: the id of an input whose buffer the output may take (``out=``).
+
+    The input must be an intermediate this program computed with a ufunc (a fresh array, not
+    a view of an argument or constant), used for the last time here, only ever read by ufuncs
+    (so no view of it lives on), and of the output's shape and dtype."""
+    np_xp = _B.numpy_backend.xp
+    ufunc = [
+        isinstance(fn, _np.ufunc)
+        and not extra
+        and fn.nout == 1
+        and len(e.inputs) == fn.nin
+        and len(e.outputs) == 1
+        and not e.params
+        and e.outputs[0].weak is None
+        and len(e.outputs[0].shape) >= 1
+        and all(not isinstance(i, Var) or i.xp is np_xp for i in e.inputs)
+        for e, (fn, extra) in zip(p.eqns, bound, strict=True)
+    ]
+    read_elsewhere: set[int] = set()  # read by something other than a ufunc (a view could outlive it)
+    for e, u in zip(p.eqns, ufunc, strict=True):
+        if not u:
+            read_elsewhere.update(i.id for i in e.inputs if isinstance(i, Var))
+    owned: set[int] = set()
+    out: dict[int, int] = {}
+    for n, e in enumerate(p.eqns):
+        if not ufunc[n]:
+            continue
+        o = e.outputs[0]
+        for i in e.inputs:
+            if (
+                isinstance(i, Var)
+                and i.id in owned
+                and last.get(i.id) == n
+                and i.id not in kept
+                and i.id not in read_elsewhere
+                and i.weak is None
+                and i.shape == o.shape
+                and i.dtype == o.dtype
+            ):
+                out[n] = i.id
+                break
+        owned.add(o.id)
+    return out
 
 
 def _exec(src: str, env: dict[str, Any]) -> Any:
