@@ -190,6 +190,8 @@ def reshapes(p: Program) -> Program:
 
 
 def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    if None in a or None in b:  # (a dimension known only at run time)
+        return None
     n = max(len(a), len(b))
     a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
     out = []
@@ -517,6 +519,18 @@ def _codegen(p: Program) -> tuple[str, dict[str, Any]]:
     return "\n".join(lines), env
 
 
+_REUSE_MIN = 1024
+
+
+def _size(shape: tuple[Any, ...]) -> int:
+    n = 1
+    for d in shape:
+        if not isinstance(d, int):
+            return 0
+        n *= d
+    return n if shape else 0
+
+
 def _reusable_buffers(p: Program, bound: list[Any], last: dict[int, int], kept: set[int]) -> dict[int, int]:
     """For numpy ufunc equations: the id of an input whose buffer the output may take (``out=``).
 
@@ -532,7 +546,7 @@ def _reusable_buffers(p: Program, bound: list[Any], last: dict[int, int], kept: 
         and len(e.outputs) == 1
         and not e.params
         and e.outputs[0].weak is None
-        and len(e.outputs[0].shape) >= 1
+        and _size(e.outputs[0].shape) >= _REUSE_MIN  # (below it, numpy's out= costs more than it saves)
         and all(not isinstance(i, Var) or i.xp is np_xp for i in e.inputs)
         for e, (fn, extra) in zip(p.eqns, bound, strict=True)
     ]

@@ -242,8 +242,9 @@ class _Slot:
 
 
 def _std_namedtuple(cls: type) -> bool:
+    """Whether ``tuple.__new__(cls, values)`` builds what ``cls(*values)`` does."""
     doc = getattr(cls.__new__, "__doc__", None) or ""  # the __new__ collections.namedtuple writes
-    return doc.startswith("Create new instance of ")
+    return doc.startswith("Create new instance of ") and getattr(cls, "__init__", None) is object.__init__
 
 
 def _dict_like(x: Any, ol: Any) -> bool:
@@ -263,9 +264,8 @@ def _dict_like(x: Any, ol: Any) -> bool:
 
 
 class _PlanWriter:
-    def __init__(self, sig: tuple[Any, ...], dyn: set[int]) -> None:
+    def __init__(self, sig: tuple[Any, ...]) -> None:
         self.sig = sig
-        self.dyn = dyn
         self.lines: list[str] = []
         self.env: dict[str, Any] = {"MISS": _MISS}
         self.names: dict[int, str] = {}
@@ -595,7 +595,7 @@ class Jitted:
     ) -> Any:
         try:
             entry.plan = _make_plan(entry, handlers, statics, args, kwargs, leaves, sig)
-        except _NoPlan:
+        except Exception:  # noqa: BLE001 - only a speed-up: whatever it cannot handle stays general
             entry.plan_tries += 1
         return entry.plan
 
@@ -734,7 +734,7 @@ def _make_plan(
     prog = entry.program
     if len(prog.in_vars) != len(leaves) or len(entry.out_xps) != len(prog.outs):
         raise _NoPlan("inputs")
-    w = _PlanWriter(sig, set(entry.dyn))
+    w = _PlanWriter(sig)
     objs = w.objs  # the local holding each leaf object (for the self-check and the writes)
     gen = _gen()
     slot_objs: list[list[str]] = []
@@ -758,7 +758,6 @@ def _make_plan(
         else:
             w.node(f"{w.const(h.opt)}._state", h.read())
             slot_objs.append([])
-    k = len(w.leaves)
     w.leaf(f"{w.const(gen)}.key", gen.key)
     static_pos = {j: v for kind, j, v in statics if kind == "pos"}
     static_kw = {j: v for kind, j, v in statics if kind == "kw"}
