@@ -42,6 +42,7 @@ import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import tracemalloc  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
@@ -300,3 +301,19 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 def f32(a: Any) -> Any:
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def peak_mib(fn) -> float:
+    """Peak traced memory (MiB) above the level before the call; best of 2 calls."""
+    best = float("inf")
+    for _ in range(2):
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del out
+        best = min(best, (peak - base) / 2**20)
+    return best

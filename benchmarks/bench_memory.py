@@ -15,28 +15,10 @@ from __future__ import annotations
 # isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
-import gc
-import tracemalloc
 
 import _mlp as M
 
 SIZES = (784, 512, 512, 10)
-
-
-def peak_mib(fn) -> float:
-    """Peak traced memory (MiB) above the level before the call; best of 2 calls."""
-    best = float("inf")
-    for _ in range(2):
-        gc.collect()
-        tracemalloc.start()
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        out = fn()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        del out
-        best = min(best, (peak - base) / 2**20)
-    return best
 
 
 def fl_losses(fl):
@@ -100,7 +82,7 @@ def workload_rows(name, batch, per_example, fl, checks, sizes=SIZES, seg=None):
         ref_fn = lambda: M.np_loss_and_grads(p0, x, yoh)  # noqa: E731
         base_name = "numpy (hand-written)"
     ref = ref_fn()
-    base = peak_mib(ref_fn)
+    base = H.peak_mib(ref_fn)
     rows.append({"case": base_name, "group": name, "peak_mib": base, "mem_ratio": 1.0})
     if fl is None:
         return rows
@@ -127,7 +109,7 @@ def workload_rows(name, batch, per_example, fl, checks, sizes=SIZES, seg=None):
             want = ref
         try:
             H.assert_close(call(), want, 2e-4, 2e-5, f"{name}: {label}")
-            peak = peak_mib(call)
+            peak = H.peak_mib(call)
             rows.append({"case": label, "group": name, "peak_mib": peak, "mem_ratio": peak / base})
         except Exception as exc:  # noqa: BLE001 - report, never crash the run
             rows.append({"case": label, "group": name, "skipped": f"{type(exc).__name__}: {exc}"[:300]})

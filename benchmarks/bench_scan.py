@@ -18,8 +18,6 @@ from __future__ import annotations
 import _harness as H  # first: pins every framework to one thread
 
 import datetime as _dt
-import gc
-import tracemalloc
 
 import numpy as np
 
@@ -181,22 +179,6 @@ def add_loop_ratios(rows, cases) -> None:
 
 
 # ------------------------------------------------------------------ memory
-def peak_mib(fn) -> float:
-    """Peak traced memory (MiB) above the level before the call; best of 2 calls."""
-    best = float("inf")
-    for _ in range(2):
-        gc.collect()
-        tracemalloc.start()
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        out = fn()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        del out
-        best = min(best, (peak - base) / 2**20)
-    return best
-
-
 def memory_rows(steps: int = 1000):
     group = f"grad through a {steps}-step scan"
     arrays = data(steps, seed=10)
@@ -220,7 +202,7 @@ def memory_rows(steps: int = 1000):
         return [gwx, gwh, gb]
 
     ref = np_ref()
-    base = peak_mib(np_ref)
+    base = H.peak_mib(np_ref)
     rows = [{"case": "numpy (hand-written BPTT)", "group": group, "peak_mib": base, "mem_ratio": 1.0}]
     fl = H.peer("functorch_lite")
     if fl is None:
@@ -243,7 +225,7 @@ def memory_rows(steps: int = 1000):
         call = make(ck)
         try:
             H.assert_close(call(), ref, 1e-3, 1e-4, f"{group}: {label}")
-            peak = peak_mib(call)
+            peak = H.peak_mib(call)
             rows.append({"case": label, "group": group, "peak_mib": peak, "mem_ratio": peak / base})
         except Exception as exc:  # noqa: BLE001 - report, never crash the run
             rows.append({"case": label, "group": group, "skipped": f"{type(exc).__name__}: {exc}"[:300]})
