@@ -26,6 +26,7 @@ __all__ = [
     "StateDictError",
     "ConfigError",
     "ControlFlowError",
+    "ExportError",
     "PyTorchHabitError",
 ]
 
@@ -92,6 +93,12 @@ class ControlFlowError(TransformError):
     """A control-flow primitive (cond, switch, while_loop, fori_loop, scan, map) got bodies or
     operands that do not fit: a carry whose structure, shape or dtype changes, branches that
     return different structures, a predicate that is not a boolean scalar."""
+
+
+class ExportError(TransformError):
+    """A program that cannot be saved, loaded or exported: a primitive or param a format cannot
+    express (a Python callable, an opaque object), a path that cannot be written, or a file of
+    another format or a newer format version."""
 
 
 class ConfigError(FunctorchLiteError, ValueError):
