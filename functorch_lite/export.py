@@ -36,10 +36,10 @@ from . import _dtypes as D
 from ._core import tree_util as tu
 from ._core.engine import PRIMITIVES, Primitive
 from ._core.tensor import Tensor
-from ._errors import ExportError
+from ._errors import BackendMismatchError, ExportError
 from .transforms._staging import Eqn, Program, Var, make_program
 
-__all__ = ["save", "load", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "SavedProgram", "FORMAT", "VERSION"]
 
 FORMAT = "functorch_lite.program"
 """The ``"format"`` a saved program's JSON names."""
@@ -192,7 +192,7 @@ class _Encoder:
             a = _backend.tensor_to_host(t)
             if a.dtype.kind == "c":  # safetensors has no complex dtypes: (re, im) pairs on a last axis
                 self.complex.append(name)
-                a = np.ascontiguousarray(np.stack([a.real, a.imag], axis=-1))
+                a = np.stack([a.real, a.imag], axis=-1)
             self.arrays[name] = a
         return name
 
@@ -356,7 +356,7 @@ def _write(target: Path, arrays: dict[str, np.ndarray], meta: dict[str, str]) ->
 # ---------------------------------------------------------------------------------------
 # load
 # ---------------------------------------------------------------------------------------
-def load(path: str | os.PathLike[str], *, backend: str | None = None) -> Program:
+def load(path: str | os.PathLike[str], *, backend: str | None = None) -> SavedProgram:
     """Read a program written by [`save`][functorch_lite.export.save]; nothing in the file is executed.
 
     Args:
@@ -364,8 +364,8 @@ def load(path: str | os.PathLike[str], *, backend: str | None = None) -> Program
         backend: the backend to rebuild the program on; default: the one it was saved from.
 
     Returns:
-        A [`Program`][functorch_lite.transforms.Program]: call it like the saved function, or
-        transform it (``fl.jit``, ``fl.grad``, ``fl.vmap``, ``fl.jvp``).
+        A [`SavedProgram`][functorch_lite.export.SavedProgram] (a ``Program``): call it like the
+        saved function (with Tensors or arrays), or transform it (``fl.jit``, ``fl.grad``, ``fl.vmap``, ``fl.jvp``).
 
     Raises:
         ExportError: the file is missing, not a saved program (a checkpoint, an ONNX model), of a
@@ -392,7 +392,7 @@ def load(path: str | os.PathLike[str], *, backend: str | None = None) -> Program
             f"backend= to rebuild it on an installed one: fl.export.load(path, backend={_first_backend()!r})."
         ) from None
     try:
-        return _Decoder(doc, reader, b).program(doc["main"])
+        prog = _Decoder(doc, reader, b).program(doc["main"])
     except ExportError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -400,6 +400,38 @@ def load(path: str | os.PathLike[str], *, backend: str | None = None) -> Program
             f"fl.export.load: {p!r} names format {FORMAT!r} version {doc.get('version')} but its program is "
             f"malformed ({type(exc).__name__}: {exc}); save it again."
         ) from None
+    saved = SavedProgram(prog.in_vars, prog.in_tree, prog.eqns, prog.outs, prog.out_tree, prog.consts, prog.kind)
+    saved.backend = b.name
+    return saved
+
+
+class SavedProgram(Program):
+    """A [`Program`][functorch_lite.transforms.Program] read by [`load`][functorch_lite.export.load].
+
+    It runs on one backend (``backend``): input arrays of another library (a numpy array for
+    a program on torch) are copied onto it; a Tensor of another backend is refused with a fix.
+    """
+
+    backend = "numpy"
+
+    def flat_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        args, kwargs = tu.tree_map(self._onto, (tuple(args), dict(kwargs)))
+        return super().flat_inputs(args, kwargs)
+
+    def _onto(self, x: Any) -> Any:
+        if isinstance(x, Tensor):
+            b = _backend.backend_of_namespace(x._xp).name
+            if b != self.backend:
+                raise BackendMismatchError(
+                    f"loaded program: an input is a Tensor on backend {b!r}, but the program runs on "
+                    f"{self.backend!r}. Move it with fl.to_backend(x, {self.backend!r}), or load the program "
+                    f"with fl.export.load(path, backend={b!r})."
+                )
+            return x
+        b = _backend.backend_of(x)
+        if b is not None and b.name != self.backend:
+            return _backend.host_to_tensor(np.asarray(b.to_numpy(x)), self.backend)
+        return x
 
 
 def _first_backend() -> str:
@@ -468,7 +500,7 @@ class _Decoder:
             a = self.get_tensor(name)
             if name in self.complex:
                 a = a[..., 0] + 1j * a[..., 1]
-            t = self.tensors[name] = _backend.host_to_tensor(np.ascontiguousarray(a), self.b.name)
+            t = self.tensors[name] = _backend.host_to_tensor(a, self.b.name)
         return t
 
     def program(self, i: int) -> Program:
