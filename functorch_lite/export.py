@@ -420,16 +420,16 @@ class SavedProgram(Program):
 
     def _onto(self, x: Any) -> Any:
         if isinstance(x, Tensor):
-            b = _backend.backend_of_namespace(x._xp).name
-            if b != self.backend:
+            name = _backend.backend_of_namespace(x._xp).name
+            if name != self.backend:
                 raise BackendMismatchError(
-                    f"loaded program: an input is a Tensor on backend {b!r}, but the program runs on "
+                    f"loaded program: an input is a Tensor on backend {name!r}, but the program runs on "
                     f"{self.backend!r}. Move it with fl.to_backend(x, {self.backend!r}), or load the program "
-                    f"with fl.export.load(path, backend={b!r})."
+                    f"with fl.export.load(path, backend={name!r})."
                 )
             return x
         b = _backend.backend_of(x)
-        if b is not None and b.name != self.backend:
+        if b is not None and b.name != self.backend:  # a raw array of another library: copy it over
             return _backend.host_to_tensor(np.asarray(b.to_numpy(x)), self.backend)
         return x
 
