@@ -4,7 +4,9 @@ A saved program is *data*: a [`Program`][functorch_lite.transforms.Program] (its
 variables, equations as primitive names with their params, and pytree structures) written as
 JSON, with its captured constants (weights) as tensors, in one **safetensors** file. The JSON
 sits in the file's ``__metadata__`` under the key ``"functorch_lite.program"``; it names the
-format (``"format": "functorch_lite.program"``) and its ``"version"`` (1).
+format (``"format": "functorch_lite.program"``, ``fl.export.FORMAT``) and its ``"version"``
+(``fl.export.VERSION``, now 1): a file of another format or of a newer version is refused on
+load with [`ExportError`][functorch_lite.ExportError].
 
 Why one safetensors file: it is a single file to copy, upload or attach, like a checkpoint;
 its header is plain JSON and its tensors raw little-endian bytes, so nothing is unpickled or
@@ -33,8 +35,8 @@ import numpy as np
 
 from . import _backend
 from . import _dtypes as D
+from ._core import engine as _engine
 from ._core import tree_util as tu
-from ._core.engine import PRIMITIVES, Primitive
 from ._core.tensor import Tensor
 from ._errors import BackendMismatchError, ExportError
 from .transforms._staging import Eqn, Program, Var, make_program
@@ -210,7 +212,7 @@ class _Encoder:
         eqns = []
         for e in p.eqns:
             self.where = f"primitive {e.prim.name!r}"
-            if e.prim.name == "custom_call" or e.prim.name not in PRIMITIVES:
+            if e.prim.name == "custom_call" or e.prim.name not in _engine.PRIMITIVES:
                 call = e.params.get("call")
                 fn = getattr(getattr(call, "owner", None), "fun", None)
                 raise ExportError(
@@ -410,9 +412,19 @@ class SavedProgram(Program):
 
     It runs on one backend (``backend``): input arrays of another library (a numpy array for
     a program on torch) are copied onto it; a Tensor of another backend is refused with a fix.
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import functorch_lite as fl
+        >>> path = os.path.join(tempfile.mkdtemp(), "double.flprog")
+        >>> fl.export.save(lambda x: x * 2.0, path, fl.ones((2,)))
+        >>> f = fl.export.load(path)
+        >>> f.backend == fl.default_backend_name(), f(np.ones(2, dtype=np.float32)).tolist()
+        (True, [2.0, 2.0])
     """
 
-    backend = "numpy"
+    backend: str  # the backend's name (set by load)
 
     def flat_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         args, kwargs = tu.tree_map(self._onto, (tuple(args), dict(kwargs)))
@@ -573,12 +585,12 @@ class _Decoder:
         )
 
 
-def _primitive(name: str) -> Primitive:
-    prim = PRIMITIVES.get(name)
+def _primitive(name: str) -> _engine.Primitive:
+    prim = _engine.PRIMITIVES.get(name)
     if prim is None:  # nn and optim register their primitives when imported
         from . import nn, optim  # noqa: F401
 
-        prim = PRIMITIVES.get(name)
+        prim = _engine.PRIMITIVES.get(name)
     if prim is None:
         raise ExportError(
             f"fl.export.load: the program uses primitive {name!r}, which this functorch_lite ({_version()}) does "

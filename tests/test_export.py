@@ -216,7 +216,13 @@ def test_complex_constant_and_special_floats(tmp_path: Path) -> None:
     c = fl.asarray([1 + 2j, -0.5j], dtype=fl.complex64)
 
     def f(x: fl.Tensor) -> Any:
-        return fl.real(x * c), fl.where(x > 0, x, float("inf")), fl.maximum(x, float("-inf")), x[..., ::-1]
+        return (
+            fl.real(x * c),
+            fl.imag(x * c),
+            fl.where(x > 0, x, float("inf")),
+            fl.maximum(x, float("-inf")),
+            x[..., ::-1],
+        )
 
     x = fl.asarray([1.0, -2.0])
     g = roundtrip(tmp_path, f, x)
