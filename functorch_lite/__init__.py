@@ -46,6 +46,7 @@ from .random import manual_seed
 from . import data, optim  # noqa: E402  (optim and data sit above the transforms)
 from . import fft, linalg  # noqa: E402  (the array API extensions: fl.linalg, fl.fft)
 from . import testing  # noqa: E402  (fl.testing.check_grads)
+from . import dask  # noqa: E402  (fl.dask: cluster training; imports dask only when its functions run)
 from . import export  # noqa: E402  (fl.export.save / fl.export.load: saved programs)
 
 bool = _dtypes.bool_  # noqa: A001  (the standard's name for the bool dtype)

@@ -193,6 +193,8 @@ class Backend:
         if self.immutable:
             return a.at[key].set(value)
         out = self.xp.asarray(a, copy=True)
+        if self.name == "dask":
+            key, value = _dask_setitem_key(self.xp, a, key, value)
         out[key] = value
         return out
 
@@ -549,10 +551,21 @@ def ufunc_in_place(holder: Any, ufunc: Any, other: Any) -> bool:
 
 
 def index_range(xp: Any, a: Any) -> tuple[int, int]:
-    """(min, max) of a non-empty integer array, as Python ints (one host round trip)."""
+    """(min, max) of a non-empty integer array, as Python ints (one host round trip).
+
+    A lazy (dask) array gives (0, 0) without computing: its range is unknown until the user asks
+    for a value, so the callers' bounds checks pass and dask's own indexing reports a bad index
+    when the graph runs (nothing in the engine forces a compute)."""
     if isinstance(a, np.ndarray):  # ndarray methods skip numpy's Python-level reduction wrappers
         return int(a.min()), int(a.max())
+    if _is_dask_array(a):
+        return 0, 0
     return int(xp.min(a)), int(xp.max(a))
+
+
+def _is_dask_array(a: Any) -> bool:
+    d = _BY_NAME.get("dask")
+    return d is not None and isinstance(a, d.array_types)
 
 
 def tensor_to_host(t: Any) -> np.ndarray:
@@ -589,3 +602,140 @@ def host_array_key(t: Any) -> tuple[int, int, tuple[int, ...], str]:
         ptr = a.__array_interface__["data"][0]
         return (ptr, a.nbytes, a.shape, a.dtype.str)
     return (id(a), 0, tuple(a.shape), str(a.dtype))
+
+
+# -- mixed placement: numpy parameters meet dask data --------------------------------------------
+# The one deliberate exception to "every input of one op lives on one backend": small numpy
+# arrays (parameters, updated every step on the client) combine with dask arrays (data, large
+# and chunked). The numpy side is lifted into the dask graph as a single chunk, so the result
+# is a lazy dask array and nothing is computed.
+def _is_lift_pair(xp1: Any, xp2: Any) -> bool:
+    names = {getattr(xp1, "__name__", ""), getattr(xp2, "__name__", "")}
+    return names == {_NAMESPACE_MODULES["numpy"], _NAMESPACE_MODULES["dask"]}
+
+
+def mixable(xp1: Any, xp2: Any) -> bool:
+    """True when arrays of namespaces ``xp1`` and ``xp2`` may meet in one op (numpy with dask)."""
+    return xp1 is xp2 or _is_lift_pair(xp1, xp2)
+
+
+def lift_to_dask(a: Any) -> Any:
+    """Numpy array ``a`` as a dask array of one chunk (deterministically named, so the same
+    parameter lifted by several ops is one key of the graph)."""
+    import dask.array as da
+
+    arr = np.asarray(a)
+    return da.from_array(arr, chunks=tuple(arr.shape))
+
+
+def lift_mixed(xps: list[Any], raw: list[Any]) -> tuple[Any, list[Any]] | None:
+    """Inputs of one op on numpy and dask (``xps[i]``: the namespace of Tensor input i, None for
+    a non-Tensor; ``raw``: the backend arrays): the dask namespace and the inputs with every numpy
+    array lifted into the graph; None when the backends are not that pair (the caller raises)."""
+    seen = {id(x): x for x in xps if x is not None}
+    if len(seen) != 2:
+        return None
+    a, b = seen.values()
+    if not _is_lift_pair(a, b):
+        return None
+    dxp = get_backend("dask").xp
+    out = [lift_to_dask(r) if x is not None and x is not dxp else r for x, r in zip(xps, raw, strict=True)]
+    return dxp, out
+
+
+def lifted_namespace(a: Any, xp: Any) -> Any:
+    """The namespace of array ``a`` when it is the other side of the numpy / dask pair from
+    namespace ``xp`` (a cotangent flowing from the dask graph back into a numpy parameter, or a
+    numpy one meeting a dask one); else None."""
+    if xp is numpy_backend.xp:
+        if a.__class__ is np.ndarray:
+            return None
+        b = backend_of(a)
+        return b.xp if b is not None and b.name == "dask" else None
+    d = _BY_NAME.get("dask")
+    if d is not None and xp is d.xp and isinstance(a, (np.ndarray, np.generic)):
+        return numpy_backend.xp
+    return None
+
+
+def is_lazy(a: Any) -> bool:
+    """True for a lazy (dask) array: its values exist only once the graph is computed."""
+    return _is_dask_array(a)
+
+
+def gather_rows(a: Any, idx: Any) -> Any:
+    """Rows ``idx`` (an integer array of any backend) of lazy array ``a``, still lazy.
+
+    The indices go to the graph as a host numpy array, so the result's chunk sizes stay known
+    (dask array indices would give unknown, nan sizes)."""
+    b = backend_of(idx)
+    host = np.asarray(idx) if b is None else np.asarray(b.to_numpy(b.fix(idx)))
+    return a[host]
+
+
+def compute_lazy(arrays: list[Any], client: Any = None, timeout: float | None = None) -> list[np.ndarray]:
+    """Compute dask ``arrays`` in one graph submission (shared parts run once); host numpy arrays.
+
+    ``client``: a ``distributed.Client`` (default: dask's current scheduler, which is the
+    default client once one is created); ``timeout`` in seconds, with a client."""
+    if not arrays:
+        return []
+    if client is None and timeout is not None:
+        client = _current_client()
+    if client is not None:
+        futures = client.compute(list(arrays))
+        out = client.gather(futures, errors="raise") if timeout is None else _gather(client, futures, timeout)
+    else:
+        import dask
+
+        out = dask.compute(*arrays)
+    return [np.asarray(r) for r in out]
+
+
+def _gather(client: Any, futures: Any, timeout: float) -> Any:
+    import distributed
+
+    distributed.wait(futures, timeout=timeout)
+    return client.gather(futures)
+
+
+def _current_client() -> Any:
+    """The default ``distributed.Client`` if distributed is imported and one exists, else None."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return distributed.default_client()
+    except ValueError:
+        return None
+
+
+def persist_lazy(arrays: list[Any], client: Any = None) -> list[Any]:
+    """Dask ``arrays`` persisted (computed once, kept in the workers' memory), in one submission."""
+    if not arrays:
+        return []
+    if client is not None:
+        return list(client.persist(list(arrays)))
+    import dask
+
+    return list(dask.persist(*arrays))
+
+
+def host_array(a: Any) -> np.ndarray:
+    """Host numpy array of concrete backend array ``a`` (for sending to workers)."""
+    b = backend_of(a)
+    return np.asarray(a) if b is None else np.asarray(b.to_numpy(b.fix(a)))
+
+
+def _dask_setitem_key(xp: Any, a: Any, key: Any, value: Any) -> tuple[Any, Any]:
+    """Dask's ``__setitem__`` refuses ``None`` (new axes) in a key: drop them and give the value
+    the shape of the view without those axes (the getitem vjp writes with the getitem's key)."""
+    k = key if isinstance(key, tuple) else (key,)
+    if not any(e is None for e in k):
+        return key, value
+    view = a[key].shape
+    bare = tuple(e for e in k if e is not None)
+    shape = a[bare].shape
+    if hasattr(value, "shape"):
+        value = xp.reshape(xp.broadcast_to(value, view), shape)
+    return bare, value

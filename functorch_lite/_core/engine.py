@@ -324,16 +324,24 @@ def eager(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Any:
             return t
     xp = None
     raw = []
+    mixed = None
     for a in args:
         if isinstance(a, Tensor):
             axp = a._xp
             if xp is None:
                 xp = axp
             elif axp is not xp:
-                raise mixed_backends(prim.name, xp, axp)
+                mixed = axp
             raw.append(a._a)
         else:
             raw.append(a)
+    if mixed is not None:  # numpy meets dask: lifted into the graph (_backend.lift_mixed); else an error
+        from .._backend import lift_mixed
+
+        lifted = lift_mixed([a._xp if isinstance(a, Tensor) else None for a in args], raw)
+        if lifted is None:
+            raise mixed_backends(prim.name, xp, mixed)
+        xp, raw = lifted
     if xp is None:
         from .._backend import current_default
 
@@ -351,5 +359,6 @@ def mixed_backends(op: str, xp1: Any, xp2: Any) -> BackendMismatchError:
     n2 = backend_of_namespace(xp2).name
     return BackendMismatchError(
         f"{op}: its inputs live on two backends, {n1!r} and {n2!r}; every input of one op must "
-        f"live on one backend. Move one with fl.to_backend(t, {n1!r}) first."
+        f"live on one backend (the one exception: numpy with dask, see fl.dask). Move one with "
+        f"fl.to_backend(t, {n1!r}) first."
     )

@@ -288,7 +288,7 @@ def same_backend(op: str, *ts: Tensor) -> None:
     for t in ts:
         if xp is None:
             xp = t._xp
-        elif t._xp is not xp:
+        elif t._xp is not xp and not _backend.mixable(xp, t._xp):  # (numpy meets dask: lifted by bind)
             raise mixed_backends(op, xp, t._xp)
 
 

@@ -93,11 +93,32 @@ def _xp_reduce(fname: str) -> Any:
 # -- sum ----------------------------------------------------------------------------------
 sum_p = Primitive("sum", _xp_reduce("sum"))
 sum_p.jvp = lambda ts, out, x, **p: bind(sum_p, (ts[0],), p)
-sum_p.vjp = lambda g, out, x, *, axis, keepdims, dtype=None: (_expand_to(g, x.shape, axis, keepdims),)
+
+
+def _unknown(shape: Any) -> builtins.bool:
+    """A shape with an unknown size (dask gives nan after a boolean mask)."""
+    return builtins.any(s != s for s in shape)
+
+
+def _sum_vjp(g: Any, out: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dtype: Any = None) -> Any:
+    if _unknown(x.shape):  # broadcast against x itself: a shape of unknown sizes cannot be broadcast to
+        expand_dims = _L_manipulation.expand_dims
+        zeros_like = _L_creation.zeros_like
+
+        if not keepdims:
+            for a in range(x.ndim) if axis is None else sorted(axis):
+                g = expand_dims(g, axis=a)
+        return (g + zeros_like(x),)
+    return (_expand_to(g, x.shape, axis, keepdims),)
+
+
+sum_p.vjp = _sum_vjp
 
 
 def _sum_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
     shape = tuple(ps[0]._a.shape)
+    if _unknown(shape):
+        return None  # (the Tensor-level rule broadcasts against x)
     axis = p["axis"]
     if axis is not None and not p["keepdims"]:  # (a full reduction's 0-d g broadcasts as it is)
         g = xp.reshape(g, tuple(1 if i in axis else s for i, s in enumerate(shape)))

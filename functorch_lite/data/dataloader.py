@@ -7,10 +7,12 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from .. import _backend
 from .. import _dtypes as D
 from .. import _namespace as fl
 from .._backend import backend_of
-from .._core.tensor import Tensor
+from .._core import tree_util
+from .._core.tensor import Tensor, wrap
 from .._errors import ConfigError
 from .dataset import IterableDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler
@@ -88,6 +90,9 @@ class DataLoader:
         collate_fn: turns a list of samples into a batch (default: [`default_collate`][functorch_lite.data.default_collate]).
         seed: seed of the shuffling generator (None: drawn from the global generator, ``fl.manual_seed``).
         prefetch: number of batches a background thread prepares ahead (0: none).
+        fetch: compute batches of dask-backed data (a TensorDataset of dask arrays), one
+            graph submission per batch, so each batch is numpy-backed; with ``prefetch`` the
+            next batches are fetched while the current one trains (False: yield lazy batches).
 
     A [`TensorDataset`][functorch_lite.data.TensorDataset] (or a Subset of one) with the default collate is read with
     one vectorised gather per batch, not a loop over samples.
@@ -112,6 +117,7 @@ class DataLoader:
         collate_fn: Callable[[list[Any]], Any] | None = None,
         seed: int | None = None,
         prefetch: int = 0,
+        fetch: bool = True,
     ) -> None:
         if batch_size is not None and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
@@ -122,6 +128,7 @@ class DataLoader:
         self.dataset = dataset
         self.drop_last = bool(drop_last)
         self.prefetch = prefetch
+        self.fetch = bool(fetch)
         self.seed = seed
         self._iterable = isinstance(dataset, IterableDataset)
         if self._iterable:
@@ -162,6 +169,8 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[Any]:
         batches = self._batches()
+        if self.fetch:
+            batches = _fetched(batches)
         return _prefetched(batches, self.prefetch) if self.prefetch else batches
 
     # -- one epoch ----------------------------------------------------------------------
@@ -228,6 +237,20 @@ def _check_bounds(idx: Tensor, n: int) -> None:
 
 
 _END = object()
+
+
+def _fetched(batches: Iterator[Any]) -> Iterator[Any]:
+    """Each batch with its dask-backed Tensors computed together (one submission per batch)."""
+    nxp = _backend.numpy_backend.xp
+    for batch in batches:
+        leaves, treedef = tree_util.tree_flatten(batch)
+        pos = [i for i, t in enumerate(leaves) if isinstance(t, Tensor) and t._t is None and _backend.is_lazy(t._a)]
+        if pos:
+            values = _backend.compute_lazy([leaves[i]._a for i in pos])
+            for i, v in zip(pos, values, strict=True):
+                leaves[i] = wrap(v, nxp)
+            batch = tree_util.tree_unflatten(treedef, leaves)
+        yield batch
 
 
 def _prefetched(batches: Iterator[Any], depth: int) -> Iterator[Any]:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .. import _backend
 from .. import _dtypes as D
 from .. import _namespace as fl
 from .._core.tensor import Tensor, backend_for, wrap
@@ -135,6 +136,9 @@ class TensorDataset(Dataset):
         # a loader's gather is never differentiated, and this keeps it at numpy's speed.
         out = []
         for t in self.tensors:
+            if t._t is None and _backend.is_lazy(t._a):  # dask: a lazy gather, computed by the loader
+                out.append(wrap(_backend.gather_rows(t._a, idx.concrete()._a), t._xp))
+                continue
             i = _on(idx, t)
             if t._t is None and i._t is None:
                 out.append(wrap(backend_for(t._xp).fix(t._xp.take(t._a, i._a, axis=0)), t._xp))

@@ -35,9 +35,18 @@ def _unbroadcast(c: Tensor, shape: tuple[int, ...]) -> Tensor:
             axes.append(lead + i)
     if axes:
         c = _sum(c, axis=tuple(axes), keepdims=False)
-    if c.shape != shape:
+    if not _same_shape(c.shape, shape):
         c = reshape(c, shape)
     return c
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    """Shapes equal, counting two unknown (nan) sizes as equal: dask gives nan after a boolean
+    mask, a new nan object per array, and nan != nan."""
+    a, b = tuple(a), tuple(b)
+    if a == b:
+        return True
+    return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
 
 
 def fit_cotangent(c: Any, like: Any) -> Any:
@@ -51,7 +60,7 @@ def fit_cotangent(c: Any, like: Any) -> Any:
         if ca.shape == la.shape and ca.dtype is la.dtype:
             return c
     ls = like.shape
-    if c.shape != ls:
+    if not _same_shape(c.shape, ls):
         c = _unbroadcast(c, ls)
     ldt = like.dtype
     if c.dtype is not ldt:
@@ -546,7 +555,9 @@ def _accumulate(p: VJPPayload, c: Any) -> None:
 
 def as_cotangent(c: Any, xp: Any) -> Any:
     """A node's accumulated cotangent as a Tensor (backward may store backend arrays)."""
-    return c if c is None or isinstance(c, Tensor) else wrap(c, xp)
+    if c is None or isinstance(c, Tensor):
+        return c
+    return wrap(c, _L_pkg_backend.lifted_namespace(c, xp) or xp)  # (dask reaching numpy: mixed placement)
 
 
 def _acc(cur: Any, c: Any, xp: Any) -> Any:
@@ -555,9 +566,9 @@ def _acc(cur: Any, c: Any, xp: Any) -> Any:
         return c
     if isinstance(cur, Tensor):
         if not isinstance(c, Tensor):
-            c = wrap(c, xp)
+            c = as_cotangent(c, xp)
     elif isinstance(c, Tensor):
-        cur = wrap(cur, xp)
+        cur = as_cotangent(cur, xp)
     return cur + c
 
 
@@ -576,7 +587,7 @@ def _fit_raw(c: Any, pr: Any, xp: Any, fx: Any) -> Any:
             axes.append(lead + i)
     if axes:
         c = fx.sum(c, axis=tuple(axes))
-    if tuple(c.shape) != shape:
+    if not _same_shape(c.shape, shape):
         c = fx.reshape(c, shape)
     return c
 
@@ -608,6 +619,11 @@ def backward(tape: list[Node], free: bool) -> None:
                 else:
                     ga = ct
                 cts = None
+                if ga is not None and ga.__class__ is not node.out._a.__class__:
+                    lx = _L_pkg_backend.lifted_namespace(ga, node.out._xp)
+                    if lx is not None:  # a dask cotangent reaching a numpy node: Tensor rules lift
+                        ct = wrap(ga, lx)
+                        ga = None
                 if ga is not None:
                     out = node.out
                     xp = out._xp
@@ -672,7 +688,7 @@ def backward(tape: list[Node], free: bool) -> None:
                         node.primals = node.out = node.params = None  # type: ignore[assignment]
                     continue
             if not isinstance(ct, Tensor):
-                ct = wrap(ct, node.out._xp)
+                ct = wrap(ct, _L_pkg_backend.lifted_namespace(ct, node.out._xp) or node.out._xp)
         cts = prim.vjp(ct, node.out, *primals, **node.params)
         for i, par in enumerate(node.parents):
             if par is None:
