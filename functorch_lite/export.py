@@ -104,16 +104,33 @@ def _stage(obj: Any, args: tuple[Any, ...]) -> Program:
             "fl.export.save(f, path, *example_args) (Tensors or fl.ShapeDtypeStruct(shape, dtype)); or pass "
             "a Program made by fl.make_program(f)(*args)."
         )
-    if isinstance(obj, Jitted):
-        if obj._state_objs:
-            raise ExportError(
-                "fl.export.save: this jit threads module / optimizer state (inputs= / outputs=), which a saved "
-                "program cannot update. Save a pure function instead, e.g. fl.export.save(model, path, x)."
-            )
-        nums = tuple(i % len(args) for i in obj.static_argnums if -len(args) <= i < len(args))
-        prog = make_program(obj.fun, static_argnums=nums)(*args).optimized()
-        return _statics_as_leaves(prog, args, nums) if nums else prog
-    return make_program(obj)(*args).optimized()
+    if isinstance(obj, Jitted) and obj._state_objs:
+        raise ExportError(
+            "fl.export.save: this jit threads module / optimizer state (inputs= / outputs=), which a saved "
+            "program cannot update. Save a pure function instead, e.g. fl.export.save(model, path, x)."
+        )
+    from . import random as _random
+
+    g = _random._GLOBAL
+    key, seed = g.key, g.seed
+    try:
+        if isinstance(obj, Jitted):
+            nums = tuple(i % len(args) for i in obj.static_argnums if -len(args) <= i < len(args))
+            prog = make_program(obj.fun, static_argnums=nums)(*args).optimized()
+            prog = _statics_as_leaves(prog, args, nums) if nums else prog
+        else:
+            prog = make_program(obj)(*args).optimized()
+    finally:
+        drew = g.key is not key or g.seed != seed
+        g.key, g.seed = key, seed  # (the caller's random stream is left as it was)
+    if drew:
+        raise ExportError(
+            f"fl.export.save: {_name(obj)} draws from the global random generator (nn.Dropout in training "
+            "mode, a random op without a key), so a saved program would replay the one draw made while "
+            "staging. Call model.eval() before saving, or pass a key (fl.random.key(seed)) as an argument "
+            "and draw with it."
+        )
+    return prog
 
 
 def _statics_as_leaves(prog: Program, args: tuple[Any, ...], nums: tuple[int, ...]) -> Program:
@@ -237,6 +254,8 @@ class _Encoder:
         return i
 
     def value(self, v: Any, what: str) -> Any:  # noqa: PLR0911 - one branch per kind of value
+        if isinstance(v, np.generic) and v.dtype.kind in "biufc":
+            v = v.item()  # a numpy scalar: the Python number it holds
         if v is None or isinstance(v, (bool, str)):
             return v
         if isinstance(v, int):
@@ -397,7 +416,7 @@ def load(path: str | os.PathLike[str], *, backend: str | None = None) -> SavedPr
         prog = _Decoder(doc, reader, b).program(doc["main"])
     except ExportError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise ExportError(
             f"fl.export.load: {p!r} names format {FORMAT!r} version {doc.get('version')} but its program is "
             f"malformed ({type(exc).__name__}: {exc}); save it again."

@@ -404,3 +404,36 @@ def test_what_is_not_data_raises_before_writing(tmp_path: Path) -> None:
     with pytest.raises(fl.ExportError, match="expected a Program"):
         fl.export.save(42, path)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_param_that_is_not_data_names_its_primitive(tmp_path: Path) -> None:
+    from functorch_lite._core.engine import PRIMITIVES
+    from functorch_lite.transforms._staging import Eqn, Var
+
+    x = normal(28, (3,))
+    prog = fl.make_program(fl.sin)(x)
+    a, b = prog.in_vars[0], prog.outs[0]
+    assert isinstance(a, Var) and isinstance(b, Var)
+    prog.eqns = [Eqn(PRIMITIVES["sin"], [a], [b], {"hook": lambda v: v})]
+    with pytest.raises(fl.ExportError, match=r"param 'hook' of primitive 'sin'.*function"):
+        fl.export.save(prog, tmp_path / "p.flprog")
+    assert os.listdir(tmp_path) == []
+
+
+def test_global_randomness_is_refused_and_eval_mode_saves(tmp_path: Path) -> None:
+    fl.manual_seed(3)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5))
+    x = normal(29, (2, 3))
+    state = fl.random.get_state()
+    with pytest.raises(fl.ExportError, match=r"global random generator.*model\.eval\(\)"):
+        fl.export.save(model, tmp_path / "p.flprog", x)
+    assert fl.random.get_state() is state and os.listdir(tmp_path) == []
+    model.eval()
+    close(roundtrip(tmp_path, model, x)(x), model(x))
+
+    def noisy(key: fl.Tensor, x: fl.Tensor) -> fl.Tensor:  # an explicit key is an input: fine
+        return x + fl.random.normal(key, x.shape)
+
+    g = roundtrip(tmp_path, noisy, fl.random.key(0), x)
+    for seed in (0, 1):
+        close(g(fl.random.key(seed), x), noisy(fl.random.key(seed), x))
