@@ -48,6 +48,7 @@ from . import fft, linalg  # noqa: E402  (the array API extensions: fl.linalg, f
 from . import testing  # noqa: E402  (fl.testing.check_grads)
 from . import dask  # noqa: E402  (fl.dask: cluster training; imports dask only when its functions run)
 from . import export  # noqa: E402  (fl.export.save / fl.export.load: saved programs)
+from . import onnx  # noqa: E402  (fl.onnx.export: ONNX models; needs the onnx extra only when called)
 
 bool = _dtypes.bool_  # noqa: A001  (the standard's name for the bool dtype)
 
