@@ -103,11 +103,15 @@ class DemoResult:
     plot: Path | None
     seconds: float
     jit: bool = False
+    onnx: Path | None = None  # the CNN exported with fl.onnx.export (when the onnx package is installed)
+    onnx_max_diff: float | None = None  # its largest logit difference in onnxruntime (when installed)
 
     @property
     def ok(self) -> bool:
-        """True when every reloaded checkpoint gave exactly the accuracy of the trained model."""
-        return all(self.reloaded_accuracy.get(k) == v for k, v in self.test_accuracy.items())
+        """True when every reloaded checkpoint gave exactly the accuracy of the trained model, and the
+        exported CNN (where onnxruntime checked it) matched the model within 1e-4."""
+        same = all(self.reloaded_accuracy.get(k) == v for k, v in self.test_accuracy.items())
+        return same and (self.onnx_max_diff is None or self.onnx_max_diff <= 1e-4)
 
 
 def load_digits_split(
@@ -393,6 +397,34 @@ def _decades(histories: dict[str, History]) -> tuple[float, float]:
     return 10.0**low, 10.0 ** max(high, low + 1)
 
 
+def _export_onnx(model: nn.Module, x: fl.Tensor, path: Path) -> tuple[Path | None, float | None, str]:
+    """Export the CNN with a dynamic batch axis; run it in onnxruntime on ``x`` when installed."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return None, None, 'skipped the ONNX export: pip install "functorch_lite[onnx]" to write cnn.onnx'
+    fl.onnx.export(
+        model,
+        (x[:2],),
+        path,
+        input_names=["pixels"],
+        output_names=["logits"],
+        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    line = f"exported the cnn to {path} ({path.stat().st_size / 1024:.0f} KiB, batch axis dynamic)"
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return path, None, line + "; pip install onnxruntime to check it"
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    pixels = fl.to_backend(x, "numpy")
+    (got,) = sess.run(None, {"pixels": pixels.numpy()})
+    want = fl.to_backend(model.eval()(x), "numpy")
+    model.train()
+    diff = float(fl.max(fl.abs(fl.asarray(got) - want)))
+    return path, diff, line + f"; onnxruntime on the {x.shape[0]} test images: largest logit difference {diff:.1e}"
+
+
 def run_demo(
     backend: str | None = None,
     epochs: int | None = None,
@@ -467,6 +499,8 @@ def run_demo(
                 f"in {history.seconds:.1f} s: test accuracy {accuracy[model_name]:.2%}"
             )
             say(f"    {_step_time_line(history)}")
+            if model_name == "cnn":
+                onnx_path, onnx_diff, onnx_line = _export_onnx(model, splits[2], out_dir / "cnn.onnx")
         plot = _plot(
             histories,
             out_dir / "training.png",
@@ -475,6 +509,8 @@ def run_demo(
     result = DemoResult(
         name, seed, histories, accuracy, reloaded, checkpoints, plot, time.perf_counter() - start, jit=jit
     )
+    if "cnn" in models:
+        result.onnx, result.onnx_max_diff = onnx_path, onnx_diff
     say(f"wrote {plot}")
     for model_name, ckpt in checkpoints.items():
         same = "identical" if reloaded[model_name] == accuracy[model_name] else "MISMATCH"
@@ -482,6 +518,8 @@ def run_demo(
             f"saved {ckpt} ({ckpt.stat().st_size / 1024:.0f} KiB) and reloaded it into a fresh model: "
             f"test accuracy {reloaded[model_name]:.2%} ({same})"
         )
+    if "cnn" in models:
+        say(onnx_line)
     final = ", ".join(f"{k} {v:.2%}" for k, v in accuracy.items())
     say(f"final test accuracy: {final} ({result.seconds:.1f} s)")
     return result
