@@ -137,6 +137,7 @@ class Lowerer:
         self.b = b
         self.m = merged
         self._const_names: dict[int, str] = {}
+        self._uniform: dict[int, Any] = {}
 
     def const_value(self, v: Var, c: Any) -> str:
         n = self._const_names.get(id(c))
@@ -153,6 +154,14 @@ class Lowerer:
         self._const_names[id(c)] = n
         return n
 
+    def uniform_fill(self, v: Any) -> Any:
+        """The one value every element of captured constant ``v`` holds, or None."""
+        if not isinstance(v, Var):
+            return None
+        if v.id in self.m.const_fill:
+            return self.m.const_fill[v.id]
+        return self._uniform.get(v.id)
+
     def lower(self, prog: Program, in_names: Sequence[str]) -> list[Any]:
         """Emit ``prog``'s equations; return its outputs (ONNX names, or literals for literal outputs)."""
         env: dict[int, str] = {}
@@ -163,6 +172,12 @@ class Lowerer:
             env[v.id] = n
         for v, c in prog.consts:
             env[v.id] = self.const_value(v, c)
+            if v.id not in self.m.const_fill and 0 < c.size <= 1 << 22:
+                from .._backend import tensor_to_host
+
+                flat = tensor_to_host(c).reshape(-1)
+                if (flat == flat[0]).all():
+                    self._uniform[v.id] = flat[0].item()
         for e in prog.eqns:
             fn = RULES.get(e.prim.name)
             if fn is None:
@@ -898,10 +913,56 @@ def _scatter(c: Ctx, x: str, v: str, v_rank: int, spec: Sequence[Any], arrays: A
     return c.op("Reshape", [out, shape])
 
 
-@rule("setitem", "Range, Slice/GatherND (positions), Expand, ScatterND")
+def _basic_pads(c: Ctx, spec: Sequence[Any]) -> tuple[list[int], list[int], list[Any]] | None:
+    """For a key of ints and unit-step slices: (pads, int axes, region shape), else None."""
+    from .._ops.indexing import _Arr
+
+    shape = c.shape(0)
+    if any(isinstance(k, _Arr) or k is None for k in spec):
+        return None
+    key = _expand_key(spec, len(shape))
+    r = len(shape)
+    before, after, region, ints = [0] * r, [0] * r, [], []
+    for i, (k, n) in enumerate(zip(key, shape, strict=True)):
+        if isinstance(k, slice) and k == slice(None):
+            region.append(n)
+            continue
+        if isinstance(n, Dim) or any(isinstance(v, Dim) for v in (getattr(k, "start", k), getattr(k, "stop", k))):
+            return None
+        if isinstance(k, int):
+            j = k % n
+            before[i], after[i] = j, n - j - 1
+            region.append(1)
+            ints.append(i)
+        elif isinstance(k, slice) and k.step in (None, 1):
+            lo, hi, _ = k.indices(n)
+            hi = max(hi, lo)
+            before[i], after[i] = lo, n - hi
+            region.append(hi - lo)
+        else:
+            return None
+    return before + after, ints, region
+
+
+@rule("setitem", "Pad, Where (unit-step keys); Range, Slice/GatherND, Expand, ScatterND (others)")
 def _setitem(c: Ctx) -> list[str]:
     dt = c.odt()
-    return [_scatter(c, c.x(0, dt), c.x(1, dt), c.rank(1), c.params["spec"], _arrays(c, 2), False)]
+    x, v = c.x(0, dt), c.x(1, dt)
+    basic = _basic_pads(c, c.params["spec"])
+    if basic is None:
+        return [_scatter(c, x, v, c.rank(1), c.params["spec"], _arrays(c, 2), False)]
+    pads, ints, region = basic
+    keep = [d for i, d in enumerate(region) if i not in ints]
+    val = c.op("Expand", [v, c.b.shape_vec(keep, "the updated region")])
+    if ints:
+        val = c.op("Unsqueeze", [val, c.b.i64(ints)])
+    fill = c.low.uniform_fill(c.raw[0])
+    if fill is not None:  # into a constant of one value (a padding buffer): just a Pad
+        return [c.op("Pad", [val, c.b.i64(pads), c.b.const(fill, dt)])]
+    padded = c.op("Pad", [val, c.b.i64(pads), c.b.const(0, dt)])
+    ones = c.op("Expand", [c.b.const(True, "bool"), c.b.shape_vec(region, "the updated region")])
+    mask = c.op("Pad", [ones, c.b.i64(pads), c.b.const(False, "bool")])
+    return [c.op("Where", [mask, padded, x])]
 
 
 @rule("index_add", "Range, Slice/GatherND (positions), Expand, ScatterND(add)")
