@@ -153,6 +153,63 @@ def test_lstm():
         _close(g, w)
 
 
+LAYERS = {
+    "avgpool2d": lambda: nn.AvgPool2d(2),
+    "adaptive_avgpool2d": lambda: nn.AdaptiveAvgPool2d(1),
+    "upsample": lambda: nn.Upsample(scale_factor=2),
+    "upsample_bilinear": lambda: nn.UpsamplingBilinear2d(scale_factor=2),
+    "conv_transpose2d": lambda: nn.ConvTranspose2d(4, 3, 3, stride=2),
+    "groupnorm": lambda: nn.GroupNorm(2, 4),
+    "instancenorm2d": lambda: nn.InstanceNorm2d(4),
+    "gelu": lambda: nn.GELU(),
+    "silu": lambda: nn.SiLU(),
+    "prelu": lambda: nn.PReLU(),
+    "dropout_in_eval": lambda: nn.Dropout(0.5),
+}
+SEQ_LAYERS = {
+    "conv1d_strided": lambda: nn.Conv1d(4, 5, 3, stride=2),
+    "maxpool1d": lambda: nn.MaxPool1d(3, stride=2),
+    "rmsnorm": lambda: nn.RMSNorm(9),
+    "gru": lambda: nn.GRU(9, 5, batch_first=True),
+    "transformer_encoder_layer": lambda: nn.TransformerEncoderLayer(9, 3, 16, batch_first=True, dropout=0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS) + sorted(SEQ_LAYERS))
+def test_nn_layers(name):
+    fl.random.manual_seed(6)
+    layer = (LAYERS.get(name) or SEQ_LAYERS[name])()
+    x = _normal(19, (2, 4, 8, 8) if name in LAYERS else (2, 4, 9))
+    model = fl.onnx.export(layer, (x,), None)
+    layer.eval()
+    got = _run(model, x)
+    want = fl.tree_util.tree_leaves(layer(x))
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        _close(g, w, atol=1e-5)
+
+
+def test_jit_vmap_jacrev_and_custom_vjp_functions():
+    x = _normal(20, (3, 4))
+    f = fl.jit(lambda x: fl.sin(x) * 2)
+    _close(_run(fl.onnx.export(f, (x,), None), x)[0], f(x))
+    g = fl.vmap(fl.grad(lambda v: fl.sum(v**3)))
+    model = fl.onnx.export(g, (x,), None, dynamic_axes={"v": [0]})
+    x5 = _normal(21, (5, 4))
+    _close(_run(model, x5)[0], g(x5))
+    h = fl.jacrev(lambda v: fl.tanh(v) * v)
+    _close(_run(fl.onnx.export(h, (x[0],), None), x[0])[0], h(x[0]))
+
+    @fl.custom_vjp
+    def clipgrad(x):
+        return x
+
+    clipgrad.defvjp(lambda x: (x, None), lambda r, g: (fl.clip(g, -0.1, 0.1),))
+    k = fl.grad(lambda x: fl.sum(clipgrad(x) * 3.0))
+    (got,) = _run(fl.onnx.export(k, (x,), None), x)
+    np.testing.assert_array_equal(got, np.full((3, 4), 0.1, np.float32))
+
+
 def test_gradient_function():
     k = fl.random.split(fl.random.key(4), 3)
     params = {"w": fl.random.normal(k[0], (4, 3)), "b": fl.zeros((3,))}

@@ -354,7 +354,9 @@ def _export(
         b.op("Identity", [low.as_name(n, dt)], out=[nm])
         graph_outputs.append(b.value_info(nm, dt, shp))
 
-    graph = h.make_graph(b.nodes, owner if owner.isidentifier() else "main", graph_inputs, graph_outputs, b.inits)
+    used = _used_names(b.nodes)
+    inits = [t for t in b.inits if t.name in used]  # constants a simpler lowering made unnecessary
+    graph = h.make_graph(b.nodes, owner if owner.isidentifier() else "main", graph_inputs, graph_outputs, inits)
     from .. import __version__
 
     model = h.make_model(
@@ -368,6 +370,20 @@ def _export(
     if path is not None:
         _write_atomic(model.SerializeToString(), path)
     return model
+
+
+def _used_names(nodes: Sequence[Any]) -> set[str]:
+    """Every name a node reads, in subgraphs too."""
+    out: set[str] = set()
+    for n in nodes:
+        out.update(n.input)
+        for a in n.attribute:
+            if a.HasField("g"):
+                out |= _used_names(a.g.node)
+                out.update(o.name for o in a.g.output)
+            for g in a.graphs:
+                out |= _used_names(g.node)
+    return out
 
 
 def _write_atomic(data: bytes, path: str) -> None:
