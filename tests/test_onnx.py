@@ -541,3 +541,14 @@ def test_docs_coverage_table_is_current():
     )
     cov = fl.onnx.coverage()
     assert cov["matmul"][0] and cov["scan"][0] and not cov["linalg.inv"][0]
+
+
+def test_demo_writes_and_checks_cnn_onnx(tmp_path):
+    from functorch_lite._demo import run_demo
+
+    r = run_demo(epochs=1, out=tmp_path, progress=False, models=("cnn",), max_train=32, verbose=False)
+    assert r.onnx == tmp_path / "cnn.onnx" and r.onnx.exists()
+    assert r.onnx_max_diff is not None and r.onnx_max_diff <= 1e-4 and r.ok
+    m = onnx.load(str(r.onnx))
+    assert m.graph.input[0].name == "pixels"
+    assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
