@@ -448,8 +448,11 @@ def compiled(src: str, filename: str) -> Any:
     return code
 
 
-def _codegen(p: Program) -> tuple[str, dict[str, Any]]:
-    """The source of ``p``'s replay and the names it reads (bound functions, literals, constants)."""
+def _codegen(p: Program, override: Any = None) -> tuple[str, dict[str, Any]]:
+    """The source of ``p``'s replay and the names it reads (bound functions, literals, constants).
+
+    ``override(eqn)``: a compiler's function for an equation (called with its inputs), or None
+    for the replay's own."""
     names: dict[int, str] = {}
     env: dict[str, Any] = {}
     args = []
@@ -478,6 +481,11 @@ def _codegen(p: Program) -> tuple[str, dict[str, Any]]:
         return lname
 
     bound = [_fast_bound(e) or (_bound(e), []) for e in p.eqns]
+    if override is not None:
+        for n, e in enumerate(p.eqns):
+            fn = override(e)
+            if fn is not None:
+                bound[n] = (fn, [])
     reusable = _reusable_buffers(p, bound, last, out_ids | const_ids)
     for n, e in enumerate(p.eqns):
         fname = f"f{n}"
@@ -584,9 +592,17 @@ def _exec(src: str, env: dict[str, Any]) -> Any:
     return fn
 
 
-def compile_program(p: Program) -> Any:
-    """Straight-line Python for ``p``: ``fn(*flat_inputs) -> list of outputs`` on backend arrays."""
-    return _exec(*_codegen(p))
+def compile_program(p: Program, override: Any = None, compiler: str = "replay", explicit: bool = False) -> Any:
+    """Straight-line Python for ``p``: ``fn(*flat_inputs) -> list of outputs`` on backend arrays.
+
+    ``compiler`` (see ``_compilers``): the replay itself, or the replay handed to a backend's
+    compiler (``"xla"``, ``"torch.compile"``, ``"numba"``); ``explicit``: the user named it (a
+    program it cannot compile raises rather than replaying). ``override``: see ``_codegen``."""
+    if compiler != "replay":
+        from ._compilers import lower
+
+        return lower(p, compiler, explicit)
+    return _exec(*_codegen(p, override))
 
 
 # ---------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from typing import Any
 from .._core import tree_util as tu
 from .._core.tensor import Tensor, backend_for, wrap
 from .._errors import TransformError
-from ._compile import compiled, optimize_compiled
+from ._compile import compile_program, compiled, optimize_compiled
+from ._compilers import check_compiler, resolve
 from ._staging import (
     Program,
     Var,
@@ -434,6 +435,7 @@ class _Entry:
         "names",
         "plan",
         "plan_tries",
+        "compiler",
     )
 
 
@@ -458,9 +460,11 @@ class Jitted:
         static_argnames: tuple[str, ...],
         donate_argnums: tuple[int, ...],
         state: list[Any],
+        compiler: str | None = None,
     ) -> None:
         functools.update_wrapper(self, f)
         self.fun = f
+        self.compiler = compiler  # as given: None picks each program's backend default
         self.static_argnums = static_argnums
         self.static_argnames = static_argnames
         self.donate_argnums = donate_argnums
@@ -670,14 +674,20 @@ class Jitted:
             else:
                 state_info.append((child, child.num_leaves))
         opt = optimize_compiled(prog)
+        chosen = resolve(self.compiler, opt)
         e = _Entry()
+        e.compiler = self.compiler
+        e.run = (
+            opt._compiled
+            if chosen == "replay"
+            else compile_program(opt, compiler=chosen, explicit=self.compiler is not None)
+        )
         e.program = opt
         e.out_tree = user_tree
         e.n_user_out = n_user
         e.state_trees = state_info
         e.state_statics = box.get("statics", [None] * len(handlers))
         e.rng_out = bool(box.get("rng_used"))
-        e.run = opt._compiled
         e.dyn = [i for i, v in enumerate(opt.in_vars) if isinstance(v, Var)]
         e.out_xps = [v.xp if isinstance(v, Var) and v.weak is None else None for v in opt.outs]
         e.traced_consts = any(c._t is not None for _, c in opt.consts)
@@ -719,6 +729,16 @@ class Jitted:
         if entry is None:
             entry = self._trace(handlers, statics, leaves, in_tree, key)
         return entry.program
+
+    def compiler_for(self, *args: Any, **kwargs: Any) -> str:
+        """The compiler that runs this function's program for these arguments (traced if new):
+        ``"replay"``, ``"xla"``, ``"torch.compile"`` or ``"numba"``. A program the backend's
+        default compiler cannot compile (known after its first call) says ``"replay"``."""
+        handlers, statics, leaves, in_tree, key, _ = self._prepare(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._trace(handlers, statics, leaves, in_tree, key)
+        return getattr(entry.run, "compiler", "replay")
 
 
 def _make_plan(
@@ -994,7 +1014,7 @@ def _batched_call(entry: _Entry, tr: Any, flat: list[Any]) -> list[Any]:
         batched = vmap(
             lambda *a: prog.call_flat(list(a)), in_axes=tuple(dims), axis_size=tr.axis_size, randomness=tr.randomness
         )
-        fn = entry.batched[key] = jit(batched)
+        fn = entry.batched[key] = jit(batched, compiler=entry.compiler)
     return [tr.tracer(o, 0) if isinstance(o, Tensor) else o for o in fn(*vals)]
 
 
@@ -1015,7 +1035,7 @@ def _staged_call(entry: _Entry) -> Any:
     def pullback(flat: list[Any], cts: list[Any]) -> Any:
         return vjp(lambda *a: prog.call_flat(list(a)), *flat)[1](cts)
 
-    back = jit(pullback)
+    back = jit(pullback, compiler=entry.compiler)
 
     def fwd(*flat: Any) -> Any:
         return fun(*flat), flat
@@ -1064,6 +1084,7 @@ def jit(
     *,
     inputs: Sequence[Any] | Any = (),
     outputs: Sequence[Any] | Any = (),
+    compiler: str | None = None,
 ) -> Any:
     """Compile ``f``: trace it once per signature into a [`Program`][functorch_lite.transforms.Program], optimize it, replay it.
 
@@ -1098,6 +1119,7 @@ def jit(
         raise TransformError(
             f"jit: argument(s) {sorted(overlap)} are both static and donated; a static argument has no buffer."
         )
+    check_compiler(compiler)
     ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     state = ins + outs
@@ -1105,7 +1127,7 @@ def jit(
     def make(fn: Callable[..., Any]) -> Jitted:
         if not callable(fn):
             raise TransformError(f"jit: expected a function; got {type(fn).__name__}.")
-        return Jitted(fn, nums, names, donate, state)
+        return Jitted(fn, nums, names, donate, state, compiler)
 
     if f is None:
         return make

@@ -1,0 +1,503 @@
+"""The compilers ``fl.jit(f, compiler=...)`` hands a traced program's concrete replay to.
+
+One [`Program`][functorch_lite.transforms.Program], each backend's own compiler:
+
+* ``"replay"``: the straight-line Python replay of ``_compile.compile_program`` (every backend);
+* ``"xla"`` (jax): that replay traced by ``jax.jit``, so XLA fuses it; ``scan``, ``cond`` and
+  ``while_loop`` become ``lax.scan``, ``lax.switch`` and ``lax.while_loop``; weak Python
+  scalars are traced arguments, so a changing learning rate does not recompile;
+* ``"torch.compile"`` (torch, opt-in): the replay compiled by ``torch.compile``;
+* ``"numba"`` (numpy): each run of elementwise equations of one shape becomes one
+  ``numba.njit`` loop (its intermediates never materialised); the rest replays as usual.
+
+A compiler only changes how the concrete replay of a cache entry runs: tracing, caching,
+retracing and composition with outer transforms are ``jit``'s own and unchanged.
+
+This module is the jax / torch / numba lowering: it imports those packages lazily, inside the
+functions that lower to them (never at functorch_lite import time).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+from .._core.engine import PRIMITIVES, Primitive
+from .._core.tensor import backend_for
+from .._errors import TransformError
+from ._staging import Eqn, Program, Var
+
+__all__ = ["CompilerError", "COMPILERS", "check_compiler", "resolve", "lower"]
+
+COMPILERS = ("replay", "xla", "torch.compile", "numba")
+_FITS: dict[str, tuple[str, ...] | None] = {
+    "replay": None,
+    "xla": ("jax",),
+    "torch.compile": ("torch",),
+    "numba": ("numpy",),
+}
+_PACKAGE = {"xla": ("jax", "jax"), "torch.compile": ("torch", "torch"), "numba": ("numba", "numba")}
+_DEFAULT = {"jax": "xla"}
+
+
+class CompilerError(TransformError):
+    """A ``jit`` compiler that does not exist, does not fit the program's backend, is not
+    installed, or cannot compile this program."""
+
+
+def _fitting(backend: str) -> list[str]:
+    return [c for c, fits in _FITS.items() if fits is None or backend in fits]
+
+
+def check_compiler(compiler: Any) -> None:
+    """Validate ``compiler`` when ``jit`` is built: a known name whose package is installed."""
+    if compiler is None:
+        return
+    if compiler not in COMPILERS:
+        raise CompilerError(
+            f"jit: unknown compiler {compiler!r}. Choose one of None (the backend's default), "
+            + ", ".join(repr(c) for c in COMPILERS)
+            + ": 'replay' fits every backend, 'xla' the jax backend, 'torch.compile' torch, 'numba' numpy."
+        )
+    pkg = _PACKAGE.get(compiler)
+    if pkg is not None and importlib.util.find_spec(pkg[0]) is None:
+        raise CompilerError(
+            f"jit(compiler={compiler!r}) needs the {pkg[0]} package, which is not installed; install it "
+            f"(pip install 'functorch_lite[{pkg[1]}]') or use compiler='replay' (or None)."
+        )
+
+
+def _backends(p: Program) -> set[str]:
+    xps = {v.xp for v in p.in_vars if isinstance(v, Var)}
+    xps.update(v.xp for v, _ in p.consts)
+    for e in p.eqns:
+        xps.update(o.xp for o in e.outputs)
+    return {backend_for(xp).name for xp in xps}
+
+
+def resolve(compiler: str | None, p: Program) -> str:
+    """The compiler that runs ``p``: ``compiler``, or the default of ``p``'s backend for None."""
+    names = _backends(p)
+    if compiler is None:
+        return _DEFAULT.get(next(iter(names)), "replay") if len(names) == 1 else "replay"
+    fits = _FITS[compiler]
+    if fits is None or names and names <= set(fits):
+        return compiler
+    where = ", ".join(sorted(names))
+    choices = ", ".join(repr(c) for c in _fitting(next(iter(names)))) if len(names) == 1 else "'replay'"
+    raise CompilerError(
+        f"jit(compiler={compiler!r}) compiles programs on the {' / '.join(fits)} backend; this program's "
+        f"arrays are on {where}. For it choose one of: {choices} (or None for the backend's default)."
+    )
+
+
+def lower(p: Program, compiler: str, explicit: bool) -> Callable[..., list[Any]]:
+    """``fn(*flat_inputs) -> list of outputs`` for optimized program ``p`` under ``compiler``.
+
+    ``explicit``: the user named the compiler (a program it cannot compile raises), rather
+    than getting the backend's default (such a program falls back to the replay)."""
+    if compiler == "xla":
+        return _xla(p, explicit)
+    if compiler == "torch.compile":
+        return _torch_compile(p, explicit)
+    if compiler == "numba":
+        return _numba(p)
+    return _replay(p)
+
+
+def _replay(p: Program) -> Callable[..., list[Any]]:
+    fn = p._compiled
+    if fn is None:
+        from ._compile import compile_program
+
+        fn = p._compiled = compile_program(p)
+    return fn
+
+
+def _guarded(
+    p: Program, name: str, compiled: Callable[..., Any], explicit: bool, native: Any
+) -> Callable[..., list[Any]]:
+    """``compiled`` (which traces on its first call); if that first call fails where the replay
+    succeeds, the program is one the compiler cannot express: the default falls back to the
+    replay, an explicit choice raises CompilerError. A failure of the replay too is the
+    program's own error, raised as it is."""
+    replay = _replay(p)
+    state: list[Any] = [None]
+
+    def run(*a: Any) -> list[Any]:
+        fn = state[0]
+        if fn is not None:
+            return fn(*a)  # type: ignore[no-any-return]
+        try:
+            out = compiled(*a)
+        except Exception as exc:  # noqa: BLE001 - told apart from the program's own errors below
+            out = replay(*a)  # (the program's own error, if it is one, raises here)
+            if explicit:
+                raise CompilerError(
+                    f"jit(compiler={name!r}) cannot compile this program ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}); it runs with compiler='replay'."
+                ) from exc
+            state[0] = replay
+            run.compiler = "replay"  # type: ignore[attr-defined]
+            return out  # type: ignore[no-any-return]
+        state[0] = compiled
+        return out  # type: ignore[no-any-return]
+
+    run.compiler = name  # type: ignore[attr-defined]
+    run.native = native  # type: ignore[attr-defined]
+    return run
+
+
+def _out_fixups(p: Program) -> tuple[list[int], list[tuple[int, Any]]]:
+    """(positions of array and weak outputs, (position, Python type) of the weak ones)."""
+    arr = [k for k, o in enumerate(p.outs) if isinstance(o, Var)]
+    weak = [(k, o.weak) for k, o in enumerate(p.outs) if isinstance(o, Var) and o.weak is not None]
+    return arr, weak
+
+
+def _with_fixups(p: Program, inner: Callable[..., Any], jitted: Callable[..., Any]) -> Callable[..., list[Any]]:
+    """Call ``jitted`` (a compiled ``inner``, which returns only the Var outputs) and put back
+    literal outputs and weak outputs as the Python scalars the replay returns."""
+    arr, weak = _out_fixups(p)
+    if len(arr) == len(p.outs) and not weak:
+        return jitted
+    outs = list(p.outs)
+
+    def run(*a: Any) -> list[Any]:
+        r = list(outs)
+        for k, v in zip(arr, jitted(*a), strict=True):
+            r[k] = v
+        for k, t in weak:
+            r[k] = t(r[k].item() if hasattr(r[k], "item") else r[k])
+        return r
+
+    return run
+
+
+def _vars_only(p: Program, fn: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+    arr, _ = _out_fixups(p)
+    if len(arr) == len(p.outs):
+        return fn
+
+    def inner(*a: Any) -> list[Any]:
+        r = fn(*a)
+        return [r[k] for k in arr]
+
+    return inner
+
+
+# ---------------------------------------------------------------------------------------
+# xla: the replay inside jax.jit, control flow as lax loops
+# ---------------------------------------------------------------------------------------
+def _xla_replay(p: Program) -> Callable[..., list[Any]]:
+    """``p``'s replay with its control-flow equations lowered to lax (cached on the program)."""
+    fn = p.__dict__.get("_xla_replay")
+    if fn is None:
+        from ._compile import compile_program
+
+        fn = p._xla_replay = compile_program(p, override=_xla_override)  # type: ignore[attr-defined]
+    return fn  # type: ignore[no-any-return]
+
+
+def _xla_override(e: Eqn) -> Callable[..., Any] | None:
+    name, params = e.prim.name, e.params
+    if name == "scan" and not params.get("dyn"):
+        return functools.partial(_lax_scan, **params)
+    if name == "cond":
+        return functools.partial(_lax_switch, **params)
+    if name == "while_loop":
+        return functools.partial(_lax_while, **params)
+    return None
+
+
+def _lax_scan(*arrays: Any, body: Program, n_consts: int, n_carry: int, length: int, reverse: bool, **_: Any) -> Any:
+    from jax import lax
+
+    consts = arrays[:n_consts]
+    carry = list(arrays[n_consts : n_consts + n_carry])
+    xs = list(arrays[n_consts + n_carry :])
+    fn = _xla_replay(body)
+
+    def step(c: list[Any], x: list[Any]) -> tuple[list[Any], list[Any]]:
+        outs = fn(*consts, *c, *x)
+        return list(outs[:n_carry]), list(outs[n_carry:])
+
+    c, ys = lax.scan(step, carry, xs, length=length, reverse=reverse)
+    return (*c, *ys)
+
+
+def _lax_switch(index: Any, *arrays: Any, branches: tuple[Program, ...]) -> Any:
+    import jax.numpy as jnp
+    from jax import lax
+
+    fns = [functools.partial(lambda f, *a: tuple(f(*a)), _xla_replay(b)) for b in branches]
+    return tuple(lax.switch(jnp.asarray(index).astype(jnp.int32), fns, *arrays))
+
+
+def _lax_while(*arrays: Any, cond: Program, body: Program, n_cc: int, n_bc: int) -> Any:
+    import jax.numpy as jnp
+    from jax import lax
+
+    from .control_flow import _int_dtype
+
+    cc, bc = arrays[:n_cc], arrays[n_cc : n_cc + n_bc]
+    carry = list(arrays[n_cc + n_bc :])
+    cf, bf = _xla_replay(cond), _xla_replay(body)
+    n0 = jnp.asarray(0, dtype=backend_for(jnp).native(_int_dtype()))
+    out, n = lax.while_loop(
+        lambda s: jnp.asarray(cf(*cc, *s[0])[0]).astype(bool),
+        lambda s: (list(bf(*bc, *s[0])), s[1] + 1),
+        (carry, n0),
+    )
+    return (*out, n)
+
+
+def _xla(p: Program, explicit: bool) -> Callable[..., list[Any]]:
+    import jax
+
+    inner = _vars_only(p, _xla_replay(p))
+    jf = jax.jit(inner)
+    return _guarded(p, "xla", _with_fixups(p, inner, jf), explicit, jf)
+
+
+# ---------------------------------------------------------------------------------------
+# torch.compile
+# ---------------------------------------------------------------------------------------
+def _torch_compile(p: Program, explicit: bool) -> Callable[..., list[Any]]:
+    import torch
+
+    inner = _vars_only(p, _replay(p))
+    tf = torch.compile(inner)
+    return _guarded(p, "torch.compile", _with_fixups(p, inner, tf), explicit, tf)
+
+
+# ---------------------------------------------------------------------------------------
+# numba: runs of elementwise equations fused into one loop each
+# ---------------------------------------------------------------------------------------
+# A run: consecutive equations, each an elementwise op of the table below on numpy floating
+# arrays of one shape (or 0-d arrays, Python scalars, literals), whose outputs have that shape.
+# Its kernel reads each input array once, computes every equation per element in the output
+# dtype (each operand cast to it first, as numpy's promotion does for these ops; a weak Python
+# scalar is cast too, as NEP 50 does), and writes only the values read after the run.
+_UNARY = {
+    "abs": "np.abs({})",
+    "acos": "np.arccos({})",
+    "acosh": "np.arccosh({})",
+    "asin": "np.arcsin({})",
+    "asinh": "np.arcsinh({})",
+    "atan": "np.arctan({})",
+    "atanh": "np.arctanh({})",
+    "cos": "np.cos({})",
+    "cosh": "np.cosh({})",
+    "exp": "np.exp({})",
+    "expm1": "np.expm1({})",
+    "log": "np.log({})",
+    "log1p": "np.log1p({})",
+    "log2": "np.log2({})",
+    "log10": "np.log10({})",
+    "negative": "-{}",
+    "positive": "{}",
+    "reciprocal": "T(1) / {}",
+    "sin": "np.sin({})",
+    "sinh": "np.sinh({})",
+    "sqrt": "np.sqrt({})",
+    "square": "{0} * {0}",
+    "tan": "np.tan({})",
+    "tanh": "np.tanh({})",
+    "relu": "np.maximum({}, T(0))",
+}
+_BINARY = {
+    "add": "{} + {}",
+    "subtract": "{} - {}",
+    "multiply": "{} * {}",
+    "divide": "{} / {}",
+    "maximum": "np.maximum({}, {})",
+    "minimum": "np.minimum({}, {})",
+    "pow": "{} ** {}",
+    "hypot": "np.hypot({}, {})",
+}
+_MIN_RUN = 2
+_KERNELS: dict[str, Any] = {}
+_KERNEL_LIMIT = 256
+
+fused_p = Primitive("numba_fused", lambda xp, *a, kernel, **_: kernel(*a), multiple_results=True)
+del PRIMITIVES["numba_fused"]  # (made by the numba compiler only; never bound, so no rules)
+
+
+def _float_np(v: Var, np_xp: Any) -> str | None:
+    """The numpy float dtype name of an array variable, or None if it is not one."""
+    if v.weak is not None or v.xp is not np_xp:
+        return None
+    name = getattr(v.dtype, "name", "")
+    return name if name in ("float32", "float64") else None
+
+
+def _fusible(e: Eqn, np_xp: Any, consts: dict[int, Any]) -> tuple[tuple[int, ...], str] | None:
+    """(shape, dtype name) of an elementwise equation the kernel can compute, else None."""
+    name = e.prim.name
+    table = _UNARY if len(e.inputs) == 1 else _BINARY if len(e.inputs) == 2 else None
+    if table is None or name not in table or e.params or len(e.outputs) != 1 or e.prim.multiple_results:
+        return None
+    from .._core.engine import PRIMITIVES as _P
+
+    if _P.get(name) is not e.prim:
+        return None
+    o = e.outputs[0]
+    dt = _float_np(o, np_xp)
+    shape = o.shape
+    if dt is None or not shape or any(not isinstance(d, int) for d in shape):
+        return None
+    for i in e.inputs:
+        if isinstance(i, Var):
+            if i.weak is not None:
+                if i.weak not in (int, float):
+                    return None
+                continue
+            if _float_np(i, np_xp) is None or (i.shape != shape and i.shape != ()):
+                return None
+        elif i.__class__ not in (int, float):
+            return None
+    return tuple(shape), dt
+
+
+def _fuse(p: Program) -> Program:
+    """``p`` with each run of fusible equations replaced by one ``numba_fused`` equation."""
+    from .._backend import numpy_backend
+
+    np_xp = numpy_backend.xp
+    consts = {v.id: c for v, c in p.consts}
+    used_after: dict[int, int] = {}
+    for n, e in enumerate(p.eqns):
+        for i in e.inputs:
+            if isinstance(i, Var):
+                used_after[i.id] = n
+    out_ids = {o.id for o in p.outs if isinstance(o, Var)}
+    eqns: list[Eqn] = []
+    run: list[Eqn] = []
+    run_key: Any = None
+
+    def flush(end: int) -> None:
+        eqns.extend(_fused_eqn(run, end, used_after, out_ids) if len(run) >= _MIN_RUN else run)
+        run.clear()
+
+    for n, e in enumerate(p.eqns):
+        key = _fusible(e, np_xp, consts)
+        if key is not None and run and key[0] != run_key[0]:
+            flush(n)
+        if key is None:
+            flush(n)
+            eqns.append(e)
+            continue
+        if not run:
+            run_key = key
+        run.append(e)
+    flush(len(p.eqns))
+    if len(eqns) == len(p.eqns):
+        return p
+    from ._compile import _clone
+
+    return _clone(p, eqns, p.outs, p.consts)
+
+
+def _fused_eqn(run: list[Eqn], end: int, used_after: dict[int, int], out_ids: set[int]) -> list[Eqn]:
+    """[one numba_fused equation for ``run``], or ``run`` itself where it cannot be fused."""
+    made = {o.id for e in run for o in e.outputs}
+    shape = run[0].outputs[0].shape
+    ins: list[Var] = []
+    seen: set[int] = set()
+    for e in run:
+        for i in e.inputs:
+            if isinstance(i, Var) and i.id not in made and i.id not in seen:
+                seen.add(i.id)
+                ins.append(i)
+    outs = [o for e in run for o in e.outputs if o.id in out_ids or used_after.get(o.id, -1) >= end]
+    if not outs or not any(i.weak is None and i.shape == shape for i in ins):
+        return list(run)  # (nothing read after it, or no array of its shape to loop over)
+    kernel = _kernel(run, ins, outs, shape)
+    return [Eqn(fused_p, list(ins), outs, {"kernel": kernel, "n_eqns": len(run)})]
+
+
+def _kernel(run: list[Eqn], ins: list[Var], outs: list[Var], shape: tuple[int, ...]) -> Any:
+    names: dict[int, str] = {}
+    lits: dict[str, Any] = {}
+    pro, body = [], []
+    k0 = next(k for k, v in enumerate(ins) if v.weak is None and v.shape == shape)
+    args = []
+    for k, v in enumerate(ins):
+        a = f"a{k}"
+        args.append(a)
+        if v.weak is None and v.shape == shape:
+            pro.append(f"    f{k} = np.ascontiguousarray({a}).reshape(-1)")
+            body.append(f"        x{k} = f{k}[i]")
+            names[v.id] = f"x{k}"
+        elif v.weak is None:  # a 0-d array: one value for every element
+            pro.append(f"    s{k} = {a}[()]")
+            names[v.id] = f"s{k}"
+        else:  # a weak Python scalar
+            names[v.id] = a
+    for k, o in enumerate(outs):
+        pro.append(f"    o{k} = np.empty(f{k0}.size, np.{o.dtype.name})")
+    dtypes: dict[int, str] = {}
+    for v in ins:
+        dtypes[v.id] = v.dtype.name if v.weak is None else "weak"
+    for n, e in enumerate(run):
+        o = e.outputs[0]
+        t = o.dtype.name
+        ops = []
+        for i in e.inputs:
+            if isinstance(i, Var):
+                ops.append(names[i.id] if dtypes.get(i.id) == t else f"np.{t}({names[i.id]})")
+            else:
+                lname = f"L{len(lits)}"
+                lits[lname] = (t, i)
+                ops.append(lname)
+        table = _UNARY if len(e.inputs) == 1 else _BINARY
+        expr = table[e.prim.name].format(*ops).replace("T(", f"np.{t}(")
+        nm = f"t{n}"
+        body.append(f"        {nm} = np.{t}({expr})")
+        names[o.id] = nm
+        dtypes[o.id] = t
+    for k, o in enumerate(outs):
+        body.append(f"        o{k}[i] = {names[o.id]}")
+    rets = ", ".join(f"o{k}.reshape(a{k0}.shape)" for k in range(len(outs)))
+    lit_src = "".join(f"{n} = np.{t}({v!r})\n" for n, (t, v) in lits.items())
+    src = "\n".join(
+        [
+            lit_src + f"def _kernel({', '.join(args)}):",
+            *pro,
+            f"    for i in range(f{k0}.size):",
+            *body,
+            f"    return ({rets},)",
+        ]
+    )
+    fn = _KERNELS.get(src)
+    if fn is None:
+        import numba
+        import numpy as np
+
+        env: dict[str, Any] = {"np": np}
+        exec(compile(src, "<functorch_lite numba kernel>", "exec"), env)  # noqa: S102 (generated above)
+        fn = numba.njit(cache=False, error_model="numpy", fastmath=False)(env["_kernel"])
+        fn.source = src
+        if len(_KERNELS) >= _KERNEL_LIMIT:
+            del _KERNELS[next(iter(_KERNELS))]
+        _KERNELS[src] = fn
+    return fn
+
+
+def _numba_override(e: Eqn) -> Callable[..., Any] | None:
+    return e.params["kernel"] if e.prim is fused_p else None
+
+
+def _numba(p: Program) -> Callable[..., list[Any]]:
+    from ._compile import compile_program
+
+    q = _fuse(p)
+    if q is p:
+        return _replay(p)
+    fn = compile_program(q, override=_numba_override)
+    fn.compiler = "numba"
+    fn.program = q
+    return fn  # type: ignore[no-any-return]
