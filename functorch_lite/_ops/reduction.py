@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from .. import _backend
 from .. import _dtypes as D
 from .._core.tensor import Tensor
 from ._base import Primitive, as_tensor, bind, check_dtype, normalize_axes, normalize_axis
@@ -100,8 +101,15 @@ def _unknown(shape: Any) -> builtins.bool:
     return builtins.any(s != s for s in shape)
 
 
+def _lazy(x: Any) -> builtins.bool:
+    """A concrete dask-backed Tensor: broadcasting to its shape would make one chunk of it all."""
+    return x.__class__ is Tensor and x._t is None and _backend.is_lazy(x._a)
+
+
 def _sum_vjp(g: Any, out: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dtype: Any = None) -> Any:
-    if _unknown(x.shape):  # broadcast against x itself: a shape of unknown sizes cannot be broadcast to
+    # Broadcast against x itself where its shape has unknown sizes (which cannot be broadcast to)
+    # or x is lazy (dask): g + zeros_like(x) takes x's chunks, and dask fuses it into one task per chunk.
+    if _unknown(x.shape) or _lazy(x):
         expand_dims = _L_manipulation.expand_dims
         zeros_like = _L_creation.zeros_like
 
@@ -117,7 +125,7 @@ sum_p.vjp = _sum_vjp
 
 def _sum_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
     shape = tuple(ps[0]._a.shape)
-    if _unknown(shape):
+    if _unknown(shape) or _backend.is_lazy(ps[0]._a):
         return None  # (the Tensor-level rule broadcasts against x)
     axis = p["axis"]
     if axis is not None and not p["keepdims"]:  # (a full reduction's 0-d g broadcasts as it is)

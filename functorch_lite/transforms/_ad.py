@@ -736,7 +736,7 @@ def _meta(t: Any) -> Any:
         return t
     a = t._a
     n = a.size if a.size.__class__ is int else _prod(a.shape)
-    if n < _PRUNE_MIN:
+    if n < _PRUNE_MIN or _L_pkg_backend.is_lazy(a):  # (a lazy array holds no memory: keep its chunks)
         return t
     r = _new(Tensor)
     r._a = _Meta(tuple(a.shape), a.dtype)
