@@ -100,6 +100,43 @@ def test_mixed_placement_is_lazy_and_matches_numpy():
     np.testing.assert_allclose(float(g["b"]), go["b"], rtol=1e-10, atol=1e-14)
 
 
+class _CountComputes(dask.callbacks.Callback):
+    """Counts graph submissions to dask's local schedulers."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _start(self, dsk):
+        self.n += 1
+
+
+def test_compute_is_one_submission_per_tree():
+    x, y, X, Y = data(seed=12)
+    p = {"w": np_tensor(np.full(5, -0.1)), "b": np_tensor(0.0)}
+    tree = fl.value_and_grad(logreg_loss)(p, X, Y)
+    with dask.config.set(scheduler="sync"), _CountComputes() as cc:  # (a local scheduler: callbacks see it)
+        v, g = fl.dask.compute(tree)
+    assert cc.n == 1
+    lo, go = logreg_oracle(host(p), x, y)
+    np.testing.assert_allclose(float(v), lo, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(g["w"]), go["w"], rtol=1e-10, atol=1e-14)
+    with pytest.raises(fl.TransformError, match="tracer"):
+        fl.grad(lambda w: fl.sum(fl.dask.compute(X @ w)))(p["w"])
+
+
+def test_dataloader_one_compute_per_batch():
+    x, y, X, Y = data(n=100, chunks=30, seed=13)
+    loader = DataLoader(TensorDataset(X, Y), batch_size=16, shuffle=True, seed=1)
+    with dask.config.set(scheduler="sync"), _CountComputes() as cc:
+        batches = list(loader)
+    assert cc.n == len(batches) == 7
+    rows = np.concatenate([np.asarray(b[0]) for b in batches])
+    ids = [int(np.flatnonzero((x == r).all(1))[0]) for r in rows]  # (random rows: each is unique)
+    assert sorted(ids) == list(range(100)), "every sample once"
+    np.testing.assert_array_equal(np.concatenate([np.asarray(b[1]) for b in batches]), y[ids])
+
+
 def test_mixed_placement_numpy_only_terms_and_reuse():
     # a parameter used on the numpy side (a penalty) and in the graph: cotangents meet across backends
     x, y, X, Y = data(seed=1)
@@ -232,6 +269,33 @@ def test_full_batch_mlp_adam(client):
     for k in ref:
         np.testing.assert_allclose(np.asarray(p[k]), ref[k], rtol=1e-7, atol=1e-10)
     assert losses[-1] < losses[0]
+
+
+def test_class_api_mlp_on_cluster(client):
+    x, y, X, Y = data(n=800, d=6, chunks=200, seed=14)
+    F = nn.functional
+    with fl.default_backend("numpy"):
+        fl.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1))
+        fl.manual_seed(0)
+        twin = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1))
+    opt, opt_twin = optim.Adam(lr=0.05), optim.Adam(lr=0.05)
+    step = nn.value_and_grad(model, lambda x, y: F.mse_loss(model(x)[:, 0], y))
+    step_twin = nn.value_and_grad(twin, lambda x, y: F.mse_loss(twin(x)[:, 0], y))
+    xn, yn = np_tensor(x), np_tensor(y)
+    for _ in range(3):
+        v, grads = fl.dask.compute(step(X, Y), client=client, timeout=TIMEOUT)
+        v1, grads1 = step_twin(xn, yn)  # the same model on numpy data, one process
+        np.testing.assert_allclose(float(v), float(v1), rtol=1e-10)
+        opt.update(model, grads)
+        opt_twin.update(twin, grads1)
+    p = host(model.state_dict())
+    p1 = host(twin.state_dict())
+    w1, b1, w2, b2 = (p1[k] for k in ("0.weight", "0.bias", "2.weight", "2.bias"))
+    lo, _ = mlp_oracle({"w1": w1.T, "b1": b1, "w2": w2[0], "b2": b2[0]}, x, y)
+    np.testing.assert_allclose(lo, float(F.mse_loss(twin(xn)[:, 0], yn)), rtol=1e-10)
+    for k in p:
+        np.testing.assert_allclose(p[k], p1[k], rtol=1e-9, atol=1e-12)
 
 
 # -- mini-batches ---------------------------------------------------------------------------------
