@@ -404,21 +404,28 @@ def test_module_mode_selects_the_program():
     assert set(jg(fl.ones((1, 3)))) == set(vg(fl.ones((1, 3)))[1]) == {"weight"}
 
 
-def test_schedules_under_jit_say_how_to_pass_the_value():
-    m = nn.Linear(2, 1)
-    opt = optim.SGD(lr=optim.cosine_decay(0.1, 10))
-    vg = nn.value_and_grad(m, lambda x: fl.sum(m(x)))
+def test_schedules_under_jit_follow_the_eager_steps():
+    # the schedule is evaluated on the traced step count: one trace, every step's own lr
+    def run(jit):
+        fl.random.manual_seed(0)
+        m = nn.Linear(2, 1)
+        opt = optim.SGD(lr=optim.cosine_decay(0.1, 4), momentum=0.9)
+        vg = nn.value_and_grad(m, lambda x: fl.sum(m(x) ** 2))
 
-    def step(x):
-        loss, grads = vg(x)
-        opt.update(m, grads)
-        return loss
+        def step(x):
+            loss, grads = vg(x)
+            opt.update(m, grads)
+            return loss
 
-    j = fl.jit(step, inputs=[m, opt], outputs=[m, opt])
-    j(fl.ones((3, 2)))  # the first step creates the state (count 0, concrete)
-    with pytest.raises(fl.ConcretizationError, match="opt.lr = schedule"):
-        j(fl.ones((3, 2)))
-    assert j.cache_size() == 1 and not any(p.is_tracer for p in m.parameters())
+        f = fl.jit(step, inputs=[m, opt], outputs=[m, opt]) if jit else step
+        losses = [float(f(fl.ones((3, 2)))) for _ in range(7)]
+        return losses, m.weight.tolist(), (f.cache_size() if jit else None)
+
+    eager, jitted = run(False), run(True)
+    np.testing.assert_allclose(jitted[0], eager[0], rtol=1e-6)
+    np.testing.assert_allclose(jitted[1], eager[1], rtol=1e-6)
+    assert jitted[2] <= 2  # the first step creates the state (count 0, concrete), then one trace
+    assert len(set(eager[0])) > 3  # the schedule really changed the steps
 
 
 def test_vmap_of_jit_stays_jitted():

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 import functorch_lite as fl
-from functorch_lite import optim
+from functorch_lite import nn, optim
 
 N = 60
 
 # name -> (schedule, closed form of the step count)
 CLOSED_FORMS = {
     "constant": (optim.constant(0.3), lambda t: 0.3),
-    "linear": (optim.linear(1.0, 0.1, 20, transition_begin=5), lambda t: 1.0 + (0.1 - 1.0) * min(max(t - 5, 0), 20) / 20),
-    "cosine_decay": (optim.cosine_decay(2.0, 30, alpha=0.1), lambda t: 0.2 + 1.8 * (1 + math.cos(math.pi * min(t, 30) / 30)) / 2),
+    "linear": (
+        optim.linear(1.0, 0.1, 20, transition_begin=5),
+        lambda t: 1.0 + (0.1 - 1.0) * min(max(t - 5, 0), 20) / 20,
+    ),
+    "cosine_decay": (
+        optim.cosine_decay(2.0, 30, alpha=0.1),
+        lambda t: 0.2 + 1.8 * (1 + math.cos(math.pi * min(t, 30) / 30)) / 2,
+    ),
     "warmup_cosine_decay": (
         optim.warmup_cosine_decay(0.0, 1.0, 10, 50, end_value=0.05),
         lambda t: t / 10 if t < 10 else 0.05 + 0.95 * (1 + math.cos(math.pi * min(t - 10, 40) / 40)) / 2,
@@ -104,7 +111,13 @@ TORCH_CASES = {
     ),
     "OneCycleLR-linear-three-phase": (
         lambda S, o: S.OneCycleLR(
-            o, max_lr=2.0, total_steps=N, pct_start=0.2, anneal_strategy="linear", three_phase=True, cycle_momentum=False
+            o,
+            max_lr=2.0,
+            total_steps=N,
+            pct_start=0.2,
+            anneal_strategy="linear",
+            three_phase=True,
+            cycle_momentum=False,
         ),
         optim.one_cycle(N, max_lr=2.0, pct_start=0.2, anneal_strategy="linear", three_phase=True),
     ),
@@ -162,3 +175,56 @@ def test_bad_schedule_settings():
         optim.join_schedules([optim.constant(1.0)], [3])
     with pytest.raises(fl.ConfigError):
         optim.one_cycle(10, 1.0, anneal_strategy="step")
+
+
+# ---------------------------------------------------------------------------------------
+# Under fl.jit the count is traced: the same values from one trace
+# ---------------------------------------------------------------------------------------
+TRACED = {
+    "constant": lambda: optim.constant(0.1),
+    "linear": lambda: optim.linear(0.1, 0.0, 5, transition_begin=2),
+    "cosine_decay": lambda: optim.cosine_decay(1e-2, 10, alpha=0.1),
+    "warmup_cosine_decay": lambda: optim.warmup_cosine_decay(0.0, 0.1, 2, 8),
+    "exponential_decay": lambda: optim.exponential_decay(0.1, 0.5, 2, staircase=True, end_value=0.02),
+    "exponential_decay_smooth": lambda: optim.exponential_decay(0.1, 0.7, 3),
+    "step_decay": lambda: optim.step_decay(0.1, 2),
+    "piecewise_constant": lambda: optim.piecewise_constant(0.1, {2: 0.5, 4: 0.1}),
+    "polynomial": lambda: optim.polynomial(0.1, 0.01, 2.0, 5),
+    "one_cycle": lambda: optim.one_cycle(10, 0.1),
+    "one_cycle_three_phase": lambda: optim.one_cycle(12, 0.1, anneal_strategy="linear", three_phase=True),
+    "cosine_warm_restarts": lambda: optim.cosine_warm_restarts(0.1, 3),
+    "cosine_warm_restarts_mult": lambda: optim.cosine_warm_restarts(0.1, 2, T_mult=2),
+    "join_schedules": lambda: optim.join_schedules([optim.constant(1.0), optim.linear(1.0, 0.0, 2)], [3]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRACED))
+def test_schedules_on_a_traced_count(name):
+    sched = TRACED[name]()
+    f = fl.jit(lambda c: sched(c) * 1.0)
+    want = [sched(t) for t in range(16)]  # Python ints: exact Python floats
+    got = [float(f(t)) for t in range(16)]
+    assert f.cache_size() == 1
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("cls", ["SGD", "Adam", "RMSprop", "Adagrad", "NAdam", "RAdam", "Lion"])
+def test_class_optimizers_with_schedules_under_jit(cls):
+    def run(jit):
+        fl.random.manual_seed(0)
+        m = nn.Linear(2, 1)
+        kw = {"momentum": 0.9} if cls in ("SGD", "RMSprop") else {}
+        opt = getattr(optim, cls)(lr=optim.cosine_decay(0.05, 4), **kw)
+        vg = nn.value_and_grad(m, lambda x: fl.sum(m(x) ** 2))
+
+        def step(x):
+            loss, grads = vg(x)
+            opt.update(m, grads)
+            return loss
+
+        f = fl.jit(step, inputs=[m, opt], outputs=[m, opt]) if jit else step
+        return [float(f(fl.ones((3, 2)))) for _ in range(9)], (f.cache_size() if jit else 0)
+
+    (eager, _), (jitted, traces) = run(False), run(True)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-5)
+    assert traces <= 2

@@ -12,13 +12,14 @@ import math
 from typing import Any, NamedTuple
 
 from .. import _namespace as ops
-from .._core.tensor import wrap
+from .._core.tensor import Tensor, wrap
 from ._base import (
     EmptyState,
     Flat,
     GradientTransformation,
     PerParam,
     Schedule,
+    _traced_scalar,
     check_betas,
     check_nonneg,
     check_number,
@@ -118,7 +119,9 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
         raise TypeError(f"scale_by_schedule: schedule must be callable; got {schedule!r}.")
 
     def update(g: Flat, state: ScaleByScheduleState, params: Flat | None) -> Any:
-        s = float(schedule(state.count))
+        s = schedule(state.count)
+        if not _traced_scalar(s):  # a traced count (inside fl.jit) gives a traced value
+            s = float(s)
         return {k: v * s for k, v in g.items()}, ScaleByScheduleState(state.count + 1)
 
     def update_arrays(g: dict, state: ScaleByScheduleState, params: dict | None, xp: Any) -> Any:
@@ -248,7 +251,12 @@ def trace(momentum: float, dampening: float = 0.0, nesterov: bool = False) -> Gr
         _check_keys(g, step, "trace")
         out = {}
         for k, v in g.items():
-            b = v if step[k] == 0 else buf[k] * mu + v * (1.0 - damp)
+            n = step[k]
+            if isinstance(n, Tensor) and n.is_tracer:  # a traced count (fl.jit): no Python branch
+                first = 1 - ops.minimum(n, 1)  # a weak 0/1; buf is still zeros at the first step
+                b = buf[k] * (mu * (1 - first)) + v * (first + (1.0 - damp) * (1 - first))
+            else:
+                b = v if n == 0 else buf[k] * mu + v * (1.0 - damp)
             step[k] += 1
             buf[k] = b
             out[k] = v + b * mu if nesterov else b
@@ -599,6 +607,9 @@ def scale_by_radam(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8)
     b1, b2 = check_betas(betas, "scale_by_radam")
     eps = check_nonneg("eps", eps, "scale_by_radam")
     rho_inf = 2.0 / (1.0 - b2) - 1.0
+    t_rect = next(
+        (t for t in range(1, 1 << 20) if rho_inf - 2.0 * t * (b2**t) / (1.0 - b2**t) > 5.0), 1 << 20
+    )  # the first step whose rho_t > 5 (rho_t increases with t)
 
     def init(params: Flat) -> ScaleByRadamState:
         return ScaleByRadamState(_steps(params), _zeros(params), _zeros(params))
@@ -614,7 +625,14 @@ def scale_by_radam(betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8)
             bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
             m_hat = mk / bc1
             rho_t = rho_inf - 2.0 * t * (b2**t) / bc2
-            if rho_t > 5.0:
+            if isinstance(rho_t, Tensor) and rho_t.is_tracer:  # a traced count (fl.jit): both, selected
+                # rho_t grows with t: rectified from step t_rect on (a weak 0/1, so lr-like values stay weak)
+                on = ops.minimum(ops.maximum(t - (t_rect - 1), 0), 1)
+                safe = ops.maximum(rho_t, 5.5)
+                rect = ((safe - 4) * (safe - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * safe)) ** 0.5
+                ra = m_hat * (bc2**0.5 * rect) / (ops.sqrt(vk) + eps)
+                out[k] = ra * on + m_hat * (1 - on)
+            elif rho_t > 5.0:
                 rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
                 out[k] = m_hat * (bc2**0.5 * rect) / (ops.sqrt(vk) + eps)
             else:

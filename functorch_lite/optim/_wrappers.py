@@ -282,8 +282,8 @@ def inject_hyperparams(
             out = dict(current)
             for k, v in dynamic.items():
                 if callable(v):
-                    _schedule_needs_count(count, k)
-                    out[k] = float(v(count))
+                    val = v(count)
+                    out[k] = val if _is_traced(count) else float(val)
             return out
 
         def init(params: Params) -> InjectHyperparamsState:
@@ -295,10 +295,12 @@ def inject_hyperparams(
         def make(hp: dict[str, Any]) -> GradientTransformation:
             # The named optimizers of functorch_lite.optim are pure functions of their
             # arguments: rebuild (and re-validate) them only when a value changes.
-            if reuse and all(type(v) is float or type(v) is int for v in hp.values()) and built[0] == hp:
+            concrete = all(type(v) is float or type(v) is int for v in hp.values())
+            if reuse and concrete and built[0] == hp:
                 return built[1]  # type: ignore[no-any-return]
             tx = factory(**static, **hp)
-            built[0], built[1] = dict(hp), tx
+            if concrete:  # never keep traced values (a jitted step's) beyond the call
+                built[0], built[1] = dict(hp), tx
             return tx
 
         def update(grads: Updates, state: InjectHyperparamsState, params: Params | None = None) -> Any:
@@ -337,16 +339,8 @@ def inject_hyperparams(
     return wrapped
 
 
-def _schedule_needs_count(count: Any, name: str) -> None:
-    """Schedules are Python functions of a concrete step count: say so under jit."""
+def _is_traced(count: Any) -> bool:
+    """A traced step count (inside fl.jit): schedules then give traced values (schedules.py)."""
     from .._core.tensor import Tensor
 
-    if isinstance(count, Tensor) and count.is_tracer:
-        from .._errors import ConcretizationError
-
-        raise ConcretizationError(
-            f"optimizer schedule for {name!r}: schedules run in Python on a concrete step count, but the count "
-            "is traced here (inside fl.jit). Evaluate the schedule outside the jitted step and pass the value "
-            "in: with the class API set opt.lr = schedule(opt.step) before each call (a float: no retrace); "
-            "with the pure API give the optimizer a constant lr and scale the updates by an lr argument."
-        )
+    return isinstance(count, Tensor) and count.is_tracer

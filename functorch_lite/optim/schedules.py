@@ -3,6 +3,11 @@
 Pass one wherever a learning rate goes (``optim.adam(lr=optim.cosine_decay(1e-3, 1000))``).
 Each matches its closed form, and the ``torch.optim.lr_scheduler`` it is named after where
 one exists (noted in each docstring).
+
+A Python ``int`` count gives a Python ``float`` (exact Python arithmetic); a traced count (the
+optimizer state's count inside ``fl.jit``, where it is a weak scalar) gives a traced scalar
+from the same formula written with ``fl`` ops, so a jitted training step with a schedule
+traces once and follows the schedule at every step.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+from .._core.tensor import Tensor
 from .._errors import ConfigError
 from ._base import Schedule, check_nonneg, check_number
 
@@ -35,8 +42,61 @@ def _positive_int(name: str, value: object, where: str) -> int:
     return value
 
 
-def _count(count: int) -> int:
-    return int(count)
+def _count(count: Any) -> Any:
+    return count if isinstance(count, Tensor) else int(count)
+
+
+class _Py:
+    """Scalar math on a concrete count."""
+
+    min = staticmethod(min)
+    max = staticmethod(max)
+    cos = staticmethod(math.cos)
+
+    @staticmethod
+    def where(c: Any, a: Any, b: Any) -> Any:
+        return a if c else b
+
+
+class _Traced:
+    """The same math on a traced count (fl ops on weak scalars, so the value stays weak: it
+    scales float32 updates as a Python float does)."""
+
+    @staticmethod
+    def min(a: Any, b: Any) -> Any:
+        from .._ops.elementwise import minimum
+
+        return minimum(a, b)
+
+    @staticmethod
+    def max(a: Any, b: Any) -> Any:
+        from .._ops.elementwise import maximum
+
+        return maximum(a, b)
+
+    @staticmethod
+    def cos(a: Any) -> Any:
+        from .._ops.elementwise import cos
+
+        return cos(a)
+
+    @staticmethod
+    def ge(t: Any, s: int) -> Any:
+        """1 where the integer count ``t >= s``, else 0 (a weak int; a comparison would not be weak)."""
+        return _Traced.min(_Traced.max(t - (s - 1), 0), 1)
+
+    @staticmethod
+    def pick(values: Sequence[Any], t: Any, starts: Sequence[int]) -> Any:
+        """``values[i]`` for the last ``starts[i] <= t`` (``starts[0]`` is reached by every count)."""
+        inds = [1] + [_Traced.ge(t, s) for s in starts[1:]] + [0]
+        out: Any = 0
+        for i, v in enumerate(values):
+            out = out + v * (inds[i] - inds[i + 1])  # one term is v * 1, the others exact zeros
+        return out
+
+
+def _ops(count: Any) -> type[_Py] | type[_Traced]:
+    return _Traced if isinstance(count, Tensor) else _Py
 
 
 def constant(value: float) -> Schedule:
@@ -64,7 +124,8 @@ def linear(init_value: float, end_value: float, transition_steps: int, transitio
     n = _positive_int("transition_steps", transition_steps, "linear")
 
     def schedule(count: int) -> float:
-        t = min(max(_count(count) - transition_begin, 0), n)
+        m = _ops(count)
+        t = m.min(m.max(_count(count) - transition_begin, 0), n)
         return a + (b - a) * t / n
 
     return schedule
@@ -85,8 +146,9 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Sch
     end = a * v
 
     def schedule(count: int) -> float:
-        t = min(_count(count), n)
-        return end + (v - end) * (1 + math.cos(math.pi * t / n)) / 2
+        m = _ops(count)
+        t = m.min(_count(count), n)
+        return end + (v - end) * (1 + m.cos(math.pi * t / n)) / 2
 
     return schedule
 
@@ -115,8 +177,9 @@ def warmup_cosine_decay(
     end = check_number("end_value", end_value, "warmup_cosine_decay")
 
     def decay(count: int) -> float:
-        t = min(_count(count), decay_steps - w)
-        return end + (peak - end) * (1 + math.cos(math.pi * t / (decay_steps - w))) / 2
+        m = _ops(count)
+        t = m.min(_count(count), decay_steps - w)
+        return end + (peak - end) * (1 + m.cos(math.pi * t / (decay_steps - w))) / 2
 
     return join_schedules([warm, decay], [w])
 
@@ -143,11 +206,12 @@ def exponential_decay(
     n = _positive_int("transition_steps", transition_steps, "exponential_decay")
 
     def schedule(count: int) -> float:
-        t = max(_count(count) - transition_begin, 0)
+        m = _ops(count)
+        t = m.max(_count(count) - transition_begin, 0)
         e = t // n if staircase else t / n
         out = v * r**e
         if end_value is not None:
-            out = max(out, end_value) if r < 1 else min(out, end_value)
+            out = m.max(out, end_value) if r < 1 else m.min(out, end_value)
         return out
 
     return schedule
@@ -184,7 +248,14 @@ def piecewise_constant(init_value: float, boundaries_and_scales: Mapping[int, fl
     values = [v]
     for _, s in items:
         values.append(values[-1] * s)
-    return lambda count: values[bisect.bisect_right(bounds, _count(count))]
+
+    def schedule(count: int) -> float:
+        if not isinstance(count, Tensor):
+            return values[bisect.bisect_right(bounds, int(count))]
+        out = _Traced.pick(values, count, [0, *bounds])
+        return out  # type: ignore[no-any-return]
+
+    return schedule
 
 
 def polynomial(
@@ -203,7 +274,8 @@ def polynomial(
     n = _positive_int("transition_steps", transition_steps, "polynomial")
 
     def schedule(count: int) -> float:
-        t = min(max(_count(count) - transition_begin, 0), n)
+        m = _ops(count)
+        t = m.min(m.max(_count(count) - transition_begin, 0), n)
         return (a - b) * (1 - t / n) ** p + b
 
     return schedule
@@ -246,13 +318,18 @@ def one_cycle(
     else:
         phases = [(float(pct_start * n) - 1, initial, mx), (n - 1, mx, lowest)]
 
-    def anneal(start: float, end: float, pct: float) -> float:
+    def anneal(start: float, end: float, pct: Any) -> Any:
         if anneal_strategy == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+            return end + (start - end) / 2.0 * (_ops(pct).cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
     def schedule(count: int) -> float:
         t = _count(count)
+        if isinstance(t, Tensor):  # every phase's value, the right one selected
+            starts = [0.0] + [e for e, _, _ in phases[:-1]]
+            vals = [anneal(lo, hi, (t - st) / (e - st)) for (e, lo, hi), st in zip(phases, starts, strict=True)]
+            # phase i + 1 from the first integer count past phase i's end step
+            return _Traced.pick(vals, t, [0] + [math.floor(e) + 1 for e in starts[1:]])  # type: ignore[no-any-return]
         start_step = 0.0
         for i, (end_step, lo, hi) in enumerate(phases):
             if t <= end_step or i == len(phases) - 1:
@@ -281,6 +358,18 @@ def cosine_warm_restarts(init_value: float, T_0: int, T_mult: int = 1, eta_min: 
 
     def schedule(count: int) -> float:
         t_cur, t_i = _count(count), t0
+        if isinstance(t_cur, Tensor):
+            if tm == 1:  # equal cycles: the remainder
+                tc: Any = t_cur % t0
+                ti: Any = t0
+            else:  # the cycle that holds the count, among those that start before 2**31 steps
+                starts, lengths = [0], [t0]
+                while starts[-1] + lengths[-1] < 2**31:
+                    starts.append(starts[-1] + lengths[-1])
+                    lengths.append(lengths[-1] * tm)
+                tc = t_cur - _Traced.pick(starts, t_cur, starts)
+                ti = _Traced.pick(lengths, t_cur, starts)
+            return lo + (v - lo) * (1 + _Traced.cos(math.pi * tc / ti)) / 2  # type: ignore[no-any-return]
         while t_cur >= t_i:
             t_cur -= t_i
             t_i *= tm
@@ -309,6 +398,9 @@ def join_schedules(schedules: Sequence[Callable[[int], float]], boundaries: Sequ
     starts = [0, *bounds]
 
     def schedule(count: int) -> float:
+        if isinstance(count, Tensor):
+            vals = [sc(count - st) for sc, st in zip(schedules, starts, strict=True)]
+            return _Traced.pick(vals, count, starts)  # type: ignore[no-any-return]
         i = bisect.bisect_right(bounds, _count(count))
         return float(schedules[i](_count(count) - starts[i]))
 
