@@ -481,11 +481,13 @@ def _codegen(p: Program, override: Any = None) -> tuple[str, dict[str, Any]]:
         return lname
 
     bound = [_fast_bound(e) or (_bound(e), []) for e in p.eqns]
+    overridden: set[int] = set()
     if override is not None:
         for n, e in enumerate(p.eqns):
             fn = override(e)
             if fn is not None:
                 bound[n] = (fn, [])
+                overridden.add(n)
     reusable = _reusable_buffers(p, bound, last, out_ids | const_ids)
     for n, e in enumerate(p.eqns):
         fname = f"f{n}"
@@ -501,7 +503,7 @@ def _codegen(p: Program, override: Any = None) -> tuple[str, dict[str, Any]]:
             names[o.id] = nm
             outs.append(nm)
         call = f"{fname}({', '.join(call_ins)})"
-        inline = _inline_weak(e, ins)
+        inline = _inline_weak(e, ins) if n not in overridden else None
         if inline is not None:  # Python scalars: the operator inline, the general call where it raises
             if e.params:
                 lines.append(f"    {outs[0]} = {inline}")

@@ -70,7 +70,8 @@ def check_compiler(compiler: Any) -> None:
 
 
 def _backends(p: Program) -> set[str]:
-    xps = {v.xp for v in p.in_vars if isinstance(v, Var)}
+    used = _used(p)  # (an input no equation reads, as the generator key mostly is, does not count)
+    xps = {v.xp for v in p.in_vars if isinstance(v, Var) and v.id in used}
     xps.update(v.xp for v, _ in p.consts)
     for e in p.eqns:
         xps.update(o.xp for o in e.outputs)
@@ -150,42 +151,50 @@ def _guarded(
     return run
 
 
-def _out_fixups(p: Program) -> tuple[list[int], list[tuple[int, Any]]]:
-    """(positions of array and weak outputs, (position, Python type) of the weak ones)."""
+def _used(p: Program) -> set[int]:
+    ids = {o.id for o in p.outs if isinstance(o, Var)}
+    for e in p.eqns:
+        ids.update(i.id for i in e.inputs if isinstance(i, Var))
+    return ids
+
+
+def _native(p: Program, fn: Callable[..., list[Any]], make: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """(``fn`` through a native compiler ``make``, the compiled object). The compiled function
+    takes only the inputs the program reads (an unused generator key is not transferred) and
+    returns only its Var outputs; the wrapper puts back literal outputs and turns weak outputs
+    into the Python scalars the replay returns."""
+    flat = [v for v in p.in_vars if isinstance(v, Var)]
+    used = _used(p)
+    keep = [k for k, v in enumerate(flat) if v.id in used]
     arr = [k for k, o in enumerate(p.outs) if isinstance(o, Var)]
     weak = [(k, o.weak) for k, o in enumerate(p.outs) if isinstance(o, Var) and o.weak is not None]
-    return arr, weak
+    n_in, n_out = len(flat), len(p.outs)
+    if len(keep) == n_in and len(arr) == n_out:
+        native = make(fn)
+        if not weak:
+            return native, native
+        inner = fn
+    else:
 
+        def inner(*a: Any) -> list[Any]:
+            full = [None] * n_in
+            for k, x in zip(keep, a, strict=True):
+                full[k] = x
+            r = fn(*full)
+            return [r[k] for k in arr]
 
-def _with_fixups(p: Program, inner: Callable[..., Any], jitted: Callable[..., Any]) -> Callable[..., list[Any]]:
-    """Call ``jitted`` (a compiled ``inner``, which returns only the Var outputs) and put back
-    literal outputs and weak outputs as the Python scalars the replay returns."""
-    arr, weak = _out_fixups(p)
-    if len(arr) == len(p.outs) and not weak:
-        return jitted
+        native = make(inner)
     outs = list(p.outs)
 
     def run(*a: Any) -> list[Any]:
         r = list(outs)
-        for k, v in zip(arr, jitted(*a), strict=True):
+        for k, v in zip(arr, native(*[a[k] for k in keep]), strict=True):
             r[k] = v
         for k, t in weak:
             r[k] = t(r[k].item() if hasattr(r[k], "item") else r[k])
         return r
 
-    return run
-
-
-def _vars_only(p: Program, fn: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
-    arr, _ = _out_fixups(p)
-    if len(arr) == len(p.outs):
-        return fn
-
-    def inner(*a: Any) -> list[Any]:
-        r = fn(*a)
-        return [r[k] for k in arr]
-
-    return inner
+    return run, native
 
 
 # ---------------------------------------------------------------------------------------
@@ -203,6 +212,8 @@ def _xla_replay(p: Program) -> Callable[..., list[Any]]:
 
 def _xla_override(e: Eqn) -> Callable[..., Any] | None:
     name, params = e.prim.name, e.params
+    if _weak_only(e):
+        return _weak_xla(e)
     if name == "scan" and not params.get("dyn"):
         return functools.partial(_lax_scan, **params)
     if name == "cond":
@@ -210,6 +221,24 @@ def _xla_override(e: Eqn) -> Callable[..., Any] | None:
     if name == "while_loop":
         return functools.partial(_lax_while, **params)
     return None
+
+
+def _weak_xla(e: Eqn) -> Callable[..., Any] | None:
+    """An equation on weak scalars only, which jax.jit traces (as weak-typed values): what the
+    replay computes in Python, on tracers. A cast keeps the value weak, as ``float(v)`` does."""
+    from ._staging import PY_OPS
+
+    if e.prim.name == "astype" and len(e.inputs) == 1:
+        kind = getattr(e.params.get("dtype"), "kind", None)
+        if kind == "f":
+            return lambda v: v + 0.0  # (weak int + weak float: a weak float, as in Python)
+        return None  # (int(v), bool(v) of a traced value: not expressible; the default replays)
+    op = PY_OPS.get(e.prim.name)
+    if op is not None and not e.params:
+        return op  # (on tracers jax gives inf / nan where Python raises, as the replay's fallback does)
+    import jax.numpy as jnp
+
+    return functools.partial(e.prim.impl, jnp, **e.params)
 
 
 def _lax_scan(*arrays: Any, body: Program, n_consts: int, n_carry: int, length: int, reverse: bool, **_: Any) -> Any:
@@ -257,20 +286,36 @@ def _lax_while(*arrays: Any, cond: Program, body: Program, n_cc: int, n_bc: int)
 def _xla(p: Program, explicit: bool) -> Callable[..., list[Any]]:
     import jax
 
-    inner = _vars_only(p, _xla_replay(p))
-    jf = jax.jit(inner)
-    return _guarded(p, "xla", _with_fixups(p, inner, jf), explicit, jf)
+    run, jf = _native(p, _xla_replay(p), jax.jit)
+    return _guarded(p, "xla", run, explicit, jf)
 
 
 # ---------------------------------------------------------------------------------------
 # torch.compile
 # ---------------------------------------------------------------------------------------
+def _weak_only(e: Eqn) -> bool:
+    ins = e.inputs
+    return any(isinstance(i, Var) for i in ins) and all(not isinstance(i, Var) or i.weak is not None for i in ins)
+
+
+def _torch_override(e: Eqn) -> Callable[..., Any] | None:
+    """Weak-scalar equations as calls, not the replay's inline ``try`` (whose exception table
+    dynamo cannot rewrite on Python 3.11)."""
+    if _weak_only(e):
+        from ._compile import _bound
+
+        return _bound(e)  # type: ignore[no-any-return]
+    return None
+
+
 def _torch_compile(p: Program, explicit: bool) -> Callable[..., list[Any]]:
     import torch
 
-    inner = _vars_only(p, _replay(p))
-    tf = torch.compile(inner)
-    return _guarded(p, "torch.compile", _with_fixups(p, inner, tf), explicit, tf)
+    from ._compile import compile_program
+
+    fn = compile_program(p, override=_torch_override)
+    run, tf = _native(p, fn, torch.compile)
+    return _guarded(p, "torch.compile", run, explicit, tf)
 
 
 # ---------------------------------------------------------------------------------------

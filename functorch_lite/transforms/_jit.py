@@ -29,7 +29,7 @@ from .._core import tree_util as tu
 from .._core.tensor import Tensor, backend_for, wrap
 from .._errors import TransformError
 from ._compile import compile_program, compiled, optimize_compiled
-from ._compilers import check_compiler, resolve
+from ._compilers import CompilerError, check_compiler, resolve
 from ._staging import (
     Program,
     Var,
@@ -465,6 +465,7 @@ class Jitted:
         functools.update_wrapper(self, f)
         self.fun = f
         self.compiler = compiler  # as given: None picks each program's backend default
+        self._soft = False  # (jit's own inner jits: a compiler that does not fit replays instead)
         self.static_argnums = static_argnums
         self.static_argnames = static_argnames
         self.donate_argnums = donate_argnums
@@ -674,13 +675,18 @@ class Jitted:
             else:
                 state_info.append((child, child.num_leaves))
         opt = optimize_compiled(prog)
-        chosen = resolve(self.compiler, opt)
+        try:
+            chosen = resolve(self.compiler, opt)
+        except CompilerError:
+            if not self._soft:
+                raise
+            chosen = "replay"
         e = _Entry()
         e.compiler = self.compiler
         e.run = (
             opt._compiled
             if chosen == "replay"
-            else compile_program(opt, compiler=chosen, explicit=self.compiler is not None)
+            else compile_program(opt, compiler=chosen, explicit=self.compiler is not None and not self._soft)
         )
         e.program = opt
         e.out_tree = user_tree
@@ -1014,8 +1020,16 @@ def _batched_call(entry: _Entry, tr: Any, flat: list[Any]) -> list[Any]:
         batched = vmap(
             lambda *a: prog.call_flat(list(a)), in_axes=tuple(dims), axis_size=tr.axis_size, randomness=tr.randomness
         )
-        fn = entry.batched[key] = jit(batched, compiler=entry.compiler)
+        fn = entry.batched[key] = _inner_jit(batched, entry.compiler)
     return [tr.tracer(o, 0) if isinstance(o, Tensor) else o for o in fn(*vals)]
+
+
+def _inner_jit(f: Callable[..., Any], compiler: str | None) -> Jitted:
+    """A jit that jit makes for itself (a staged backward, a batched program): the outer one's
+    compiler where it fits this program, else the replay (never an error of its own)."""
+    j = jit(f, compiler=compiler)
+    j._soft = True
+    return j  # type: ignore[no-any-return]
 
 
 def _staged_call(entry: _Entry) -> Any:
@@ -1035,7 +1049,7 @@ def _staged_call(entry: _Entry) -> Any:
     def pullback(flat: list[Any], cts: list[Any]) -> Any:
         return vjp(lambda *a: prog.call_flat(list(a)), *flat)[1](cts)
 
-    back = jit(pullback, compiler=entry.compiler)
+    back = _inner_jit(pullback, entry.compiler)
 
     def fwd(*flat: Any) -> Any:
         return fun(*flat), flat
