@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core.engine import Primitive, bind
-from . import manipulation as _L_manipulation  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
 
 __all__ = ["def_linear", "move_bdim_to_front", "batch_via_front"]
 
@@ -23,9 +23,9 @@ def def_linear(prim: Primitive, transpose: Callable[..., Any]) -> None:
 
 def move_bdim_to_front(x: Any, d: int | None, size: int | None = None) -> Any:
     """``x`` with its batch axis first; an unbatched ``x`` is broadcast when ``size`` is given."""
-    broadcast_to = _L_manipulation.broadcast_to
-    expand_dims = _L_manipulation.expand_dims
-    moveaxis = _L_manipulation.moveaxis
+    broadcast_to = _manipulation.broadcast_to
+    expand_dims = _manipulation.expand_dims
+    moveaxis = _manipulation.moveaxis
 
     if d is None:
         if size is None:

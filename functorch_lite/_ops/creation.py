@@ -18,7 +18,7 @@ from ._base import (
     default_float,
 )
 from ._rules import move_bdim_to_front
-from . import manipulation as _L_manipulation  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
 
 _new = object.__new__
 _FAST = _backend.FAST_NAMESPACES
@@ -120,7 +120,7 @@ def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) 
     dt = _fill_dtype(fill_value) if dtype is None else check_dtype(dtype, "full")
     if isinstance(fill_value, Tensor):
         if fill_value.is_tracer:  # a traced fill: broadcast it (differentiable, batchable)
-            broadcast_to = _L_manipulation.broadcast_to
+            broadcast_to = _manipulation.broadcast_to
 
             return broadcast_to(asarray(fill_value, dtype=dt), _shape(shape))
         fill_value = fill_value.item()  # (dt is the Tensor's dtype, as under a transform)
@@ -196,7 +196,7 @@ def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = No
     """
     if isinstance(fill_value, Tensor):
         if fill_value.is_tracer:  # a traced fill: broadcast it (differentiable, batchable)
-            broadcast_to = _L_manipulation.broadcast_to
+            broadcast_to = _manipulation.broadcast_to
 
             x = as_tensor(x, "full_like")
             dt = x.dtype if dtype is None else check_dtype(dtype, "full_like")
@@ -337,8 +337,8 @@ def meshgrid(*arrays: Any, indexing: str = "xy") -> list[Tensor]:
         >>> [a.shape for a in fl.meshgrid(fl.arange(3), fl.arange(2))]
         [(2, 3), (2, 3)]
     """
-    broadcast_to = _L_manipulation.broadcast_to
-    reshape = _L_manipulation.reshape
+    broadcast_to = _manipulation.broadcast_to
+    reshape = _manipulation.reshape
 
     if indexing not in ("xy", "ij"):
         raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij'; got {indexing!r}.")

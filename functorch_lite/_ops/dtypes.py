@@ -10,7 +10,7 @@ from .. import _dtypes as D
 from .._core.tensor import Tensor
 from .._errors import DTypeError
 from ._base import Primitive, as_tensor, backend_for, bind, check_dtype
-from . import elementwise as _L_elementwise  # noqa: E402
+from . import elementwise as _elementwise  # noqa: E402
 
 __all__ = ["astype", "can_cast", "finfo", "iinfo", "isdtype"]
 
@@ -36,7 +36,7 @@ def _astype_vjp(g: Any, out: Any, x: Any, *, dtype: D.DType, copy: builtins.bool
     if src.kind not in "fc":
         return (None,)
     if src.kind == "f" and dtype.kind == "c":
-        real = _L_elementwise.real
+        real = _elementwise.real
 
         g = real(g)
     return (astype(g, src),)

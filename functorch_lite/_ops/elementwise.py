@@ -32,15 +32,15 @@ __all__: list[str] = []
 
 # Native float/complex and bool dtypes per backend namespace (for the scalar fast path).
 from .._backend import BOOL_NATIVES as _BOOLS_BY_XP, FLOAT_NATIVES as _FLOATS_BY_XP  # noqa: E402
-from . import _base as _L__base  # noqa: E402
-from . import dtypes as _L_dtypes  # noqa: E402
-from . import manipulation as _L_manipulation  # noqa: E402
-from .. import _backend as _L_pkg2__backend  # noqa: E402
-from . import searching as _L_searching  # noqa: E402
+from . import _base  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from .. import _backend  # noqa: E402
+from . import searching as _searching  # noqa: E402
 
 
-_NUMPY_XP = _L_pkg2__backend.numpy_backend.xp
-_NUMPY_FAST = _L_pkg2__backend.FAST_NAMESPACES[_NUMPY_XP]  # what avjp rules get on numpy
+_NUMPY_XP = _backend.numpy_backend.xp
+_NUMPY_FAST = _backend.FAST_NAMESPACES[_NUMPY_XP]  # what avjp rules get on numpy
 _NP_FLOATS = _FLOATS_BY_XP[_NUMPY_XP]
 _IN_PLACE = ("add", "subtract", "multiply", "divide")  # x op= y may write into x's own array
 _NO_PARAMS: dict[str, Any] = {}  # shared, never mutated
@@ -68,8 +68,8 @@ def _register_backend_dtypes() -> None:
 
 def elementwise_batch(axis_size: int, vals: Any, dims: Any, **params: Any) -> tuple[Any, int]:
     """Batch rule of every elementwise op: batch axes to the front, ranks aligned."""
-    moveaxis = _L_manipulation.moveaxis
-    reshape = _L_manipulation.reshape
+    moveaxis = _manipulation.moveaxis
+    reshape = _manipulation.reshape
 
     rank = 0
     for v, d in zip(vals, dims, strict=True):
@@ -98,7 +98,7 @@ class _FLNamespace:
     vjp (``Primitive.avjp``) that first-order backward runs on concrete arrays."""
 
     def __getattr__(self, name: str) -> Any:
-        for mod in (globals(), vars(_L_searching), vars(_L_dtypes)):
+        for mod in (globals(), vars(_searching), vars(_ops_dtypes)):
             if name in mod:
                 fn = mod[name]
                 setattr(self, name, fn)
@@ -429,7 +429,7 @@ def _binary(
             return bind(prim, (x, y), {})
         except ValueError:
             if isinstance(x, Tensor) and isinstance(y, Tensor):
-                broadcast_shapes = _L_manipulation.broadcast_shapes
+                broadcast_shapes = _manipulation.broadcast_shapes
 
                 broadcast_shapes(x.shape, y.shape)  # raises ShapeError naming both shapes
             raise
@@ -533,7 +533,7 @@ relu_p.avjp = lambda xp, g, o, ps, par, pm: (_relu_raw(xp, g, None, o),)
 def _mask_of(out: Any) -> Any:
     # the gradient at 0 is 0, as in PyTorch
     m = FL.greater(out, 0)
-    return m if out._xp is _NUMPY_XP and out._t is None else _L_dtypes.astype(m, out.dtype)
+    return m if out._xp is _NUMPY_XP and out._t is None else _ops_dtypes.astype(m, out.dtype)
 
 
 def relu(x: Any, /) -> Tensor:
@@ -564,7 +564,7 @@ def relu(x: Any, /) -> Tensor:
 
 def _max_mask(x: Any, y: Any) -> Any:
     # NOTE: at ties the gradient is split evenly between the arguments (as JAX does).
-    astype = _L_dtypes.astype
+    astype = _ops_dtypes.astype
 
     gt = FL.greater(x, y)
     eq = FL.equal(x, y)
@@ -629,7 +629,7 @@ def result_type(*arrays_and_dtypes: Any) -> D.DType:
         >>> fl.result_type(fl.float32, fl.float64)
         functorch_lite.float64
     """
-    check_dtype = _L__base.check_dtype
+    check_dtype = _base.check_dtype
 
     if not arrays_and_dtypes:
         raise ValueError("result_type: needs at least one array or dtype.")
@@ -645,7 +645,7 @@ def result_type(*arrays_and_dtypes: Any) -> D.DType:
         else:
             dts.append(check_dtype(a, "result_type"))
     if not dts:
-        dtype_of = _L__base.dtype_of
+        dtype_of = _base.dtype_of
 
         dts = [dtype_of(scalars.pop(0))]
     r = dts[0]
@@ -700,7 +700,6 @@ _OK_OTHER = (Tensor,) + scalar_types
 def _operand_ok(other: Any) -> bool:
     if isinstance(other, _OK_OTHER):
         return True
-    _backend = _L_pkg2__backend
 
     return _backend.backend_of(other) is not None
 
@@ -734,7 +733,7 @@ def rebind(t: Tensor, r: Tensor, op: str) -> Tensor:
                 f"(x = x {_symbol(op)} y), or cast the target first "
                 f"(x = fl.astype(x, fl.{r.dtype.name}))."
             )
-        astype = _L_dtypes.astype
+        astype = _ops_dtypes.astype
 
         r = astype(r, t.dtype)
     t._a = r._a
@@ -798,10 +797,10 @@ def _attach_operators() -> None:
                 # a float array only self holds: the ufunc writes into it (no copy; see _backend)
                 oc = other.__class__
                 if oc is float or oc is int:
-                    if _L_pkg2__backend.ufunc_in_place(self, _np, other):
+                    if _backend.ufunc_in_place(self, _np, other):
                         return self
                 elif oc is Tensor and other._t is None and other._xp is _NUMPY_XP and other._a.dtype is self._a.dtype:
-                    if _L_pkg2__backend.ufunc_in_place(self, _np, other._a):
+                    if _backend.ufunc_in_place(self, _np, other._a):
                         return self
             if not _operand_ok(other):
                 return NotImplemented

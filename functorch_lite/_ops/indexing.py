@@ -17,11 +17,11 @@ from .._core.tensor import Tensor, backend_for
 from .._errors import DataDependentShapeError, ShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis
 from ._rules import move_bdim_to_front
-from . import creation as _L_creation  # noqa: E402
-from . import dtypes as _L_dtypes  # noqa: E402
-from . import manipulation as _L_manipulation  # noqa: E402
-from . import reduction as _L_reduction  # noqa: E402
-from .._core import tensor as _L_up__core_tensor  # noqa: E402
+from . import creation as _creation  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from . import reduction as _reduction  # noqa: E402
+from .._core import tensor as _tensor  # noqa: E402
 
 __all__ = ["getitem", "setitem", "index_add", "take", "take_along_axis"]
 
@@ -94,7 +94,7 @@ def _on(t: Tensor, like: Tensor) -> Tensor:
 
 
 def _wrap_foreign(t: Tensor, b: Any) -> Tensor:
-    wrap = _L_up__core_tensor.wrap
+    wrap = _tensor.wrap
 
     src = backend_for(t._xp)
     return wrap(b.from_foreign(src.fix(t._a), src), b.xp)
@@ -172,7 +172,7 @@ def _batched_key(
 ) -> tuple[tuple[Any, ...], list[Any], tuple[int, ...] | None]:
     """A key for the batched array (batch axis first) and the permutation that restores
     the per-example layout of the result (None when no permutation is needed)."""
-    reshape = _L_manipulation.reshape
+    reshape = _manipulation.reshape
 
     full = _expand_ellipsis(spec, x_nd, "getitem")
     if not _has_advanced(full):
@@ -229,7 +229,7 @@ def _default_xp() -> Any:
 
 
 def _arange_like(n: int, like: Tensor) -> Tensor:
-    wrap = _L_up__core_tensor.wrap
+    wrap = _tensor.wrap
 
     xp = like._xp
     return wrap(xp.arange(n, dtype=backend_for(xp).native(D.int64)), xp)
@@ -238,7 +238,7 @@ def _arange_like(n: int, like: Tensor) -> Tensor:
 def _apply_perm(r: Any, perm: tuple[int, ...] | None) -> Any:
     if perm is None:
         return r
-    permute_dims = _L_manipulation.permute_dims
+    permute_dims = _manipulation.permute_dims
 
     full = perm + tuple(range(len(perm), r.ndim))
     return permute_dims(r, full)
@@ -286,7 +286,7 @@ def _standard_key(xp: Any, shape: tuple[int, ...], key: tuple[Any, ...]) -> tupl
     items.extend([slice(None)] * (len(shape) - builtins.sum(1 for k in items if k is not None)))
     if not builtins.any(_is_arr(k) for k in items):
         return tuple(items)
-    broadcast_shapes = _L_manipulation.broadcast_shapes
+    broadcast_shapes = _manipulation.broadcast_shapes
 
     adv = [i for i, k in enumerate(items) if _is_arr(k) or isinstance(k, int)]
     contiguous = adv == list(range(adv[0], adv[-1] + 1))
@@ -336,7 +336,7 @@ getitem_p.jvp = lambda ts, out, x, *idx, spec: bind(getitem_p, (ts[0],) + idx, {
 
 
 def _getitem_vjp(g: Any, out: Any, x: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
-    zeros_like = _L_creation.zeros_like
+    zeros_like = _creation.zeros_like
 
     return (lambda: index_add_raw(zeros_like(x), g, idx, spec),)
 
@@ -467,7 +467,7 @@ setitem_p = Primitive("setitem", _setitem_impl)
 
 
 def _setitem_jvp(ts: Any, out: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
-    zeros_like = _L_creation.zeros_like
+    zeros_like = _creation.zeros_like
 
     tx, tv = ts[0], ts[1]
     if tx is None:
@@ -490,8 +490,8 @@ setitem_p.vjp = _setitem_vjp
 
 def _scatter_batch(prim: Primitive) -> Any:
     def rule(n: int, vals: Any, dims: Any, *, spec: tuple[Any, ...]) -> Any:
-        broadcast_to = _L_manipulation.broadcast_to
-        permute_dims = _L_manipulation.permute_dims
+        broadcast_to = _manipulation.broadcast_to
+        permute_dims = _manipulation.permute_dims
 
         x, v, *idx = vals
         xd, vd, *idims = dims
@@ -507,7 +507,7 @@ def _scatter_batch(prim: Primitive) -> Any:
                 v = move_bdim_to_front(v, vd)
                 vs = v.shape[1:]
                 if len(vs) < len(target):
-                    reshape = _L_manipulation.reshape
+                    reshape = _manipulation.reshape
 
                     v = reshape(v, (n,) + (1,) * (len(target) - len(vs)) + vs)
                 v = broadcast_to(v, (n,) + target)
@@ -519,7 +519,7 @@ def _scatter_batch(prim: Primitive) -> Any:
 
 
 def _result_shape(shape: tuple[int, ...], spec: tuple[Any, ...], idx: Any, idims: Any) -> tuple[int, ...]:
-    broadcast_shapes = _L_manipulation.broadcast_shapes
+    broadcast_shapes = _manipulation.broadcast_shapes
 
     full = _expand_ellipsis(spec, len(shape), "setitem")
     has_adv = _has_advanced(full)
@@ -544,7 +544,7 @@ def _result_shape(shape: tuple[int, ...], spec: tuple[Any, ...], idx: Any, idims
                         "setitem: a batched boolean mask index cannot be batched under vmap; use where(mask, v, x)."
                     )
                 # An unbatched concrete mask selects a known number of elements along its axes.
-                _sum = _L_reduction.sum
+                _sum = _reduction.sum
 
                 sh = (int(_sum(a)),)
             adv_shapes.append(tuple(sh))
@@ -592,7 +592,7 @@ index_add_p = Primitive("index_add", _index_add_impl)
 
 
 def _index_add_jvp(ts: Any, out: Any, x: Any, v: Any, *idx: Any, spec: tuple[Any, ...]) -> Any:
-    zeros_like = _L_creation.zeros_like
+    zeros_like = _creation.zeros_like
 
     tx, tv = ts[0], ts[1]
     if tv is None:
@@ -609,7 +609,7 @@ index_add_p.batch = _scatter_batch(index_add_p)
 
 def index_add_raw(x: Tensor, v: Any, idx: Any, spec: tuple[Any, ...]) -> Tensor:
     if v.dtype is not x.dtype:
-        astype = _L_dtypes.astype
+        astype = _ops_dtypes.astype
 
         v = astype(v, x.dtype)
     return bind(index_add_p, (x, v) + tuple(idx), {"spec": spec})
@@ -620,7 +620,7 @@ def _prep_value(x: Tensor, value: Any, op: str) -> Any:
         return as_tensor(value, op, like=x)
     v = as_tensor(value, op)
     if v.dtype is not x.dtype:
-        astype = _L_dtypes.astype
+        astype = _ops_dtypes.astype
 
         v = astype(v, x.dtype)
     return v
@@ -684,7 +684,7 @@ def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Tensor:
         >>> fl.take(fl.asarray([10, 20, 30]), fl.asarray([2, 0])).tolist()
         [30, 10]
     """
-    reshape = _L_manipulation.reshape
+    reshape = _manipulation.reshape
 
     if (
         x.__class__ is Tensor
@@ -744,8 +744,8 @@ def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Tensor:
         >>> fl.take_along_axis(x, fl.asarray([[1], [0]]), axis=1).tolist()
         [[20], [30]]
     """
-    broadcast_shapes = _L_manipulation.broadcast_shapes
-    reshape = _L_manipulation.reshape
+    broadcast_shapes = _manipulation.broadcast_shapes
+    reshape = _manipulation.reshape
 
     x = as_tensor(x, "take_along_axis")
     i = as_tensor(indices, "take_along_axis", like=x)

@@ -8,9 +8,9 @@ from typing import Any
 from .._core.tensor import Tensor
 from .._errors import ShapeError
 from ._base import Primitive, as_tensor, bind
-from . import elementwise as _L_elementwise  # noqa: E402
-from . import manipulation as _L_manipulation  # noqa: E402
-from . import reduction as _L_reduction  # noqa: E402
+from . import elementwise as _elementwise  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from . import reduction as _reduction  # noqa: E402
 
 __all__ = ["matmul", "tensordot", "vecdot"]
 
@@ -29,7 +29,7 @@ matmul_p = Primitive("matmul", _mm_impl)
 
 
 def _mT(x: Any) -> Any:
-    matrix_transpose = _L_manipulation.matrix_transpose
+    matrix_transpose = _manipulation.matrix_transpose
 
     return matrix_transpose(x)
 
@@ -49,8 +49,8 @@ matmul_p.jvp = _matmul_jvp
 
 
 def _matmul_vjp(g: Any, out: Any, x: Any, y: Any) -> Any:
-    expand_dims = _L_manipulation.expand_dims
-    squeeze = _L_manipulation.squeeze
+    expand_dims = _manipulation.expand_dims
+    squeeze = _manipulation.squeeze
     xn, yn = x.ndim, y.ndim
     if yn == 1:  # x (..., m, k) @ y (k,) -> (..., m)
         return (
@@ -103,14 +103,14 @@ matmul_p.avjp = _matmul_avjp
 
 
 def _move(v: Any, d: int) -> Any:
-    return v if d == 0 else _L_manipulation.moveaxis(v, d, 0)
+    return v if d == 0 else _manipulation.moveaxis(v, d, 0)
 
 
 def _matmul_batch(n: int, vals: Any, dims: Any) -> Any:
-    elementwise_batch = _L_elementwise.elementwise_batch
-    reshape = _L_manipulation.reshape
-    squeeze = _L_manipulation.squeeze
-    expand_dims = _L_manipulation.expand_dims
+    elementwise_batch = _elementwise.elementwise_batch
+    reshape = _manipulation.reshape
+    squeeze = _manipulation.squeeze
+    expand_dims = _manipulation.expand_dims
 
     (x, y), (dx, dy) = vals, dims
     sq: Any = None
@@ -176,18 +176,18 @@ def matmul(x1: Any, x2: Any, /) -> Tensor:
                 r = tr.record2(matmul_p, x1, x2, True)
                 if r is not None:
                     return r
-    prep_binary = _L_elementwise.prep_binary
+    prep_binary = _elementwise.prep_binary
 
     x, y = prep_binary("matmul", as_tensor(x1, "matmul"), as_tensor(x2, "matmul"))
     _check_mm(x, y)
     if x.ndim == 1 and y.ndim == 1:
-        _sum = _L_reduction.sum
+        _sum = _reduction.sum
 
         p = x * y
         return _sum(p, dtype=p.dtype)
     if x.ndim == 1 or y.ndim == 1:
         return bind(matmul_p, (x, y), {})
-    broadcast_shapes = _L_manipulation.broadcast_shapes
+    broadcast_shapes = _manipulation.broadcast_shapes
 
     broadcast_shapes(x.shape[:-2], y.shape[:-2])
     return bind(matmul_p, (x, y), {})
@@ -201,9 +201,9 @@ def tensordot(x1: Any, x2: Any, /, *, axes: int | tuple[Sequence[int], Sequence[
         >>> fl.tensordot(fl.ones((2, 3)), fl.ones((3, 4)), axes=1).shape
         (2, 4)
     """
-    prep_binary = _L_elementwise.prep_binary
-    permute_dims = _L_manipulation.permute_dims
-    reshape = _L_manipulation.reshape
+    prep_binary = _elementwise.prep_binary
+    permute_dims = _manipulation.permute_dims
+    reshape = _manipulation.reshape
 
     x, y = prep_binary("tensordot", as_tensor(x1, "tensordot"), as_tensor(x2, "tensordot"))
     if isinstance(axes, int):
@@ -245,9 +245,9 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Tensor:
         >>> fl.vecdot(fl.ones((2, 3)), fl.ones((3,))).tolist()
         [3.0, 3.0]
     """
-    conj = _L_elementwise.conj
-    prep_binary = _L_elementwise.prep_binary
-    _sum = _L_reduction.sum
+    conj = _elementwise.conj
+    prep_binary = _elementwise.prep_binary
+    _sum = _reduction.sum
 
     x, y = prep_binary("vecdot", as_tensor(x1, "vecdot"), as_tensor(x2, "vecdot"))
     if axis >= 0:
@@ -292,9 +292,9 @@ def _nt_jvp(ts: Any, out: Any, x: Any, w: Any) -> Any:
 def _nt_vjp(g: Any, out: Any, x: Any, w: Any) -> Any:
     def gw() -> Any:
         if x.ndim == 1:
-            return _L_manipulation.expand_dims(g, axis=-1) * x
-        g2 = _L_manipulation.reshape(g, (-1, g.shape[-1]))
-        x2 = _L_manipulation.reshape(x, (-1, x.shape[-1]))
+            return _manipulation.expand_dims(g, axis=-1) * x
+        g2 = _manipulation.reshape(g, (-1, g.shape[-1]))
+        x2 = _manipulation.reshape(x, (-1, x.shape[-1]))
         return bind(matmul_p, (_mT(g2), x2), {})
 
     return (lambda: bind(matmul_p, (g, w), {}), gw)
@@ -356,7 +356,7 @@ def matmul_nt(x: Any, w: Any, /) -> Tensor:
                 r = tr.record2(matmul_nt_p, x, w, True)
                 if r is not None:
                     return r
-    prep_binary = _L_elementwise.prep_binary
+    prep_binary = _elementwise.prep_binary
     x, w = prep_binary("linear", as_tensor(x, "linear"), as_tensor(w, "linear"))
     if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[-1]:
         raise ShapeError(

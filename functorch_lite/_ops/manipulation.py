@@ -10,10 +10,10 @@ from .._core.tensor import Tensor
 from .._errors import ShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis, same_backend
 from ._rules import move_bdim_to_front
-from . import creation as _L_creation  # noqa: E402
-from . import dtypes as _L_dtypes  # noqa: E402
-from . import elementwise as _L_elementwise  # noqa: E402
-from . import indexing as _L_indexing  # noqa: E402
+from . import creation as _creation  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import elementwise as _elementwise  # noqa: E402
+from . import indexing as _indexing  # noqa: E402
 
 __all__ = [
     "reshape",
@@ -386,13 +386,13 @@ concat_p.jvp = lambda ts, out, *xs, axis: concat(
 
 
 def _zeros_like(x: Any) -> Any:
-    zeros_like = _L_creation.zeros_like
+    zeros_like = _creation.zeros_like
 
     return zeros_like(x)
 
 
 def _concat_vjp(g: Any, out: Any, *xs: Any, axis: Any) -> Any:
-    getitem = _L_indexing.getitem
+    getitem = _indexing.getitem
 
     if axis is None:
         g = reshape(g, (-1,))
@@ -433,8 +433,8 @@ def concat(arrays: Sequence[Any], /, *, axis: int | None = 0) -> Tensor:
         >>> fl.concat([fl.ones((2, 3)), fl.zeros((1, 3))]).shape
         (3, 3)
     """
-    result_type = _L_elementwise.result_type
-    astype = _L_dtypes.astype
+    result_type = _elementwise.result_type
+    astype = _ops_dtypes.astype
 
     ts = [as_tensor(a, "concat") for a in arrays]
     if not ts:
@@ -488,7 +488,7 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple[Tensor, ...]:
         >>> len(fl.unstack(fl.ones((3, 2))))
         3
     """
-    getitem = _L_indexing.getitem
+    getitem = _indexing.getitem
 
     x = as_tensor(x, "unstack")
     ax = normalize_axis(axis, x.ndim, "unstack")
@@ -523,7 +523,7 @@ def repeat(x: Any, repeats: int | Any, /, *, axis: int | None = None) -> Tensor:
         >>> fl.repeat(fl.asarray([1, 2]), 2).tolist()
         [1, 1, 2, 2]
     """
-    take = _L_indexing.take
+    take = _indexing.take
 
     x = as_tensor(x, "repeat")
     if axis is None:
@@ -544,7 +544,7 @@ def repeat(x: Any, repeats: int | Any, /, *, axis: int | None = None) -> Tensor:
     if len(counts) != n:
         raise ShapeError(f"repeat: repeats has {len(counts)} entries for an axis of size {n}.")
     idx = [i for i, c in enumerate(counts) for _ in range(c)]
-    asarray_like = _L_creation.asarray_like
+    asarray_like = _creation.asarray_like
 
     return take(x, asarray_like(idx, x, int_dtype=True), axis=ax)
 

@@ -9,13 +9,13 @@ from .._core.tensor import Tensor
 from .._errors import DataDependentShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis, scalar_types
 from ._rules import move_bdim_to_front
-from . import creation as _L_creation  # noqa: E402
-from . import dtypes as _L_dtypes  # noqa: E402
-from . import elementwise as _L_elementwise  # noqa: E402
-from . import indexing as _L_indexing  # noqa: E402
-from . import manipulation as _L_manipulation  # noqa: E402
-from .. import _dtypes as _L_pkg2__dtypes  # noqa: E402
-from . import reduction as _L_reduction  # noqa: E402
+from . import creation as _creation  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import elementwise as _elementwise  # noqa: E402
+from . import indexing as _indexing  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from .. import _dtypes as _dtypes  # noqa: E402
+from . import reduction as _reduction  # noqa: E402
 
 __all__ = ["where", "argmax", "argmin", "nonzero", "searchsorted", "count_nonzero"]
 
@@ -27,7 +27,7 @@ def _where_jvp(ts: Any, out: Any, c: Any, x: Any, y: Any) -> Any:
     _, tx, ty = ts
     if tx is None and ty is None:
         return None
-    zeros_like = _L_creation.zeros_like
+    zeros_like = _creation.zeros_like
 
     if tx is None:
         tx = zeros_like(out)
@@ -41,7 +41,7 @@ where_p.vjp = lambda g, out, c, x, y: (None, lambda: where(c, g, 0.0), lambda: w
 
 
 def _where_batch(n: int, vals: Any, dims: Any) -> Any:
-    elementwise_batch = _L_elementwise.elementwise_batch
+    elementwise_batch = _elementwise.elementwise_batch
 
     return bind(where_p, elementwise_batch(n, vals, dims)[0], {}), 0
 
@@ -57,12 +57,12 @@ def where(condition: Any, x1: Any, x2: Any, /) -> Tensor:
         >>> fl.where(fl.asarray([True, False]), 1.0, 2.0).tolist()
         [1.0, 2.0]
     """
-    prep_binary = _L_elementwise.prep_binary
+    prep_binary = _elementwise.prep_binary
 
     c = as_tensor(condition, "where")
     if c.dtype.kind != "b":
-        astype = _L_dtypes.astype
-        D = _L_pkg2__dtypes
+        astype = _ops_dtypes.astype
+        D = _dtypes
 
         c = astype(c, D.bool_)
     if isinstance(x1, scalar_types) and isinstance(x2, scalar_types):
@@ -83,7 +83,7 @@ def _arg_reduce(name: str) -> Any:
     )
 
     def batch(n: int, vals: Any, dims: Any, *, axis: Any, keepdims: builtins.bool) -> Any:
-        reshape = _L_manipulation.reshape
+        reshape = _manipulation.reshape
 
         x = move_bdim_to_front(vals[0], dims[0])
         if axis is None:
@@ -156,13 +156,13 @@ def _searchsorted_batch(n: int, vals: Any, dims: Any, *, side: str, sorter: Any 
     # < v (side="left") or <= v (side="right"): one broadcast comparison and a sum, no loop.
     # x1 (n, m) -> (n, 1, ..., 1, m); x2 (n, *vs) -> (n, *vs, 1); compare, sum the last axis.
     # NOTE: this costs O(n * |v| * m) memory instead of a binary search's O(n * |v|).
-    D = _L_pkg2__dtypes
-    astype = _L_dtypes.astype
-    less = _L_elementwise.less
-    less_equal = _L_elementwise.less_equal
-    expand_dims = _L_manipulation.expand_dims
-    reshape = _L_manipulation.reshape
-    _sum = _L_reduction.sum
+    D = _dtypes
+    astype = _ops_dtypes.astype
+    less = _elementwise.less
+    less_equal = _elementwise.less_equal
+    expand_dims = _manipulation.expand_dims
+    reshape = _manipulation.reshape
+    _sum = _reduction.sum
 
     x1 = move_bdim_to_front(vals[0], dims[0])
     x2 = move_bdim_to_front(vals[1], dims[1])
@@ -185,7 +185,7 @@ def searchsorted(x1: Any, x2: Any, /, *, side: str = "left", sorter: Any = None)
         >>> fl.searchsorted(fl.asarray([1.0, 2.0, 3.0]), fl.asarray([2.5])).tolist()
         [2]
     """
-    take = _L_indexing.take
+    take = _indexing.take
 
     a = as_tensor(x1, "searchsorted")
     v = as_tensor(x2, "searchsorted", like=a)
@@ -196,8 +196,8 @@ def searchsorted(x1: Any, x2: Any, /, *, side: str = "left", sorter: Any = None)
     if sorter is not None:
         a = take(a, as_tensor(sorter, "searchsorted"), axis=0)
     if v.dtype is not a.dtype:
-        result_type = _L_elementwise.result_type
-        astype = _L_dtypes.astype
+        result_type = _elementwise.result_type
+        astype = _ops_dtypes.astype
 
         dt = result_type(a, v)
         a, v = astype(a, dt), astype(v, dt)
@@ -212,10 +212,10 @@ def count_nonzero(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepd
         >>> int(fl.count_nonzero(fl.asarray([0, 1, 2])))
         2
     """
-    D = _L_pkg2__dtypes
-    astype = _L_dtypes.astype
-    not_equal = _L_elementwise.not_equal
-    _sum = _L_reduction.sum
+    D = _dtypes
+    astype = _ops_dtypes.astype
+    not_equal = _elementwise.not_equal
+    _sum = _reduction.sum
 
     x = as_tensor(x, "count_nonzero")
     return _sum(astype(not_equal(x, 0), D.int64), axis=axis, keepdims=keepdims)
