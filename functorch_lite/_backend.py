@@ -578,6 +578,16 @@ def tensor_to_host(t: Any) -> np.ndarray:
     return a if a.flags.c_contiguous else np.array(a, order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
+def host_complex_pairs(a: Any) -> np.ndarray:
+    """Host complex array ``a`` as real (re, im) pairs on a new last axis (formats without complex dtypes)."""
+    return np.stack([a.real, a.imag], axis=-1)
+
+
+def is_host_scalar(v: Any) -> bool:
+    """A numpy scalar of a number kind (a Python number in disguise, e.g. in a program's params)."""
+    return isinstance(v, np.generic) and v.dtype.kind in "biufc"
+
+
 def host_to_tensor(a: Any, backend: str | None = None) -> Any:
     """A Tensor on ``backend`` (default: the default backend) holding host numpy array ``a``."""
     from ._core.tensor import wrap

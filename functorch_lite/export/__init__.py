@@ -30,8 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import _backend
 from .._core import tree_util as tu
 from .._core.tensor import Tensor
@@ -135,7 +133,7 @@ def _statics_as_leaves(prog: Program, args: tuple[Any, ...], nums: tuple[int, ..
     return Program(in_vars, in_tree, prog.eqns, prog.outs, prog.out_tree, prog.consts, prog.kind)
 
 
-def _write(target: Path, arrays: dict[str, np.ndarray], meta: dict[str, str]) -> None:
+def _write(target: Path, arrays: dict[str, Any], meta: dict[str, str]) -> None:
     from safetensors.numpy import save_file
 
     from ..nn._state import _new_temp_file
@@ -252,7 +250,7 @@ class SavedProgram(Program):
             return x
         b = _backend.backend_of(x)
         if b is not None and b.name != self.backend:  # a raw array of another library: copy it over
-            return _backend.host_to_tensor(np.asarray(b.to_numpy(x)), self.backend)
+            return _backend.host_to_tensor(b.to_numpy(x), self.backend)
         return x
 
 
@@ -261,7 +259,7 @@ def _first_backend() -> str:
     return "numpy" if "numpy" in names or not names else names[0]
 
 
-def _read(p: str) -> tuple[dict[str, Any], Callable[[str], np.ndarray]]:
+def _read(p: str) -> tuple[dict[str, Any], Callable[[str], Any]]:
     from safetensors import safe_open
 
     if not os.path.isfile(p):

@@ -10,8 +10,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .. import _backend
 from .. import _dtypes as D
 from .._core import engine as _engine
@@ -41,13 +39,13 @@ class _Encoder:
         self.var_ids: dict[int, int] = {}
         self.programs: list[Any] = []
         self.program_ids: dict[int, int] = {}
-        self.arrays: dict[str, np.ndarray] = {}
+        self.arrays: dict[str, Any] = {}
         self.tensor_ids: dict[int, str] = {}
         self.complex: list[str] = []
         self.backend: str | None = None
         self.where = "the program"
 
-    def document(self, program: Program) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def document(self, program: Program) -> tuple[dict[str, Any], dict[str, Any]]:
         main = self.program(program)
         doc = {
             "format": FORMAT,
@@ -95,7 +93,7 @@ class _Encoder:
             a = _backend.tensor_to_host(t)
             if a.dtype.kind == "c":  # safetensors has no complex dtypes: (re, im) pairs on a last axis
                 self.complex.append(name)
-                a = np.stack([a.real, a.imag], axis=-1)
+                a = _backend.host_complex_pairs(a)
             self.arrays[name] = a
         return name
 
@@ -138,7 +136,7 @@ class _Encoder:
         return i
 
     def value(self, v: Any, what: str) -> Any:  # noqa: PLR0911 - one branch per kind of value
-        if isinstance(v, np.generic) and v.dtype.kind in "biufc":
+        if _backend.is_host_scalar(v):
             v = v.item()  # a numpy scalar: the Python number it holds
         if v is None or isinstance(v, (bool, str)):
             return v
@@ -229,7 +227,7 @@ class _Leaf:
 
 
 class _Decoder:
-    def __init__(self, doc: dict[str, Any], get_tensor: Callable[[str], np.ndarray], backend: Any) -> None:
+    def __init__(self, doc: dict[str, Any], get_tensor: Callable[[str], Any], backend: Any) -> None:
         self.doc = doc
         self.get_tensor = get_tensor
         self.b = backend
