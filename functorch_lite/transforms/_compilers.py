@@ -70,11 +70,13 @@ def check_compiler(compiler: Any) -> None:
 
 
 def _backends(p: Program) -> set[str]:
-    used = _used(p)  # (an input no equation reads, as the generator key mostly is, does not count)
-    xps = {v.xp for v in p.in_vars if isinstance(v, Var) and v.id in used}
-    xps.update(v.xp for v, _ in p.consts)
+    """The backends of the arrays ``p`` computes with: weak scalars (Python numbers, whatever the
+    default backend) and inputs no equation reads (the generator key, mostly) do not count."""
+    used = _used(p)
+    xps = {v.xp for v in p.in_vars if isinstance(v, Var) and v.id in used and v.weak is None}
+    xps.update(v.xp for v, _ in p.consts if v.weak is None)
     for e in p.eqns:
-        xps.update(o.xp for o in e.outputs)
+        xps.update(o.xp for o in e.outputs if o.weak is None)
     return {backend_for(xp).name for xp in xps}
 
 
@@ -158,43 +160,64 @@ def _used(p: Program) -> set[int]:
     return ids
 
 
-def _native(p: Program, fn: Callable[..., list[Any]], make: Callable[[Any], Any]) -> tuple[Any, Any]:
-    """(``fn`` through a native compiler ``make``, the compiled object). The compiled function
-    takes only the inputs the program reads (an unused generator key is not transferred) and
-    returns only its Var outputs; the wrapper puts back literal outputs and turns weak outputs
-    into the Python scalars the replay returns."""
+def _native(p: Program, compile_arrays: Callable[[Program], Any], make: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """(``p`` run through a native compiler ``make``, the compiled object).
+
+    The program is split in two: its equations on weak scalars only (``0.9 ** step``,
+    ``count + 1``) run in Python, as the replay runs them, so their results stay Python numbers
+    with no device round trip; the rest (``compile_arrays`` of it) is what ``make`` compiles,
+    reading the weak values it needs as (traced) arguments. The compiled part takes only the
+    inputs it reads (an unused generator key is not transferred) and returns only its array
+    outputs; literal outputs are put back around it."""
+    from ._compile import compile_program
+
     flat = [v for v in p.in_vars if isinstance(v, Var)]
-    used = _used(p)
-    keep = [k for k, v in enumerate(flat) if v.id in used]
-    arr = [k for k, o in enumerate(p.outs) if isinstance(o, Var)]
-    weak = [(k, o.weak) for k, o in enumerate(p.outs) if isinstance(o, Var) and o.weak is not None]
-    n_in, n_out = len(flat), len(p.outs)
-    if len(keep) == n_in and len(arr) == n_out:
-        native = make(fn)
-        if not weak:
-            return native, native
-        inner = fn
-    else:
-
-        def inner(*a: Any) -> list[Any]:
-            full = [None] * n_in
-            for k, x in zip(keep, a, strict=True):
-                full[k] = x
-            r = fn(*full)
-            return [r[k] for k in arr]
-
-        native = make(inner)
-    outs = list(p.outs)
-
-    def run(*a: Any) -> list[Any]:
-        r = list(outs)
-        for k, v in zip(arr, native(*[a[k] for k in keep]), strict=True):
-            r[k] = v
-        for k, t in weak:
-            r[k] = t(r[k].item() if hasattr(r[k], "item") else r[k])
-        return r
-
-    return run, native
+    pos = {v.id: k for k, v in enumerate(flat)}
+    weak_eqns = [e for e in p.eqns if _weak_only(e)]
+    arr_eqns = [e for e in p.eqns if not _weak_only(e)]
+    weak_ids = {v.id for v in flat if v.weak is not None} | {o.id for e in weak_eqns for o in e.outputs}
+    read: list[Var] = []  # what the compiled part reads: array inputs, then weak values
+    seen: set[int] = set()
+    made = {o.id for e in arr_eqns for o in e.outputs} | {v.id for v, _ in p.consts}
+    for e in arr_eqns:
+        for i in e.inputs:
+            if isinstance(i, Var) and i.id not in made and i.id not in seen:
+                seen.add(i.id)
+                read.append(i)
+    arr_outs = [o for o in p.outs if isinstance(o, Var) and o.weak is None]
+    for o in arr_outs:  # (an input returned as it is)
+        if o.id not in made and o.id not in seen:
+            seen.add(o.id)
+            read.append(o)
+    wanted = [v for v in read if v.id in weak_ids and v.id not in pos]  # weak values computed in Python
+    wanted += [o for o in p.outs if isinstance(o, Var) and o.weak is not None and o.id not in pos]
+    weak_in = [v for v in flat if v.weak is not None]
+    pw = compile_program(Program(weak_in, None, weak_eqns, wanted, None, [], p.kind)) if weak_eqns else None
+    pa = Program(read, None, arr_eqns, arr_outs, None, p.consts, p.kind)
+    native = make(compile_arrays(pa))
+    # the generated wrapper: one line per source of each value
+    env: dict[str, Any] = {"native": native, "pw": pw}
+    names: dict[int, str] = {v.id: f"a[{k}]" for k, v in enumerate(flat)}
+    lines = ["def run(*a):"]
+    if pw is not None:
+        lines.append(f"    w = pw({', '.join(names[v.id] for v in weak_in)})")
+        for k, v in enumerate(wanted):
+            names.setdefault(v.id, f"w[{k}]")
+    lines.append(f"    r = native({', '.join(names[v.id] for v in read)})")
+    for k, o in enumerate(arr_outs):
+        names.setdefault(o.id, f"r[{k}]")
+    aout = {o.id: f"r[{k}]" for k, o in enumerate(arr_outs)}
+    rets = []
+    for o in p.outs:
+        if not isinstance(o, Var):
+            lit = f"L{len(env)}"
+            env[lit] = o
+            rets.append(lit)
+        else:
+            rets.append(aout.get(o.id) or names[o.id])
+    lines.append(f"    return [{', '.join(rets)}]")
+    exec(compile("\n".join(lines), "<functorch_lite compiled call>", "exec"), env)  # noqa: S102 (generated above)
+    return env["run"], native
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,7 +309,7 @@ def _lax_while(*arrays: Any, cond: Program, body: Program, n_cc: int, n_bc: int)
 def _xla(p: Program, explicit: bool) -> Callable[..., list[Any]]:
     import jax
 
-    run, jf = _native(p, _xla_replay(p), jax.jit)
+    run, jf = _native(p, _xla_replay, jax.jit)
     return _guarded(p, "xla", run, explicit, jf)
 
 
@@ -313,8 +336,7 @@ def _torch_compile(p: Program, explicit: bool) -> Callable[..., list[Any]]:
 
     from ._compile import compile_program
 
-    fn = compile_program(p, override=_torch_override)
-    run, tf = _native(p, fn, torch.compile)
+    run, tf = _native(p, lambda q: compile_program(q, override=_torch_override), torch.compile)
     return _guarded(p, "torch.compile", run, explicit, tf)
 
 
