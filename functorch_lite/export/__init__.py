@@ -34,6 +34,7 @@ from .. import _backend
 from .._core import tree_util as tu
 from .._core.tensor import Tensor
 from .._errors import BackendMismatchError, ExportError
+from .._files import write_atomic
 from ..transforms._staging import Program, make_program
 from ._codec import _META_KEY, FORMAT, VERSION, _Decoder, _Encoder, _name, _version
 
@@ -136,31 +137,7 @@ def _statics_as_leaves(prog: Program, args: tuple[Any, ...], nums: tuple[int, ..
 def _write(target: Path, arrays: dict[str, Any], meta: dict[str, str]) -> None:
     from safetensors.numpy import save_file
 
-    from ..nn._state import _new_temp_file
-
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        tmp, mode = _new_temp_file(target, directory)
-    except OSError as exc:
-        raise ExportError(
-            f"fl.export.save: cannot write {str(target)!r} ({exc.strerror or exc}); check that the directory "
-            "exists and is writable, or pick another path."
-        ) from None
-    try:
-        save_file(arrays, tmp, metadata=meta)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise ExportError(
-                f"fl.export.save: cannot write {str(target)!r} ({exc.strerror or exc}); nothing was written. Check "
-                "that the path is not a directory and that the disk has room, or pick another path."
-            ) from None
-        raise
+    write_atomic(target, lambda tmp: save_file(arrays, tmp, metadata=meta), "fl.export.save", ExportError)
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections import OrderedDict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import _backend
 from .._core.tensor import Tensor
 from .._errors import CheckpointError, StateDictError
+from .._files import write_atomic
 from ._module import Module
 
 __all__ = ["state_dict", "load_state_dict", "save", "load", "IncompatibleKeys"]
@@ -201,43 +200,7 @@ def save(
             meta[_META_USER] = json.dumps(dict(metadata))
         except TypeError as exc:
             raise CheckpointError(f"nn.save: metadata must be JSON-serialisable ({exc}).") from None
-    target = Path(os.fspath(path))
-    directory = target.parent if str(target.parent) else Path(".")
-    tmp, mode = _new_temp_file(target, directory)
-    try:
-        save_file(arrays, tmp, metadata=meta)
-        os.chmod(tmp, mode)  # (safetensors may itself write through a 0o600 file of its own)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _new_temp_file(target: Path, directory: Path) -> tuple[str, int]:
-    """An empty temporary file next to ``target``, and the permissions ``open(target, "w")`` would
-    give the result: those of an existing ``target``, else ``0o666`` less the umask. (The kernel
-    applies the umask to ``os.open``'s mode, which is read back: no process-wide ``os.umask``
-    call, which would race with other threads; ``tempfile.mkstemp`` would force ``0o600``.)"""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = str(directory / f".{target.name}.{os.urandom(6).hex()}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-        try:
-            mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        finally:
-            os.close(fd)
-        try:
-            st = os.stat(target)
-        except OSError:
-            return tmp, mode
-        return tmp, (stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else mode)
-    raise FileExistsError(f"nn.save: could not create a temporary file next to {str(target)!r}.")
+    write_atomic(path, lambda tmp: save_file(arrays, tmp, metadata=meta))
 
 
 def load(path: str | os.PathLike[str], backend: str | None = None, *, with_metadata: bool = False) -> Any:

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._core import tree_util as tu
 from .._core.tensor import Tensor
 from .._errors import ExportError
+from .._files import write_atomic
 from ..transforms._staging import Program, Var, trace_program
 from ._graph import Builder
 from ._lower import ONNX_OPS, RULES, UNSUPPORTED, Lowerer, unsupported_error, walk_primitives
@@ -368,7 +368,7 @@ def _export(
     except Exception as e:  # noqa: BLE001 - the checker's own error types vary by version
         raise ExportError(f"onnx.export: internal error: the lowered graph of {owner} fails onnx.checker: {e}") from e
     if path is not None:
-        _write_atomic(model.SerializeToString(), path)
+        write_atomic(path, _write_bytes(model.SerializeToString()), "onnx.export", ExportError)
     return model
 
 
@@ -386,21 +386,12 @@ def _used_names(nodes: Sequence[Any]) -> set[str]:
     return out
 
 
-def _write_atomic(data: bytes, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".onnx-", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+def _write_bytes(data: bytes) -> Callable[[str], None]:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ExportError(f"onnx.export: cannot write {path!r}: {e.strerror or e}.") from e
-        raise
+
+    return write
 
 
 # ---------------------------------------------------------------------------------------
