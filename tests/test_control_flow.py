@@ -521,3 +521,14 @@ def test_backends_replay_the_bodies_on_their_namespace() -> None:
             assert g._xp is w._xp
             h = fl.while_loop(lambda v: fl.sum(v) < 10.0, lambda v: v * 2.0, w)
             assert float(fl.sum(h)) == 16.0
+
+
+def test_programs_print_their_bodies() -> None:
+    def f(c0, xs):
+        c, _ = fl.scan(lambda c, x: (fl.tanh(c * 0.9 + x), fl.sum(c)), c0, xs)
+        return fl.cond(fl.sum(c) > 0, lambda v: v * 2.0, lambda v: v - 1.0, c)
+
+    text = str(fl.make_program(f)(fl.ones((3,)), fl.ones((4, 3))))
+    assert "<program>" not in text
+    assert "scan[" in text and "body={ lambda ; a:f32[3] b:f32[3]. let" in text
+    assert "tanh" in text and "branches[0]={ lambda" in text and "subtract a 1.0" in text

@@ -511,6 +511,7 @@ class Program:
 
     # -- inspection ---------------------------------------------------------------------------
     def __str__(self) -> str:
+        """The program as text; nested programs (control-flow bodies) are printed in place, indented."""
         names: dict[int, str] = {}
 
         def name(v: Any) -> str:
@@ -529,9 +530,17 @@ class Program:
         lines = [f"{{ lambda {cs}; {ins}. let"]
         for e in self.eqns:
             lhs = " ".join(decl(o) for o in e.outputs)
-            ps = _fmt_params(e.params)
             rhs = " ".join(name(i) for i in e.inputs)
-            lines.append(f"    {lhs} = {e.prim.name}{ps} {rhs}".rstrip())
+            bodies = _bodies(e.params)
+            ps = _fmt_params({k: v for k, v in e.params.items() if k not in bodies})
+            if not bodies:
+                lines.append(f"    {lhs} = {e.prim.name}{ps} {rhs}".rstrip())
+                continue
+            lines.append(f"    {lhs} = {e.prim.name}{ps} {rhs}".rstrip() + " with")
+            for k, progs in bodies.items():
+                for j, p in enumerate(progs):
+                    label = f"        {k if len(progs) == 1 else f'{k}[{j}]'}="
+                    lines.append(label + str(p).replace("\n", "\n" + " " * len(label)))
         lines.append(f"  in ({', '.join(name(o) for o in self.outs)}) }}")
         return "\n".join(lines)
 
@@ -617,6 +626,17 @@ def _letters(i: int) -> str:
         i, r = divmod(i - 1, 26)
         s = chr(97 + r) + s
     return s
+
+
+def _bodies(params: dict[str, Any]) -> dict[str, list[Program]]:
+    """The params that hold programs (a body, a tuple of branches), by name."""
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, Program):
+            out[k] = [v]
+        elif isinstance(v, tuple) and v and all(isinstance(p, Program) for p in v):
+            out[k] = list(v)
+    return out
 
 
 def _fmt_params(params: dict[str, Any]) -> str:
