@@ -161,7 +161,30 @@ def _used(p: Program) -> set[int]:
     return ids
 
 
-def _native(p: Program, compile_arrays: Callable[[Program], Any], make: Callable[[Any], Any]) -> tuple[Any, Any]:
+def _packable(p: Program, eqns: list[Eqn], read: list[Var]) -> dict[int, Any]:
+    """The weak floats among ``read`` that meet only arrays of one floating dtype (as a Python
+    float times a float32 array is that float cast to float32): id -> that dtype. They can be
+    passed packed in one array of the dtype rather than one scalar argument each (jax.jit
+    converts each scalar argument on every call, a few µs apiece)."""
+    out: dict[int, Any] = {}
+    bad: set[int] = set()
+    for e in eqns:
+        dts = {i.dtype for i in e.inputs if isinstance(i, Var) and i.weak is None}
+        dts.update(o.dtype for o in e.outputs)
+        dt = next(iter(dts)) if len(dts) == 1 else None
+        for i in e.inputs:
+            if isinstance(i, Var) and i.weak is float:
+                if dt is None or getattr(dt, "kind", None) != "f" or out.get(i.id, dt) is not dt:
+                    bad.add(i.id)
+                else:
+                    out[i.id] = dt
+    outs = {o.id for o in p.outs if isinstance(o, Var)}
+    return {k: v for k, v in out.items() if k not in bad and k not in outs and any(r.id == k for r in read)}
+
+
+def _native(
+    p: Program, compile_arrays: Callable[[Program], Any], make: Callable[[Any], Any], pack: bool = False
+) -> tuple[Any, Any]:
     """(``p`` run through a native compiler ``make``, the compiled object).
 
     The program is split in two: its equations on weak scalars only (``0.9 ** step``,
@@ -195,16 +218,43 @@ def _native(p: Program, compile_arrays: Callable[[Program], Any], make: Callable
     weak_in = [v for v in flat if v.weak is not None]
     pw = compile_program(Program(weak_in, None, weak_eqns, wanted, None, [], p.kind)) if weak_eqns else None
     pa = Program(read, None, arr_eqns, arr_outs, None, p.consts, p.kind)
-    native = make(compile_arrays(pa))
+    fn = compile_arrays(pa)
+    packed = _packable(p, arr_eqns, read) if pack else {}
+    direct = [v for v in read if v.id not in packed]
+    groups: dict[Any, list[Var]] = {}
+    for v in read:
+        if v.id in packed:
+            groups.setdefault(packed[v.id], []).append(v)
+    if groups:  # the compiled function takes (direct..., one array per group) and unpacks them
+        where: dict[int, tuple[int, int]] = {}
+        for g, vs in enumerate(groups.values()):
+            for j, v in enumerate(vs):
+                where[v.id] = (g, j)
+        order: list[tuple[int, int]] = [  # (-1, position among direct) or (group, index in it)
+            (-1, direct.index(v)) if v.id not in packed else where[v.id] for v in read
+        ]
+        nd, inner_fn = len(direct), fn
+
+        def fn(*args: Any) -> Any:
+            packs = args[nd:]
+            return inner_fn(*[args[j] if g < 0 else packs[g][j] for g, j in order])
+
+    native = make(fn)
     # the generated wrapper: one line per source of each value
-    env: dict[str, Any] = {"native": native, "pw": pw}
+    from .._backend import numpy_backend
+
+    env: dict[str, Any] = {"native": native, "pw": pw, "asarray": numpy_backend.xp.asarray}
     names: dict[int, str] = {v.id: f"a[{k}]" for k, v in enumerate(flat)}
     lines = ["def run(*a):"]
     if pw is not None:
         lines.append(f"    w = pw({', '.join(names[v.id] for v in weak_in)})")
         for k, v in enumerate(wanted):
             names.setdefault(v.id, f"w[{k}]")
-    lines.append(f"    r = native({', '.join(names[v.id] for v in read)})")
+    call = [names[v.id] for v in direct]
+    for g, (dt, vs) in enumerate(groups.items()):
+        env[f"D{g}"] = numpy_backend.native(dt)
+        call.append(f"asarray([{', '.join(names[v.id] for v in vs)}], dtype=D{g})")
+    lines.append(f"    r = native({', '.join(call)})")
     for k, o in enumerate(arr_outs):
         names.setdefault(o.id, f"r[{k}]")
     aout = {o.id: f"r[{k}]" for k, o in enumerate(arr_outs)}
@@ -310,7 +360,7 @@ def _lax_while(*arrays: Any, cond: Program, body: Program, n_cc: int, n_bc: int)
 def _xla(p: Program, explicit: bool) -> Callable[..., list[Any]]:
     import jax
 
-    run, jf = _native(p, _xla_replay, jax.jit)
+    run, jf = _native(p, _xla_replay, jax.jit, pack=True)
     return _guarded(p, "xla", run, explicit, jf)
 
 

@@ -45,6 +45,7 @@ _wrap = wrap
 
 _RETRACE_LIMIT = 8
 _SINGLE_DEVICE = ("numpy", "array_api_strict")
+_DEVICE_ATTR = ("jax", "torch")  # backends whose arrays' .device is the device itself
 
 
 class RetraceWarning(UserWarning):
@@ -350,7 +351,17 @@ class _PlanWriter:
             dt = self.const(s[2])  # (numpy's dtypes are singletons, array-api-strict's are not)
             cond = f"{a}.shape != {self.const(s[1])} or ({a}.dtype is not {dt} and {a}.dtype != {dt})"
             if len(s) == 4:
-                cond += f" or str({self.const(backend_for(s[0]).device)}({a})) != {self.const(s[3])}"
+                dev = getattr(x._a, "device", None)
+                name = backend_for(s[0]).name
+                if name == "jax" and getattr(x._a, "sharding", None) is not None:
+                    sh = self.const(x._a.sharding)  # (one device: its sharding, compared by identity first)
+                    cond += f" or ({a}.sharding is not {sh} and {a}.sharding != {sh})"
+                elif name in _DEVICE_ATTR and dev is not None and not callable(dev):
+                    # the array's own device attribute (a torch.device): what the signature's
+                    # string names, compared in well under a microsecond
+                    cond += f" or {a}.device != {self.const(dev)}"
+                else:
+                    cond += f" or str({self.const(backend_for(s[0]).device)}({a})) != {self.const(s[3])}"
             self.fail_if(cond)
             self.leaves.append(a)
             return
