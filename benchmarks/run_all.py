@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/run_all.py                  # everything (~5-8 minutes on 2 cores)
+    python benchmarks/run_all.py                  # everything (~8-11 minutes on 2 cores)
     python benchmarks/run_all.py --only mlp hvp   # some workloads (others keep their last results)
     python benchmarks/run_all.py --render-only    # re-render the page from benchmarks/results.json
     python benchmarks/run_all.py --profile        # also profile functorch_lite where it misses a target
@@ -41,6 +41,7 @@ SCRIPTS = {
     "dataloader": "bench_dataloader.py",
     "memory": "bench_memory.py",
     "scan": "bench_scan.py",
+    "compilers": "bench_compilers.py",
 }
 
 # (workload, group, functorch_lite case, metric, limit, label, profile target)
@@ -150,6 +151,43 @@ TARGETS = [
         "ratio",
         1.15,
         "RNN scan grad, jitted, vs hand-written BPTT",
+        None,
+    ),
+    # compilers (issue [2.5]): ratios to the peer named in the group, same run
+    (
+        "compilers",
+        "MLP step (jax backend)",
+        "functorch_lite jit(step) (default)",
+        "ratio",
+        1.10,
+        "MLP step, jax backend, fl.jit (compiler='xla') vs jax.jit",
+        None,
+    ),
+    (
+        "compilers",
+        "digits end-to-end (jax backend)",
+        "functorch_lite jit(step) + optim.adam (default)",
+        "ratio",
+        1.15,
+        "digits end-to-end, jax backend, fl.jit vs jax.jit",
+        None,
+    ),
+    (
+        "compilers",
+        "grad chain (numpy backend)",
+        "functorch_lite jit(grad), compiler='numba'",
+        "us_per_op",
+        0.40,
+        "grad of the 200-op chain, compiler='numba' (µs per op)",
+        None,
+    ),
+    (
+        "compilers",
+        "MLP step (torch backend)",
+        "functorch_lite jit(step), compiler='torch.compile'",
+        "ratio",
+        1.0,
+        "MLP step, torch backend, compiler='torch.compile' vs torch eager",
         None,
     ),
 ]
@@ -265,6 +303,10 @@ def render_table(rows: list[dict[str, Any]], extra: list[tuple[str, str, Any]]) 
     return "\n".join(lines) + "\n"
 
 
+def _fmt_first(s: float) -> str:
+    return _fmt_t(s)
+
+
 SECTIONS = [
     (
         "dispatch",
@@ -299,6 +341,20 @@ SECTIONS = [
         "(7) DataLoader: one shuffled epoch of 60000 x 784 float32, batch 128",
         [("samples_per_s", "samples/s", lambda v: f"{v / 1e6:.2f} M")],
     ),
+    *[
+        (
+            "compilers",
+            g,
+            f"(9) Compilers: {g}, fl.jit(f, compiler=...) vs {peer} (first call: trace + compile)",
+            [("us_per_op", "µs/op", lambda v: f"{v:.2f}"), ("first_call_s", "first call", _fmt_first)],
+        )
+        for g, peer in (
+            ("grad chain (numpy backend)", "hand-written numpy"),
+            ("MLP step (jax backend)", "jax.jit"),
+            ("MLP step (torch backend)", "torch eager"),
+            ("digits end-to-end (jax backend)", "jax.jit(step)"),
+        )
+    ],
 ]
 
 

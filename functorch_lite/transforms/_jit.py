@@ -1122,6 +1122,14 @@ def jit(
             backends' compilers, the numpy replay allocates its outputs as eager code does).
         inputs / outputs: modules and class optimizers whose state the function reads and
             writes (MLX's ``compile(inputs=, outputs=)``); threaded through the program.
+        compiler: what runs the program's concrete replay. None (default): the backend's own,
+            ``"xla"`` on jax, ``"replay"`` elsewhere. ``"replay"``: straight-line Python over
+            the backend's arrays (every backend). ``"xla"`` (jax): the replay traced by
+            ``jax.jit``. ``"torch.compile"`` (torch): the replay compiled by ``torch.compile``
+            (seconds on the first call). ``"numba"`` (numpy, the ``numba`` extra): each run of
+            elementwise equations fused into one compiled loop. Caching, retracing and
+            composition are the same for all; a compiler that does not fit the program's
+            backend, or is not installed, raises ``CompilerError`` (a ``TransformError``).
 
     Example:
         >>> import functorch_lite as fl
