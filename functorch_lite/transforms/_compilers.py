@@ -141,7 +141,8 @@ def _guarded(
             if explicit:
                 raise CompilerError(
                     f"jit(compiler={name!r}) cannot compile this program ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}); it runs with compiler='replay'."
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}). The replay runs it: pass "
+                    "compiler='replay', or leave compiler=None to fall back to it."
                 ) from exc
             state[0] = replay
             run.compiler = "replay"  # type: ignore[attr-defined]
