@@ -1,11 +1,13 @@
 """(10) Training on a dask.distributed LocalCluster (issue [2.6]): scaling, overhead, out of core.
 
 Full batch: the gradient of a logistic regression's mean loss over N x 32 float32 rows
-(persisted on the workers, row chunks of 250k), numpy parameters, one ``fl.dask.compute``
+(persisted on the workers, row chunks of 500k), numpy parameters, one ``fl.dask.compute``
 per gradient. Cases, interleaved round by round:
 
 * functorch_lite on a 1-worker cluster and on a 2-worker cluster (the scaling ratio);
-* the same loss's gradient written by hand with dask.array on the 2-worker cluster.
+* the same loss's gradient written by hand with dask.array on the 2-worker cluster;
+* ``fl.dask.data_parallel`` (a jit-ed value_and_grad per row chunk, on the workers), 2 workers;
+* the loss written with ``fl.logaddexp`` instead (numpy's float32 logaddexp is slow), 2 workers.
 
 Out of core: the same model trained for 3 full-batch steps on an ``.npy`` stack on disk
 (``da.from_npy_stack``, memory-mapped chunk by chunk) twice as large as the two workers'
@@ -33,7 +35,7 @@ import numpy as np  # noqa: E402
 
 N = 1_000_000 if H.QUICK else 4_000_000
 D = 32
-CHUNK = 250_000
+CHUNK = int(os.environ.get("BENCH_DASK_CHUNK", "500000"))
 OOC_WORKER_MIB = 256 if H.QUICK else 512  # per worker; the dataset is twice both together
 
 
@@ -54,26 +56,36 @@ def cluster(n: int, memory_limit: str):
 
 
 def make_data(client, n: int, seed: int = 0):
-    """X (n, D), y (n,) float32, generated on the workers and persisted there."""
+    """X (n, D), y (n,) float32, generated on the workers and persisted there, row block i on
+    worker i mod (number of workers): an equal share each (left to itself the scheduler may
+    place 3 of 4 blocks on one worker, and each step then waits for that worker)."""
     import dask.array as da
-
-    rs = da.random.RandomState(seed)
-    x = rs.standard_normal((n, D), chunks=(CHUNK, D)).astype(np.float32)
-    w_true = np.linspace(-1, 1, D).astype(np.float32)
-    y = ((x @ w_true + rs.standard_normal(n, chunks=CHUNK).astype(np.float32)) > 0).astype(np.float32)
-    x, y = client.persist([x, y])
     import distributed
 
+    workers = sorted(client.scheduler_info()["workers"])
+    w_true = np.linspace(-1, 1, D).astype(np.float32)
+    xs, ys = [], []
+    for i in range(n // CHUNK):
+        rs = da.random.RandomState(seed * 1000 + i)
+        xb = rs.standard_normal((CHUNK, D), chunks=(CHUNK, D)).astype(np.float32)
+        yb = ((xb @ w_true + rs.standard_normal(CHUNK, chunks=CHUNK).astype(np.float32)) > 0).astype(np.float32)
+        xb, yb = client.persist([xb, yb], workers=[workers[i % len(workers)]], allow_other_workers=False)
+        xs.append(xb)
+        ys.append(yb)
+    # persisted again: the concatenation's alias keys are made where their block lives, so a
+    # step's tasks never pull a block to the other worker
+    x, y = client.persist([da.concatenate(xs), da.concatenate(ys)])
     distributed.wait([x, y], timeout=300)
     return x, y
 
 
 def loss_fn(p, x, y):
-    """Mean logistic loss, softplus(z) - y z, with softplus written as PyTorch does."""
+    """Mean logistic loss, softplus(z) - y z, softplus as relu(z) + log1p(exp(-|z|)) (stable)."""
     import functorch_lite as fl
+    from functorch_lite.nn import functional as F
 
     z = x @ p["w"] + p["b"]
-    return fl.mean(fl.maximum(z, 0.0) + fl.log1p(fl.exp(-fl.abs(z))) - y * z)
+    return fl.mean(F.relu(z) + fl.log1p(fl.exp(-fl.abs(z))) - y * z)
 
 
 def loss_logaddexp(p, x, y):
@@ -84,10 +96,25 @@ def loss_logaddexp(p, x, y):
     return fl.mean(fl.logaddexp(0.0, z) - y * z)
 
 
-def numpy_grad(x, y, w, b):
-    z = x.astype(np.float64) @ w + b
-    s = 1.0 / (1.0 + np.exp(-z))
-    return [x.T.astype(np.float64) @ (s - y) / len(y), np.mean(s - y)]
+def numpy_block_grad(x, y, w, b):
+    """The numpy reference on one row block, in float64: (sum of x.T (s - y), sum of s - y)."""
+    x = np.asarray(x, dtype=np.float64)
+    s = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+    return x.T @ (s - y), np.sum(s - y)
+
+
+def reference(client, x, y, w, b):
+    """The numpy gradient, block by block on the workers (gathering the data to this process
+    instead leaves the workers several times slower afterwards here)."""
+    import dask
+
+    parts = [
+        dask.delayed(numpy_block_grad)(xb, yb, w, b)
+        for xb, yb in zip(x.to_delayed().ravel(), y.to_delayed().ravel(), strict=True)
+    ]
+    parts = client.gather(client.compute(parts))
+    n = x.shape[0]
+    return [sum(p[0] for p in parts) / n, sum(p[1] for p in parts) / n]
 
 
 def by_hand(client, x, y, w, b):
@@ -110,6 +137,20 @@ def fl_case(client, X, Y, params, loss=loss_fn):
     return run
 
 
+def dp_case(client, x, y, params):
+    """fl.dask.data_parallel: a jit-ed value_and_grad on each row chunk, summed on the cluster."""
+    import functorch_lite as fl
+
+    step = fl.dask.data_parallel(loss_fn, client=client, timeout=300)
+    X, Y = fl.asarray(x), fl.asarray(y)
+
+    def run():
+        _, g = step(params, X, Y)
+        return [np.asarray(g["w"]), np.asarray(g["b"])]
+
+    return run
+
+
 def full_batch() -> list[dict]:
     import functorch_lite as fl
 
@@ -122,13 +163,14 @@ def full_batch() -> list[dict]:
         b = np.float32(0.1)
         with fl.default_backend("numpy"):
             params = {"w": fl.asarray(w), "b": fl.asarray(b)}
-        xs, ys = cl2.compute([x2, y2], sync=True)  # the reference, on this process (once)
-        ref = numpy_grad(xs, ys, w.astype(np.float64), float(b))
-        del xs, ys
+        ref = reference(cl2, x2, y2, w.astype(np.float64), float(b))
         cases = [
             H.Case("functorch_lite, 1 worker", fl_case(cl1, fl.asarray(x1), fl.asarray(y1), params)),
             H.Case("functorch_lite, 2 workers", fl_case(cl2, fl.asarray(x2), fl.asarray(y2), params)),
+            H.Case("dask.array by hand, 1 worker", lambda: by_hand(cl1, x1, y1, w, b)),
             H.Case("dask.array by hand, 2 workers", lambda: by_hand(cl2, x2, y2, w, b)),
+            H.Case("functorch_lite data_parallel (jit per shard), 1 worker", dp_case(cl1, x1, y1, params)),
+            H.Case("functorch_lite data_parallel (jit per shard), 2 workers", dp_case(cl2, x2, y2, params)),
             H.Case(
                 "functorch_lite, fl.logaddexp loss, 2 workers",
                 fl_case(cl2, fl.asarray(x2), fl.asarray(y2), params, loss_logaddexp),
@@ -138,7 +180,19 @@ def full_batch() -> list[dict]:
             case.rtol, case.atol = 1e-3, 1e-5
         cases = H.check_cases(cases, ref)
         H.measure(cases, rounds=5 if H.QUICK else 7, block_s=0.0, warmup=1)
-        rows = H.summarize([c for c in cases if "functorch_lite" in c.name], "functorch_lite, 1 worker", "scaling")
+        rows = H.summarize(
+            [c for c in cases if c.name.startswith("functorch_lite, ") and "logaddexp" not in c.name],
+            "functorch_lite, 1 worker",
+            "scaling",
+        )
+        rows += H.summarize(
+            [c for c in cases if "data_parallel" in c.name],
+            "functorch_lite data_parallel (jit per shard), 1 worker",
+            "scaling, data_parallel",
+        )
+        rows += H.summarize(
+            [c for c in cases if c.name.startswith("dask.array")], "dask.array by hand, 1 worker", "scaling, by hand"
+        )
         rows += H.summarize(
             [c for c in cases if "2 workers" in c.name], "dask.array by hand, 2 workers", "vs dask.array"
         )
@@ -212,10 +266,12 @@ def out_of_core() -> list[dict]:
 
 
 def main() -> None:
+    load0 = os.getloadavg()[0]
+    print(f"load average at the start: {load0:.2f} (2 workers need 2 idle cores to scale)")
     rows = full_batch()
     H.print_table(f"full-batch logistic-regression gradient, {N} x {D} float32 (wall clock)", rows)
     rows += out_of_core()
-    H.emit("dask", rows, n=N, d=D, chunk=CHUNK)
+    H.emit("dask", rows, n=N, d=D, chunk=CHUNK, load_at_start=load0, load_at_end=os.getloadavg()[0])
 
 
 if __name__ == "__main__":

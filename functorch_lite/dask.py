@@ -185,8 +185,8 @@ def data_parallel(
     """A data-parallel ``value_and_grad`` of ``fn(params, *data)``: one shard per row chunk.
 
     Each shard's value and gradient are computed on the worker that holds it, by a
-    ``fl.jit``-ed ``value_and_grad(fn)`` made once per worker; the same parameters are
-    broadcast to every worker each step; the shards' results are summed on the cluster
+    ``fl.jit``-ed ``value_and_grad(fn)`` made once per worker; the same parameters go to
+    every shard each step (one key of the step's graph); the shards' results are summed on the cluster
     (weighted by rows when ``reduction="mean"``, so a mean loss gives the full batch's mean
     and its gradient) and come back as numpy Tensors, in one graph submission per step.
 
@@ -235,9 +235,11 @@ def data_parallel(
             if id(cl) not in shipped:  # kept alive: workers keep one fn object, so its jit cache hits
                 shipped[id(cl)] = (cl, cl.scatter([fn], broadcast=True, hash=False)[0])
             fn_ref = shipped[id(cl)][1]
-            p_ref = cl.scatter([host], broadcast=True, hash=False)[0]  # the same state on every worker
         else:
-            fn_ref, p_ref = fn, host
+            fn_ref = fn
+        # the parameters: one key of the step's graph (sent with it, no extra round trip), read by
+        # every shard's task, so every shard sees the same state
+        p_ref = dask.delayed(host, pure=True, traverse=False)
         task = dask.delayed(_shard_step, pure=False)
         parts = [task(fn_ref, p_ref, n_total, reduction, jit, *shard) for shard in zip(*blocks, strict=True)]
         add = dask.delayed(_tree_add, pure=False)
