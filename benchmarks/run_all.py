@@ -42,6 +42,7 @@ SCRIPTS = {
     "memory": "bench_memory.py",
     "scan": "bench_scan.py",
     "compilers": "bench_compilers.py",
+    "onnx": "bench_onnx.py",
 }
 
 # (workload, group, functorch_lite case, metric, limit, label, profile target)
@@ -355,6 +356,16 @@ SECTIONS = [
             ("digits end-to-end (jax backend)", "jax.jit(step)"),
         )
     ],
+    *[
+        (
+            "onnx",
+            g,
+            f"(11) ONNX: the demo's digits CNN exported with fl.onnx.export, run in onnxruntime, {g} "
+            "(ratio to functorch_lite eager)",
+            [],
+        )
+        for g in ("batch 1", "batch 360")
+    ],
 ]
 
 
@@ -561,6 +572,13 @@ def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
                 "allocations weigh in. On the shared machine these numbers come from, numpy's time for this case is "
                 "bimodal (27-35 ms in most standalone runs, 55-100 ms in some rounds), which moves the ratio; in "
                 "standalone interleaved runs functorch_lite's `vmap(grad)` takes 1.1-1.2x numpy's time.\n"
+            )
+        if wl == "onnx" and group == "batch 360":
+            out.append(
+                f"The export itself took {r.get('export_s', float('nan')):.2f} s (traced at four batch sizes for the "
+                f"dynamic axis), the onnxruntime session {r.get('ort_session_s', float('nan')):.2f} s to build; "
+                "onnxruntime ran with one intra-op and one inter-op thread. The convolutions are exported as "
+                "the program computes them (window slices, one matmul), not as ONNX `Conv`.\n"
             )
         if wl == "digits":
             out.append(

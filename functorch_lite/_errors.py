@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "ControlFlowError",
     "ExportError",
+    "CompilerError",
     "PyTorchHabitError",
 ]
 
@@ -99,6 +100,11 @@ class ExportError(TransformError):
     """A program that cannot be saved, loaded or exported: a primitive or param a format cannot
     express (a Python callable, an opaque object), a path that cannot be written, or a file of
     another format or a newer format version."""
+
+
+class CompilerError(TransformError):
+    """A ``jit`` compiler that does not exist, does not fit the program's backend, is not
+    installed, or cannot compile this program."""
 
 
 class ConfigError(FunctorchLiteError, ValueError):

@@ -27,7 +27,7 @@ from typing import Any
 
 from .._core.engine import PRIMITIVES, Primitive
 from .._core.tensor import backend_for
-from .._errors import TransformError
+from .._errors import CompilerError
 from ._staging import Eqn, Program, Var
 
 __all__ = ["CompilerError", "COMPILERS", "check_compiler", "resolve", "lower"]
@@ -41,11 +41,6 @@ _FITS: dict[str, tuple[str, ...] | None] = {
 }
 _PACKAGE = {"xla": ("jax", "jax"), "torch.compile": ("torch", "torch"), "numba": ("numba", "numba")}
 _DEFAULT = {"jax": "xla"}
-
-
-class CompilerError(TransformError):
-    """A ``jit`` compiler that does not exist, does not fit the program's backend, is not
-    installed, or cannot compile this program."""
 
 
 def _fitting(backend: str) -> list[str]:
