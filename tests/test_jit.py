@@ -696,3 +696,14 @@ def test_replay_writes_into_dead_intermediates_only():
     close(out[1], fl.reshape(x * 2.0, (-1,)))  # the view kept its values
     if fl.default_backend_name() == "numpy":
         assert "out=" in next(iter(j._cache.values())).run.source
+
+
+def test_a_comparison_of_python_scalars_selects_under_jit():
+    # c > 2 on a weak int is staged as a 0-d bool array; the replay must give one too (a Python
+    # bool is refused by array-api-strict's where)
+    f = fl.jit(lambda c, x: fl.where(c > 2, x, -x))
+    x = fl.ones((3,))
+    assert f(3, x).tolist() == [1.0, 1.0, 1.0]
+    assert f(1, x).tolist() == [-1.0, -1.0, -1.0]
+    assert f.cache_size() == 1
+    assert bool(fl.jit(lambda c: c > 2)(3)) is True

@@ -303,7 +303,13 @@ def _bound(e: Eqn) -> Any:
     xp = next((i.xp for i in e.inputs if isinstance(i, Var) and i.weak is None), None)
     if all(not isinstance(i, Var) or i.weak is not None for i in e.inputs):
         wxp = next(i.xp for i in e.inputs if isinstance(i, Var))
-        return _weak_caller(prim, wxp, e.params)
+        caller = _weak_caller(prim, wxp, e.params)
+        if not prim.multiple_results and e.outputs[0].weak is None:
+            # a comparison of weak values was staged as a 0-d bool array (StagingTrace.process): the
+            # replay gives one too, so an op that takes it (where) sees what it saw when traced
+            asarray = backend_for(e.outputs[0].xp).xp.asarray
+            return lambda *a: asarray(caller(*a))
+        return caller
     if prim is custom_call_p:
         sub = e.params["program"]
         return lambda *a: sub.replay(a)
@@ -419,6 +425,8 @@ def _inline_weak(e: Eqn, ins: list[str]) -> str | None:
     """Python source for a weak equation (Python scalars in, a Python scalar out), as
     ``weak_eval`` computes it: the operator itself, or the cast ``astype`` makes of a scalar."""
     if e.prim.multiple_results or not all(not isinstance(i, Var) or i.weak is not None for i in e.inputs):
+        return None
+    if e.outputs[0].weak is None:  # a weak comparison: a 0-d bool array, not a Python bool (see _bound)
         return None
     name = e.prim.name
     if not e.params:
