@@ -41,6 +41,7 @@ SCRIPTS = {
     "dataloader": "bench_dataloader.py",
     "memory": "bench_memory.py",
     "scan": "bench_scan.py",
+    "dask": "bench_dask.py",
     "compilers": "bench_compilers.py",
     "onnx": "bench_onnx.py",
 }
