@@ -121,7 +121,9 @@ def test_jvp_vjp_transpose(name: str) -> None:
     assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10), f"{name}: transpose identity"
 
 
-@pytest.mark.parametrize("name", ["fft/backward", "rfft/odd_pad", "irfft/odd", "hfft/n", "ihfft/ortho", "rfftn/s_axes", "irfftn/odd"])
+@pytest.mark.parametrize(
+    "name", ["fft/backward", "rfft/odd_pad", "irfft/odd", "hfft/n", "ihfft/ortho", "rfftn/s_axes", "irfftn/odd"]
+)
 def test_complex_input_transpose(name: str) -> None:
     """Complex inputs to every op that accepts them (rfft's inputs stay real)."""
     fn, x, _ = make(name, cplx=CASES[name][3])
@@ -133,7 +135,9 @@ def test_complex_input_transpose(name: str) -> None:
     assert float(np.real(np.sum(N(ct) * N(v)))) == pytest.approx(float(np.real(np.sum(N(u) * N(tan)))), rel=1e-10)
 
 
-@pytest.mark.parametrize("name", ["rfft/backward", "irfft/ortho", "fftn/s_axes", "rfftn/s", "irfftn/s_axes", "hfft/forward"])
+@pytest.mark.parametrize(
+    "name", ["rfft/backward", "irfft/ortho", "fftn/s_axes", "rfftn/s", "irfftn/s_axes", "hfft/forward"]
+)
 def test_grad_and_jacrev_vs_fd(name: str) -> None:
     fn, x, _ = make(name, seed=1)
     rng = np.random.default_rng(9)
@@ -149,7 +153,7 @@ def test_grad_and_jacrev_vs_fd(name: str) -> None:
     g = N(fl.grad(loss)(x))
     e = np.zeros(x.shape)
     e[(0,) * x.ndim] = 1.0
-    for d in ([1.0] + ([1j] if x.dtype.kind == "c" else [])):
+    for d in [1.0] + ([1j] if x.dtype.kind == "c" else []):
         te = T(e * d)
         num = (float(loss(x + EPS * te)) - float(loss(x - EPS * te))) / (2 * EPS)
         # JAX's convention: the directional derivative along d is Re(g * d).
@@ -160,7 +164,22 @@ def test_grad_and_jacrev_vs_fd(name: str) -> None:
         close(N(jac)[(...,) + (0,) * x.ndim], np.real(col), rtol=1e-6, atol=1e-7, what=f"{name}: jacrev")
 
 
-@pytest.mark.parametrize("name", ["fft/crop", "ifft/pad", "rfft/odd_pad", "irfft/odd", "hfft/n", "ihfft/n", "fftn/s_axes", "rfftn/s_axes", "irfftn/s_axes", "fftshift/axes", "ifftshift/all"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fft/crop",
+        "ifft/pad",
+        "rfft/odd_pad",
+        "irfft/odd",
+        "hfft/n",
+        "ihfft/n",
+        "fftn/s_axes",
+        "rfftn/s_axes",
+        "irfftn/s_axes",
+        "fftshift/axes",
+        "ifftshift/all",
+    ],
+)
 def test_vmap_vs_loop(name: str) -> None:
     fn, _, shape, c = CASES[name]
     rng = np.random.default_rng(21)
@@ -177,7 +196,20 @@ def test_vmap_vs_loop(name: str) -> None:
     close(got, np.stack([N(fl.grad(loss)(x)) for x in xs]), rtol=1e-10, atol=1e-12, what=f"{name}: vmap(grad)")
 
 
-@pytest.mark.parametrize("name", ["fft/backward", "rfft/backward", "irfft/backward", "fftn/backward", "rfftn/s", "irfftn/odd", "hfft/backward", "ihfft/backward", "fftshift/all"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fft/backward",
+        "rfft/backward",
+        "irfft/backward",
+        "fftn/backward",
+        "rfftn/s",
+        "irfftn/odd",
+        "hfft/backward",
+        "ihfft/backward",
+        "fftshift/all",
+    ],
+)
 def test_float32(name: str) -> None:
     fn, x, _ = make(name)
     x32 = fl.astype(x, fl.complex64 if x.dtype.kind == "c" else fl.float32)

@@ -160,9 +160,26 @@ CASES["matrix_norm_keepdims"] = (lambda x: L.matrix_norm(x, ord="nuc", keepdims=
 
 # Complex-valued inputs (JAX's convention: cotangents are not conjugated).
 COMPLEX = [
-    "inv", "solve", "solve_vec", "cholesky", "det", "slogdet", "eigh", "eigvalsh", "qr_tall",
-    "qr_square", "svd_tall", "svd_wide", "svd_square", "svdvals", "diagonal_off", "trace",
-    "matrix_norm_fro", "matrix_norm_nuc", "vector_norm", "pinv_tall",
+    "inv",
+    "solve",
+    "solve_vec",
+    "cholesky",
+    "det",
+    "slogdet",
+    "eigh",
+    "eigvalsh",
+    "qr_tall",
+    "qr_square",
+    "svd_tall",
+    "svd_wide",
+    "svd_square",
+    "svdvals",
+    "diagonal_off",
+    "trace",
+    "matrix_norm_fro",
+    "matrix_norm_nuc",
+    "vector_norm",
+    "pinv_tall",
 ]
 
 
@@ -258,7 +275,9 @@ def _check_first_order(name: str, cplx: bool) -> None:
     us = [T(rand(rng, o.shape, o.dtype.kind == "c")) for o in out]
     cts = pull(tuple(us) if isinstance(o2, tuple) else us[0])
     for c, a in zip(cts, args, strict=True):
-        assert c.shape == a.shape and c.dtype == a.dtype, f"{name}: cotangent {c.shape} {c.dtype} for {a.shape} {a.dtype}"
+        assert c.shape == a.shape and c.dtype == a.dtype, (
+            f"{name}: cotangent {c.shape} {c.dtype} for {a.shape} {a.dtype}"
+        )
     lhs = rdot(list(cts), dirs)
     assert lhs == pytest.approx(rdot(us, tan), rel=1e-8, abs=1e-8), f"{name}: transpose identity"
     assert lhs == pytest.approx(rdot(us, ref), rel=1e-5, abs=1e-5), f"{name}: <vjp(u), v> vs FD"
@@ -328,8 +347,10 @@ def test_vmap_vs_loop(name: str) -> None:
     rng = np.random.default_rng(17)
     makers = CASES[name][1]
     per = [[T(m(rng, False)) for m in makers] for _ in range(2)]
-    in_axes = tuple(0 if i == 0 else (None if len(makers) > 1 and name.startswith(("solve", "cross")) else 0)
-                    for i in range(len(makers)))
+    in_axes = tuple(
+        0 if i == 0 else (None if len(makers) > 1 and name.startswith(("solve", "cross")) else 0)
+        for i in range(len(makers))
+    )
     stacked = [fl.stack([p[i] for p in per]) if ax == 0 else per[0][i] for i, ax in enumerate(in_axes)]
     examples = [[p[i] if ax == 0 else per[0][i] for i, ax in enumerate(in_axes)] for p in per]
     got = leaves(fl.vmap(f, in_axes=in_axes)(*stacked))
@@ -359,8 +380,26 @@ def test_vmap_batch_axis_not_first() -> None:
 # float32
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "name", ["inv", "solve", "cholesky", "det", "slogdet", "eigh", "qr_tall", "svd_tall", "svdvals", "trace",
-             "diagonal", "pinv_tall", "matrix_norm_fro", "matrix_norm_2", "vector_norm", "cross", "matrix_power3"]
+    "name",
+    [
+        "inv",
+        "solve",
+        "cholesky",
+        "det",
+        "slogdet",
+        "eigh",
+        "qr_tall",
+        "svd_tall",
+        "svdvals",
+        "trace",
+        "diagonal",
+        "pinv_tall",
+        "matrix_norm_fro",
+        "matrix_norm_2",
+        "vector_norm",
+        "cross",
+        "matrix_power3",
+    ],
 )
 def test_float32(name: str) -> None:
     f, args = make(name)

@@ -315,7 +315,10 @@ def test_load_state_for_another_model_raises_and_changes_nothing():
         fresh = optim.Adam(lr=0.1)
         fresh.load_state_dict(opt.state_dict(), params={"w": fl.ones((5,))})
     after = other.state_dict()
-    assert after["step"] == before["step"] and after["state"]["v"]["exp_avg"].tolist() == before["state"]["v"]["exp_avg"].tolist()
+    assert (
+        after["step"] == before["step"]
+        and after["state"]["v"]["exp_avg"].tolist() == before["state"]["v"]["exp_avg"].tolist()
+    )
     with pytest.raises(fl.StateDictError, match="SGD"):
         optim.Adam().load_state_dict(optim.SGD().state_dict())
     # an unchecked load is verified at the first update, before anything changes

@@ -33,7 +33,13 @@ JAX = {
     "uniform0_4": [0.9476670026779175, 0.9785798788070679, 0.33229148387908936, 0.46866846084594727],
     "uniform42_ab": [1.4209669828414917, 2.758580207824707, 2.3139004707336426],
     "normal0_4": [1.622642159461975, 2.0252647399902344, -0.4335944354534149, -0.07861734926700592],
-    "normal42_5": [-0.02830461598932743, 0.4671318531036377, 0.2957029640674591, 0.15354591608047485, -0.12403281778097153],
+    "normal42_5": [
+        -0.02830461598932743,
+        0.4671318531036377,
+        0.2957029640674591,
+        0.15354591608047485,
+        -0.12403281778097153,
+    ],
     "randint0_i32": [9, 0, 2, 3, 1, 7],
     "randint42_u8": [196, 18, 183, 193, 141, 107],
     "perm0_8": [0, 1, 5, 6, 4, 3, 2, 7],
@@ -98,7 +104,9 @@ def test_floats_match_jax() -> None:
     u = fr.uniform(K0, (4,))
     assert u.dtype == fl.float32
     assert A(u).tolist() == JAX["uniform0_4"]  # the mantissa trick is exact
-    ulps_close(fr.uniform(K42, (3,), minval=-2.0, maxval=5.0), JAX["uniform42_ab"], np.float32, 1)  # XLA may fuse the fma
+    ulps_close(
+        fr.uniform(K42, (3,), minval=-2.0, maxval=5.0), JAX["uniform42_ab"], np.float32, 1
+    )  # XLA may fuse the fma
     ulps_close(fr.normal(K0, (4,)), JAX["normal0_4"], np.float32, 4)
     ulps_close(fr.normal(K42, (5,)), JAX["normal42_5"], np.float32, 4)
     ulps_close(fr.gumbel(K0, (3,)), JAX["gumbel0"], np.float32, 4)
@@ -257,7 +265,9 @@ def test_erf_erfinv_accuracy() -> None:
         got = A(erfinv(fl.asarray(x.tolist(), dtype=dt)))
         np.testing.assert_allclose(got, special.erfinv(x.astype(dt.name)), rtol=rtol, atol=rtol)
         y = np.linspace(-6.0, 6.0, 2001)
-        np.testing.assert_allclose(A(erf(fl.asarray(y.tolist(), dtype=dt))), special.erf(y.astype(dt.name)), rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(
+            A(erf(fl.asarray(y.tolist(), dtype=dt))), special.erf(y.astype(dt.name)), rtol=rtol, atol=rtol
+        )
     e = A(erfinv(fl.asarray([1.0, -1.0, 0.0])))
     assert e.tolist() == [math.inf, -math.inf, 0.0]
 
@@ -346,7 +356,9 @@ def test_randomness_same_and_different() -> None:
     # "different" folds the batch index into the key
     np.testing.assert_array_equal(d[2], A(fr.normal(fr.fold_in(K0, 2), (3,))))
     # nested vmaps each fold in their own index
-    dd = A(fl.vmap(fl.vmap(lambda x: x + fr.uniform(K0), randomness="different"), randomness="different")(fl.zeros((2, 3))))
+    dd = A(
+        fl.vmap(fl.vmap(lambda x: x + fr.uniform(K0), randomness="different"), randomness="different")(fl.zeros((2, 3)))
+    )
     assert len(set(dd.ravel().tolist())) == 6
     sd = A(fl.vmap(fl.vmap(lambda x: x + fr.uniform(K0), randomness="different"), randomness="same")(fl.zeros((2, 3))))
     np.testing.assert_array_equal(sd[0], sd[1])

@@ -21,7 +21,9 @@ def A(t: fl.Tensor) -> np.ndarray:
 
 
 def T(a: np.ndarray) -> fl.Tensor:
-    return fl.asarray(np.asarray(a).tolist(), dtype={"f": fl.float64, "i": fl.int64, "b": fl.bool}[np.asarray(a).dtype.kind])
+    return fl.asarray(
+        np.asarray(a).tolist(), dtype={"f": fl.float64, "i": fl.int64, "b": fl.bool}[np.asarray(a).dtype.kind]
+    )
 
 
 def rand(shape: tuple[int, ...], seed: int = 0, dtype: fl.DType = fl.float64) -> fl.Tensor:

@@ -113,7 +113,7 @@ def test_python_scalar_mixing() -> None:
     assert (f32 * 2.0).dtype == fl.float32
     assert (2.0 * f32).dtype == fl.float32
     assert (f32 + 1).dtype == fl.float32
-    assert (f32 ** 2).dtype == fl.float32
+    assert (f32**2).dtype == fl.float32
     i64 = t([1, 2])
     assert (i64 + 1.5).dtype == fl.get_default_dtype() == fl.float32
     assert (i64 + 1.5).tolist() == [2.5, 3.5]
@@ -349,7 +349,6 @@ def test_default_backend_context_manager() -> None:
         assert b.name == OTHER
     assert y.backend == OTHER
     assert fl.ones((2,)).backend == BACKEND
-
 
 
 def test_to_backend() -> None:
