@@ -44,7 +44,64 @@ def _activation(activation: str | Callable[[Any], Any], layer: str) -> Callable[
     raise ConfigError(f"{layer}: activation must be 'relu', 'gelu' or a callable; got {activation!r}.")
 
 
-class TransformerEncoderLayer(Module):
+class _TransformerLayer(Module):
+    """What the encoder and decoder layers share: their submodules (in PyTorch's order) and blocks.
+
+    ``_n_attention`` attention blocks (self-attention, then cross-attention in the decoder),
+    a feed-forward block, and one LayerNorm and one Dropout per block (``norm1``.., ``dropout1``..).
+    """
+
+    _n_attention = 1
+
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable[[Any], Any] = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        key: Any = None,
+    ) -> None:
+        super().__init__()
+        n = self._n_attention
+        ks = split_key(key, n + 2)
+        dd = {"device": device, "dtype": dtype}
+        for name, k in zip(("self_attn", "multihead_attn")[:n], ks, strict=False):
+            setattr(
+                self,
+                name,
+                MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, key=k, **dd),
+            )
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, key=ks[n], **dd)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, key=ks[n + 1], **dd)
+        self.norm_first = norm_first
+        for i in range(1, n + 2):
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **dd))
+        for i in range(1, n + 2):
+            setattr(self, f"dropout{i}", Dropout(dropout))
+        self.activation = _activation(activation, type(self).__name__)
+        self.batch_first = batch_first
+
+    def _sa_block(self, x: Any, attn_mask: Any, key_padding_mask: Any, is_causal: bool) -> Any:
+        x = self.self_attn(
+            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
+        )[0]
+        return self.dropout1(x)
+
+    def _ff_block(self, x: Any) -> Any:
+        last_dropout = getattr(self, f"dropout{self._n_attention + 1}")
+        return last_dropout(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+class TransformerEncoderLayer(_TransformerLayer):
     """Self-attention + feed-forward block, as ``torch.nn.TransformerEncoderLayer``.
 
     ``forward(src, src_mask=None, src_key_padding_mask=None, is_causal=False)``;
@@ -59,48 +116,6 @@ class TransformerEncoderLayer(Module):
         (3, 5, 8)
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable[[Any], Any] = "relu",
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-        *,
-        key: Any = None,
-    ) -> None:
-        super().__init__()
-        ks = split_key(key, 3)
-        dd = {"device": device, "dtype": dtype}
-        self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, key=ks[0], **dd
-        )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, key=ks[1], **dd)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, key=ks[2], **dd)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **dd)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **dd)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.activation = _activation(activation, "TransformerEncoderLayer")
-        self.batch_first = batch_first
-
-    def _sa_block(self, x: Any, attn_mask: Any, key_padding_mask: Any, is_causal: bool) -> Any:
-        x = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
-        )[0]
-        return self.dropout1(x)
-
-    def _ff_block(self, x: Any) -> Any:
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
-
     def forward(self, src: Any, src_mask: Any = None, src_key_padding_mask: Any = None, is_causal: bool = False) -> Any:
         x = src
         if self.norm_first:
@@ -112,7 +127,7 @@ class TransformerEncoderLayer(Module):
         return x
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """Self-attention + cross-attention + feed-forward block, as ``torch.nn.TransformerDecoderLayer``.
 
     ``forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
@@ -126,58 +141,13 @@ class TransformerDecoderLayer(Module):
         (4, 3, 8)
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable[[Any], Any] = "relu",
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-        *,
-        key: Any = None,
-    ) -> None:
-        super().__init__()
-        ks = split_key(key, 4)
-        dd = {"device": device, "dtype": dtype}
-        self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, key=ks[0], **dd
-        )
-        self.multihead_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, key=ks[1], **dd
-        )
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, key=ks[2], **dd)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, key=ks[3], **dd)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **dd)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **dd)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **dd)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation(activation, "TransformerDecoderLayer")
-        self.batch_first = batch_first
-
-    def _sa_block(self, x: Any, attn_mask: Any, key_padding_mask: Any, is_causal: bool) -> Any:
-        x = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
-        )[0]
-        return self.dropout1(x)
+    _n_attention = 2
 
     def _mha_block(self, x: Any, mem: Any, attn_mask: Any, key_padding_mask: Any, is_causal: bool) -> Any:
         x = self.multihead_attn(
             x, mem, mem, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
         )[0]
         return self.dropout2(x)
-
-    def _ff_block(self, x: Any) -> Any:
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
     def forward(
         self,
