@@ -26,3 +26,9 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 BACKEND = os.environ.get("FUNCTORCH_LITE_BACKEND", "numpy")
+
+if BACKEND == "jax":
+    # The suite's oracles and many of its cases are float64; jax has float64 only in x64 mode
+    # (without it the backend raises DTypeError rather than silently computing in float32).
+    # It must be set before jax is imported.
+    os.environ.setdefault("JAX_ENABLE_X64", "1")

@@ -422,8 +422,9 @@ def test_schedules_under_jit_follow_the_eager_steps():
         return losses, m.weight.tolist(), (f.cache_size() if jit else None)
 
     eager, jitted = run(False), run(True)
-    np.testing.assert_allclose(jitted[0], eager[0], rtol=1e-6)
-    np.testing.assert_allclose(jitted[1], eager[1], rtol=1e-6)
+    rtol = 1e-5 if fl.default_backend_name() == "jax" else 1e-6  # XLA reorders float32 arithmetic
+    np.testing.assert_allclose(jitted[0], eager[0], rtol=rtol)
+    np.testing.assert_allclose(jitted[1], eager[1], rtol=rtol)
     assert jitted[2] <= 2  # the first step creates the state (count 0, concrete), then one trace
     assert len(set(eager[0])) > 3  # the schedule really changed the steps
 
@@ -614,7 +615,11 @@ def test_fast_path_class_api_state_changes():
     fl.manual_seed(5)
     a, b = s2(x, y), s2(x, y)  # dropout: the global generator advances on the fast path too
     fl.manual_seed(5)
-    assert float(a) == float(s1(x, y)) and float(b) == float(s1(x, y))
+    # compiler="xla" (the jax default) fuses and reorders float32 arithmetic: equal to 1e-5, the jit contract
+    if fl.default_backend_name() == "jax":
+        close(a, s1(x, y), 1e-5), close(b, s1(x, y), 1e-5)
+    else:  # the replay runs the same numpy calls as eager: bit for bit
+        assert float(a) == float(s1(x, y)) and float(b) == float(s1(x, y))
     m1.eval(), m2.eval()
     both(x, y, 0)  # eval mode: another program
     m1.train(), m2.train()
