@@ -29,6 +29,15 @@ def _zeros(shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
     return fl.zeros(shape, dtype=dtype, device=device)
 
 
+def _affine(m: Module, shape: tuple[int, ...], weight: bool, bias: bool, dtype: Any, device: Any) -> None:
+    """Register ``weight`` (ones) and ``bias`` (zeros) of ``shape``, or None where not wanted (PyTorch's order)."""
+    for name, want, make in (("weight", weight, _ones), ("bias", bias and weight, _zeros)):
+        if want:
+            setattr(m, name, Parameter(make(shape, dtype, device)))
+        else:
+            m.register_parameter(name, None)
+
+
 class _NormBase(Module):
     """Shared by BatchNorm and InstanceNorm: affine parameters and running statistics."""
 
@@ -52,12 +61,7 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(_ones((num_features,), dtype, device))
-            self.bias = Parameter(_zeros((num_features,), dtype, device))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, (num_features,), affine, True, dtype, device)
         if track_running_stats:
             self.register_buffer("running_mean", _zeros((num_features,), dtype, device))
             self.register_buffer("running_var", _ones((num_features,), dtype, device))
@@ -251,15 +255,7 @@ class LayerNorm(Module):
         self.normalized_shape = _shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(_ones(self.normalized_shape, dtype, device))
-            if bias:
-                self.bias = Parameter(_zeros(self.normalized_shape, dtype, device))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, self.normalized_shape, elementwise_affine, bias, dtype, device)
 
     def forward(self, input: Any) -> Any:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -330,12 +326,7 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(_ones((num_channels,), dtype, device))
-            self.bias = Parameter(_zeros((num_channels,), dtype, device))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, (num_channels,), affine, True, dtype, device)
 
     def forward(self, input: Any) -> Any:
         if input.ndim < 2 or input.shape[1] != self.num_channels:
