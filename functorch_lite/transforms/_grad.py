@@ -7,15 +7,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._core import tree_util as tu
-from .._core.engine import active_traces, new_trace
+from .._core import engine as _engine
+from .._core.engine import active_traces, add_stack
 from .._core.tensor import Tensor
-from .._errors import NonScalarOutputError, TransformError
+from .._errors import FunctorchLiteError, NonScalarOutputError, TransformError
 from .._backend import FLOAT_NATIVES as _FLOATS
-from ._ad import VJPTrace, backward
+from ._ad import Node, VJPTrace, backward
 from . import _ad as _ad  # noqa: E402
 from .. import _dtypes as _dtypes  # noqa: E402
 from .._ops import _base as _base  # noqa: E402
 from .._ops import creation as _creation  # noqa: E402
+
+_new = object.__new__
 
 
 def _stack_str() -> str:
@@ -55,22 +58,39 @@ def _record(
     for a non-floating input leaf before ``f`` runs (it raises)."""
     leaves, in_tree = tu.tree_flatten(tuple(primals))
     tape = _Tape()
-    with new_trace(VJPTrace) as tr:
+    # (new_trace(VJPTrace), inlined: this runs once per gradient call)
+    st = _engine._state
+    st.counter += 1
+    tr = VJPTrace(st.counter)
+    stack = st.stack
+    stack.append(tr)
+    try:
         tracers = []
-        in_payloads = []  # read now: f may rebind its arguments (x[i] = v, x += y)
+        in_payloads: list[Any] = []  # read now: f may rebind its arguments (x[i] = v, x += y)
         for i, x in enumerate(leaves):
             if x.__class__ is not Tensor:
                 x = leaves[i] = _to_leaf(x, what)
             if (x._a.dtype in _FLOATS[x._xp]) if x._t is None else _is_float(x):
-                t = tr.new_input(x)
+                node = _new(Node)  # (VJPTrace.new_input, inlined)
+                node.trace = tr
+                node.primal = node.out = x
+                node.idx = -1
+                node.prim = node.params = None
+                node.parents = node.primals = ()
+                node.ct = node.tan = None
+                node.multi = node.raw = False
+                t = _new(Tensor)
+                t._a = None
+                t._xp = x._xp
+                t._t = node
                 tracers.append(t)
-                in_payloads.append(t._t)
+                in_payloads.append(node)
             else:
                 if on_int is not None:
                     on_int(i)
                 tracers.append(x)
                 in_payloads.append(None)
-        out = f(*tu.tree_unflatten(in_tree, tracers))
+        out = f(*in_tree.unflatten(tracers))
         aux = None
         if has_aux:
             if not (isinstance(out, (tuple, list)) and len(out) == 2):
@@ -79,11 +99,20 @@ def _record(
                     f"{type(out).__name__}. Return (out, aux) or set has_aux=False."
                 )
             out, aux = out
-            aux = _strip(aux, tr)
+            if aux is not None:
+                aux = _strip(aux, tr)
         if out.__class__ is Tensor:  # one Tensor (grad's case): no pytree walk
             out_leaves, out_tree = [out], _leaf_treedef()
         else:
             out_leaves, out_tree = tu.tree_flatten(out)
+    except BaseException as exc:
+        tr.alive = False
+        if isinstance(exc, FunctorchLiteError):
+            add_stack(exc)
+        _pop(stack, tr)
+        raise
+    tr.alive = False
+    _pop(stack, tr)
     tape.trace = tr
     # the nodes move to the tape record: the trace keeps no reference to them, so no
     # trace <-> node cycle holds the residuals until the cyclic garbage collector runs
@@ -95,7 +124,8 @@ def _record(
     payloads = []
     prim_outs = []
     for o in out_leaves:
-        o = _to_leaf(o, what)
+        if o.__class__ is not Tensor:
+            o = _to_leaf(o, what)
         p = o._t
         if p is not None and p.trace is tr:
             payloads.append(p)
@@ -105,9 +135,21 @@ def _record(
             prim_outs.append(o)
     tape.out_payloads = payloads
     tape.out_primals = prim_outs
-    _ad.prune(tr)
+    if tr.prunable:
+        _ad.prune(tr)
     tape.out_tree = out_tree
     return tape, (prim_outs[0] if out_tree is _LEAF[0] else tu.tree_unflatten(out_tree, prim_outs)), aux
+
+
+def _pop(stack: list[Any], tr: Any) -> None:
+    """Take trace ``tr`` off the trace stack (new_trace.__exit__'s bookkeeping)."""
+    if stack and stack[-1] is tr:
+        stack.pop()
+    else:  # pragma: no cover - out-of-order exit (a generator kept a transform open)
+        try:
+            stack.remove(tr)
+        except ValueError:
+            pass
 
 
 _LEAF: list[Any] = [None]
@@ -154,9 +196,20 @@ def _run_backward(tape: _Tape, cts: list[Any], free: bool) -> list[Any]:
         if p is None:
             res.append(zeros_like(x))
             continue
-        c = p.node.ct
-        p.node.ct = None
-        res.append(zeros_like(x) if c is None else _ad.as_cotangent(c, x._xp))
+        c = p.ct  # (an input's payload is its node)
+        p.ct = None
+        if c is None:
+            res.append(zeros_like(x))
+        elif c.__class__ is Tensor:
+            res.append(c)
+        elif x._t is None and c.__class__ is x._a.__class__:  # a backend array of x's own kind
+            t = _new(Tensor)
+            t._a = c
+            t._xp = x._xp
+            t._t = None
+            res.append(t)
+        else:
+            res.append(_ad.as_cotangent(c, x._xp))
     return res
 
 
