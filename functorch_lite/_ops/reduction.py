@@ -10,13 +10,12 @@ from .. import _dtypes as D
 from .._core.tensor import Tensor
 from ._base import Primitive, as_tensor, bind, check_dtype, normalize_axes, normalize_axis
 from ._rules import move_bdim_to_front
-from . import creation as _L_creation  # noqa: E402
-from . import dtypes as _L_dtypes  # noqa: E402
-from . import elementwise as _L_elementwise  # noqa: E402
-from . import indexing as _L_indexing  # noqa: E402
-from . import manipulation as _L_manipulation  # noqa: E402
-from .._core import tensor as _L_up__core_tensor  # noqa: E402
-from .. import _backend as _L_pkg_backend  # noqa: E402
+from . import creation as _creation  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import elementwise as _elementwise  # noqa: E402
+from . import indexing as _indexing  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from .._core import tensor as _tensor  # noqa: E402
 
 _new = object.__new__
 
@@ -38,7 +37,7 @@ __all__ = [
 
 def _expand_to(g: Any, x_shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdims: builtins.bool) -> Any:
     """Broadcast a reduced cotangent ``g`` back to ``x_shape``."""
-    reshape = _L_manipulation.reshape
+    reshape = _manipulation.reshape
 
     if not keepdims:
         axes = range(len(x_shape)) if axis is None else axis
@@ -47,7 +46,7 @@ def _expand_to(g: Any, x_shape: tuple[int, ...], axis: tuple[int, ...] | None, k
     if g.shape == x_shape:
         return g
     # the shapes are known to broadcast: bind directly, without broadcast_to's checks
-    return bind(_L_manipulation.broadcast_to_p, (g,), {"shape": tuple(x_shape)})
+    return bind(_manipulation.broadcast_to_p, (g,), {"shape": tuple(x_shape)})
 
 
 def _shift_axis(axis: tuple[int, ...] | None, nd: int) -> tuple[int, ...]:
@@ -63,13 +62,13 @@ def _reduction_batch(prim: Primitive) -> Any:
 
 
 _FAST: dict[Any, Any] = {}  # namespace -> its fast reducers (or None)
-_FLOATS = _L_pkg_backend.FLOAT_NATIVES
+_FLOATS = _backend.FLOAT_NATIVES
 
 
 def _fast(xp: Any) -> Any:
     r = _FAST.get(xp, 0)
     if r == 0:
-        r = _FAST[xp] = _L_pkg_backend.fast_reducers(xp)
+        r = _FAST[xp] = _backend.fast_reducers(xp)
     return r
 
 
@@ -83,7 +82,7 @@ def _xp_reduce(fname: str) -> Any:
                 return fast[fname](x, axis=axis, keepdims=keepdims)
         kw: dict[str, Any] = {"axis": axis, "keepdims": keepdims}
         if dtype is not None:
-            backend_for = _L_up__core_tensor.backend_for
+            backend_for = _tensor.backend_for
 
             kw["dtype"] = backend_for(xp).native(dtype)
         return getattr(xp, fname)(x, **kw)
@@ -110,8 +109,8 @@ def _sum_vjp(g: Any, out: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dt
     # Broadcast against x itself where its shape has unknown sizes (which cannot be broadcast to)
     # or x is lazy (dask): g + zeros_like(x) takes x's chunks, and dask fuses it into one task per chunk.
     if _unknown(x.shape) or _lazy(x):
-        expand_dims = _L_manipulation.expand_dims
-        zeros_like = _L_creation.zeros_like
+        expand_dims = _manipulation.expand_dims
+        zeros_like = _creation.zeros_like
 
         if not keepdims:
             for a in range(x.ndim) if axis is None else sorted(axis):
@@ -191,7 +190,7 @@ def sum(
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
     if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _L_dtypes.astype
+        astype = _ops_dtypes.astype
 
         x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(sum_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": dt})
@@ -203,8 +202,8 @@ prod_p = Primitive("prod", _xp_reduce("prod"))
 
 def _merge_reduced_last(x: Any, axis: tuple[int, ...] | None) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
     """Move the reduced axes of x last and merge them; returns (y, perm, kept shape)."""
-    permute_dims = _L_manipulation.permute_dims
-    reshape = _L_manipulation.reshape
+    permute_dims = _manipulation.permute_dims
+    reshape = _manipulation.reshape
 
     nd = x.ndim
     axes = tuple(range(nd)) if axis is None else axis
@@ -217,12 +216,12 @@ def _merge_reduced_last(x: Any, axis: tuple[int, ...] | None) -> tuple[Any, tupl
 
 def _prod_others(x: Any, axis: tuple[int, ...] | None) -> Any:
     """For each element, the product of the other elements in its reduction group (zero-safe)."""
-    ones_like = _L_creation.ones_like
-    getitem = _L_indexing.getitem
-    concat = _L_manipulation.concat
-    flip = _L_manipulation.flip
-    permute_dims = _L_manipulation.permute_dims
-    reshape = _L_manipulation.reshape
+    ones_like = _creation.ones_like
+    getitem = _indexing.getitem
+    concat = _manipulation.concat
+    flip = _manipulation.flip
+    permute_dims = _manipulation.permute_dims
+    reshape = _manipulation.reshape
 
     y, perm, kshape = _merge_reduced_last(x, axis)
     one = ones_like(getitem(y, (..., slice(0, 1))))
@@ -267,7 +266,7 @@ def prod(
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
     if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _L_dtypes.astype
+        astype = _ops_dtypes.astype
 
         x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(prod_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": dt})
@@ -279,8 +278,8 @@ def _extreme(name: str) -> Any:
 
     def vjp(g: Any, out: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dtype: Any = None) -> Any:
         def ct() -> Any:
-            astype = _L_dtypes.astype
-            equal = _L_elementwise.equal
+            astype = _ops_dtypes.astype
+            equal = _elementwise.equal
 
             # NOTE: ties share the gradient evenly (as JAX does).
             o = _expand_to(out, x.shape, axis, keepdims)
@@ -291,8 +290,8 @@ def _extreme(name: str) -> Any:
         return (ct,)
 
     def jvp(ts: Any, out: Any, x: Any, *, axis: Any, keepdims: builtins.bool, dtype: Any = None) -> Any:
-        astype = _L_dtypes.astype
-        equal = _L_elementwise.equal
+        astype = _ops_dtypes.astype
+        equal = _elementwise.equal
 
         o = _expand_to(out, x.shape, axis, keepdims)
         mask = astype(equal(x, o), x.dtype)
@@ -381,8 +380,8 @@ def var(
         >>> float(fl.var(fl.asarray([1.0, 3.0])))
         1.0
     """
-    _abs = _L_elementwise.abs
-    real = _L_elementwise.real
+    _abs = _elementwise.abs
+    real = _elementwise.real
 
     x, ax = _reduce_args(x, axis, "var")
     if x.dtype.kind not in "fc":
@@ -410,7 +409,7 @@ def std(
         >>> float(fl.std(fl.asarray([1.0, 3.0])))
         1.0
     """
-    sqrt = _L_elementwise.sqrt
+    sqrt = _elementwise.sqrt
 
     return sqrt(var(x, axis=axis, correction=correction, keepdims=keepdims))
 
@@ -420,7 +419,7 @@ def _cum_impl(fname: str) -> Any:
     def impl(xp: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False) -> Any:
         kw: dict[str, Any] = {"axis": axis, "include_initial": include_initial}
         if dtype is not None:
-            backend_for = _L_up__core_tensor.backend_for
+            backend_for = _tensor.backend_for
 
             kw["dtype"] = backend_for(xp).native(dtype)
         return getattr(xp, fname)(x, **kw)
@@ -435,8 +434,8 @@ cumulative_sum_p.jvp = lambda ts, out, x, **p: bind(cumulative_sum_p, (ts[0],), 
 def _cumsum_vjp(
     g: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False
 ) -> Any:
-    getitem = _L_indexing.getitem
-    flip = _L_manipulation.flip
+    getitem = _indexing.getitem
+    flip = _manipulation.flip
 
     if include_initial:
         g = getitem(g, (slice(None),) * axis + (slice(1, None),))
@@ -465,7 +464,7 @@ def _cum_args(x: Any, axis: Any, op: str) -> tuple[Tensor, int]:
             raise ValueError(f"{op}: axis is required for arrays of more than one dimension; got shape {x.shape}.")
         axis = 0
     if x.ndim == 0:
-        reshape = _L_manipulation.reshape
+        reshape = _manipulation.reshape
 
         x = reshape(x, (1,))
     return x, normalize_axis(axis, x.ndim, op)
@@ -488,7 +487,7 @@ def cumulative_sum(
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
     if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _L_dtypes.astype
+        astype = _ops_dtypes.astype
 
         x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(cumulative_sum_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
@@ -500,8 +499,8 @@ cumulative_prod_p = Primitive("cumulative_prod", _cum_impl("cumulative_prod"))
 def _cumprod_vjp(
     g: Any, out: Any, x: Any, *, axis: int, dtype: Any = None, include_initial: builtins.bool = False
 ) -> Any:
-    getitem = _L_indexing.getitem
-    flip = _L_manipulation.flip
+    getitem = _indexing.getitem
+    flip = _manipulation.flip
 
     if include_initial:
         g = getitem(g, (slice(None),) * axis + (slice(1, None),))
@@ -516,14 +515,14 @@ def _cumprod_jvp(
 ) -> Any:
     o = out
     if include_initial:
-        getitem = _L_indexing.getitem
+        getitem = _indexing.getitem
 
         o = getitem(out, (slice(None),) * axis + (slice(1, None),))
     r = o * cumulative_sum(ts[0] / x, axis=axis)
     if include_initial:
-        zeros_like = _L_creation.zeros_like
-        getitem = _L_indexing.getitem
-        concat = _L_manipulation.concat
+        zeros_like = _creation.zeros_like
+        getitem = _indexing.getitem
+        concat = _manipulation.concat
 
         z = zeros_like(getitem(r, (slice(None),) * axis + (slice(0, 1),)))
         r = concat([z, r], axis=axis)
@@ -552,7 +551,7 @@ def cumulative_prod(
         if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
             dt = D.int64 if k.kind in "ib" else D.uint64
     if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _L_dtypes.astype
+        astype = _ops_dtypes.astype
 
         x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
     return bind(cumulative_prod_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
@@ -592,8 +591,8 @@ def diff(x: Any, /, *, axis: int = -1, n: int = 1, prepend: Any = None, append: 
         >>> fl.diff(fl.asarray([1, 4, 9])).tolist()
         [3, 5]
     """
-    getitem = _L_indexing.getitem
-    concat = _L_manipulation.concat
+    getitem = _indexing.getitem
+    concat = _manipulation.concat
 
     x = as_tensor(x, "diff")
     ax = normalize_axis(axis, x.ndim, "diff")

@@ -8,12 +8,12 @@ from typing import Any
 
 from .._core.engine import Payload, Primitive, Trace, bind, eager
 from .._core.tensor import Tensor, make_tracer, wrap
-from .. import _backend as _L_pkg_backend  # noqa: E402
-from .._ops import creation as _L_up__ops_creation  # noqa: E402
-from .._ops import dtypes as _L_up__ops_dtypes  # noqa: E402
-from .._ops import elementwise as _L_up__ops_elementwise  # noqa: E402
-from .._ops import manipulation as _L_up__ops_manipulation  # noqa: E402
-from .._ops import reduction as _L_up__ops_reduction  # noqa: E402
+from .. import _backend  # noqa: E402
+from .._ops import creation as _creation  # noqa: E402
+from .._ops import dtypes as _ops_dtypes  # noqa: E402
+from .._ops import elementwise as _elementwise  # noqa: E402
+from .._ops import manipulation as _manipulation  # noqa: E402
+from .._ops import reduction as _reduction  # noqa: E402
 
 __all__ = ["JVPTrace", "VJPTrace", "Node", "fit_cotangent", "fit_tangent", "backward", "forward_replay"]
 
@@ -24,8 +24,8 @@ _new = object.__new__
 # Shape / dtype canonicalisation, once, in the engine
 # ---------------------------------------------------------------------------------
 def _unbroadcast(c: Tensor, shape: tuple[int, ...]) -> Tensor:
-    reshape = _L_up__ops_manipulation.reshape
-    _sum = _L_up__ops_reduction.sum
+    reshape = _manipulation.reshape
+    _sum = _reduction.sum
 
     cs = c.shape
     lead = len(cs) - len(shape)
@@ -52,7 +52,7 @@ def _same_shape(a: Any, b: Any) -> bool:
 def fit_cotangent(c: Any, like: Any) -> Any:
     """Make cotangent ``c`` match primal ``like`` in shape (sum broadcast axes) and dtype."""
     if not isinstance(c, Tensor):
-        full_like = _L_up__ops_creation.full_like
+        full_like = _creation.full_like
 
         return full_like(like, c)
     if c._t is None and like._t is None:
@@ -64,10 +64,10 @@ def fit_cotangent(c: Any, like: Any) -> Any:
         c = _unbroadcast(c, ls)
     ldt = like.dtype
     if c.dtype is not ldt:
-        astype = _L_up__ops_dtypes.astype
+        astype = _ops_dtypes.astype
 
         if c.dtype.kind == "c" and ldt.kind != "c":
-            real = _L_up__ops_elementwise.real
+            real = _elementwise.real
 
             c = real(c)
         if c.dtype is not ldt:
@@ -78,7 +78,7 @@ def fit_cotangent(c: Any, like: Any) -> Any:
 def fit_tangent(t: Any, out: Any) -> Any:
     """Make tangent ``t`` match output ``out`` in shape (broadcast) and dtype."""
     if not isinstance(t, Tensor):
-        full_like = _L_up__ops_creation.full_like
+        full_like = _creation.full_like
 
         return full_like(out, t)
     if t._t is None and out._t is None:
@@ -87,15 +87,15 @@ def fit_tangent(t: Any, out: Any) -> Any:
             return t
     os = out.shape
     if t.shape != os:
-        broadcast_to = _L_up__ops_manipulation.broadcast_to
+        broadcast_to = _manipulation.broadcast_to
 
         t = broadcast_to(t, os)
     odt = out.dtype
     if t.dtype is not odt:
-        astype = _L_up__ops_dtypes.astype
+        astype = _ops_dtypes.astype
 
         if t.dtype.kind == "c" and odt.kind != "c":
-            real = _L_up__ops_elementwise.real
+            real = _elementwise.real
 
             t = real(t)
         if t.dtype is not odt:
@@ -278,7 +278,7 @@ def _alias(t: Any) -> Any:
 
 
 _EMPTY: dict[str, Any] = {}
-_FAST = _L_pkg_backend.FAST_NAMESPACES
+_FAST = _backend.FAST_NAMESPACES
 _KEEP_ALL = (True, True)
 _PRUNE_MIN = 1 << 16  # smaller residuals (< 256 KiB in float32) are not worth the Python work of dropping them
 
@@ -537,7 +537,7 @@ _ASTYPE: list[Any] = []
 
 def _astype_prim() -> Any:
     if not _ASTYPE:
-        astype_p = _L_up__ops_dtypes.astype_p
+        astype_p = _ops_dtypes.astype_p
 
         _ASTYPE.append(astype_p)
     return _ASTYPE[0]
@@ -557,7 +557,7 @@ def as_cotangent(c: Any, xp: Any) -> Any:
     """A node's accumulated cotangent as a Tensor (backward may store backend arrays)."""
     if c is None or isinstance(c, Tensor):
         return c
-    return wrap(c, _L_pkg_backend.lifted_namespace(c, xp) or xp)  # (dask reaching numpy: mixed placement)
+    return wrap(c, _backend.lifted_namespace(c, xp) or xp)  # (dask reaching numpy: mixed placement)
 
 
 def _acc(cur: Any, c: Any, xp: Any) -> Any:
@@ -620,7 +620,7 @@ def backward(tape: list[Node], free: bool) -> None:
                     ga = ct
                 cts = None
                 if ga is not None and ga.__class__ is not node.out._a.__class__:
-                    lx = _L_pkg_backend.lifted_namespace(ga, node.out._xp)
+                    lx = _backend.lifted_namespace(ga, node.out._xp)
                     if lx is not None:  # a dask cotangent reaching a numpy node: Tensor rules lift
                         ct = wrap(ga, lx)
                         ga = None
@@ -688,7 +688,7 @@ def backward(tape: list[Node], free: bool) -> None:
                         node.primals = node.out = node.params = None  # type: ignore[assignment]
                     continue
             if not isinstance(ct, Tensor):
-                ct = wrap(ct, _L_pkg_backend.lifted_namespace(ct, node.out._xp) or node.out._xp)
+                ct = wrap(ct, _backend.lifted_namespace(ct, node.out._xp) or node.out._xp)
         cts = prim.vjp(ct, node.out, *primals, **node.params)
         for i, par in enumerate(node.parents):
             if par is None:
@@ -736,7 +736,7 @@ def _meta(t: Any) -> Any:
         return t
     a = t._a
     n = a.size if a.size.__class__ is int else _prod(a.shape)
-    if n < _PRUNE_MIN or _L_pkg_backend.is_lazy(a):  # (a lazy array holds no memory: keep its chunks)
+    if n < _PRUNE_MIN or _backend.is_lazy(a):  # (a lazy array holds no memory: keep its chunks)
         return t
     r = _new(Tensor)
     r._a = _Meta(tuple(a.shape), a.dtype)
