@@ -221,5 +221,3 @@ for _name, _fn in {
     "flatten": lambda x: manipulation.reshape(x, (-1,)),
 }.items():
     setattr(Tensor, _name, _method(_fn))
-
-elementwise._register_backend_dtypes()

@@ -57,10 +57,6 @@ def _doc_values(name: str) -> tuple[str, str]:
     return "0.5", "2.0"
 
 
-def _register_backend_dtypes() -> None:
-    """Kept for compatibility: the tables fill themselves as backends load."""
-
-
 # ----------------------------------------------------------------------------
 # Shared rules
 # ----------------------------------------------------------------------------
