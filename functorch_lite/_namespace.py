@@ -9,13 +9,14 @@ from typing import Any
 from . import _backend
 from . import _dtypes as D
 from ._core.tensor import Tensor, backend_for, wrap
-from ._ops import creation, dtypes, elementwise, indexing, linalg_core, manipulation, reduction, searching
+from ._ops import creation, dtypes, elementwise, indexing, linalg_core, manipulation, reduction, scatter, searching
 from ._ops import sorting, sets, clip as _clip_mod
 from ._ops._base import asarray, get_default_dtype, set_default_dtype
 from ._ops.creation import *  # noqa: F403
 from ._ops.dtypes import *  # noqa: F403
 from ._ops.elementwise import *  # noqa: F403
 from ._ops.indexing import *  # noqa: F403
+from ._ops.scatter import *  # noqa: F403
 from ._ops.linalg_core import *  # noqa: F403
 from ._ops.manipulation import *  # noqa: F403
 from ._ops.reduction import *  # noqa: F403
@@ -36,6 +37,7 @@ __all__ = sorted(
         + dtypes.__all__
         + elementwise.__all__
         + indexing.__all__
+        + scatter.__all__
         + linalg_core.__all__
         + manipulation.__all__
         + reduction.__all__

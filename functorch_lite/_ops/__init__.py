@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from ._base import asarray, get_default_dtype, set_default_dtype
-from . import elementwise, manipulation, dtypes, searching, reduction, creation, indexing  # noqa: F401
+from . import elementwise, manipulation, dtypes, searching, reduction, creation, indexing, scatter  # noqa: F401
 
 __all__ = ["asarray", "get_default_dtype", "set_default_dtype"]

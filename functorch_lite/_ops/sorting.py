@@ -52,7 +52,8 @@ def _sort_jvp(ts: Any, out: Any, x: Any, **p: Any) -> Any:
 def _scatter_along_axis(like: Any, perm: Any, g: Any, axis: int) -> Any:
     """``r`` of ``like``'s shape with ``r[..., perm[..., j], ...] = g[..., j, ...]`` along ``axis``."""
     from .creation import zeros_like
-    from .indexing import _arange_like, index_add
+    from .indexing import _arange_like
+    from .scatter import index_add
     from .manipulation import reshape
 
     nd = like.ndim

@@ -251,7 +251,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
         2.0
     """
     from .._ops.creation import zeros
-    from .._ops.indexing import setitem
+    from .._ops.scatter import setitem
 
     nd = tensor.ndim
     if nd not in (3, 4, 5):
