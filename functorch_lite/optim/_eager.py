@@ -24,6 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _dtypes as D
+from .._backend import DTYPE_MAPS as _DTYPE_MAPS
+from .._backend import FAST_NAMESPACES as _FAST_NAMESPACES
 from .._core.tensor import Tensor, wrap
 
 __all__ = ["Fallback", "ArrayFn", "enabled", "arrays_of", "array_fn", "state_array", "wrap_all"]
@@ -60,21 +62,27 @@ def arrays_of(g: dict[str, Any], params: dict[str, Any] | None) -> tuple[dict, d
     if not enabled or not g:
         return None
     xp = None
+    natives: Any = None
     ga: dict[str, Any] = {}
     pa: dict[str, Any] | None = None if params is None else {}
     for k, t in g.items():
-        if not isinstance(t, Tensor) or t._t is not None:
+        if t.__class__ is not Tensor and not isinstance(t, Tensor):
+            return None
+        if t._t is not None:
             return None
         if xp is None:
             xp = t._xp
+            natives = _DTYPE_MAPS[xp]  # native dtype -> DType (kept current by the backend)
         elif t._xp is not xp:
             return None
         a = t._a
-        if t.dtype not in _FLOATS:
+        if natives.get(a.dtype) not in _FLOATS:
             return None
         if pa is not None:
             p = params.get(k)  # type: ignore[union-attr]
-            if not isinstance(p, Tensor) or p._t is not None or p._xp is not xp:
+            if p is None or (p.__class__ is not Tensor and not isinstance(p, Tensor)) or p._t is not None:
+                return None
+            if p._xp is not xp:
                 return None
             b = p._a
             if (b.dtype is not a.dtype and b.dtype != a.dtype) or b.shape != a.shape:  # (`is`: numpy's == is slow)
@@ -82,6 +90,13 @@ def arrays_of(g: dict[str, Any], params: dict[str, Any] | None) -> tuple[dict, d
             pa[k] = b
         ga[k] = a
     return ga, pa, xp
+
+
+def in_place_ok(xp: Any) -> bool:
+    """True where an array function may overwrite the temporaries it made itself with the
+    in-place operators (``t *= c``): numpy, whose in-place ufuncs round exactly as the
+    out-of-place ones (other backends keep the out-of-place form)."""
+    return xp in _FAST_NAMESPACES
 
 
 def state_array(t: Any, xp: Any, like: Any) -> Any:

@@ -28,8 +28,10 @@ from ._base import (
     need_params,
     schedule_value,
 )
-from ._eager import Fallback, state_array
+from ._eager import Fallback, in_place_ok, state_array
 from ._fused import adam_moments, can_fuse
+
+_new = object.__new__
 
 __all__ = [
     "scale",
@@ -335,6 +337,7 @@ def scale_by_adam(
         step, m, v, vmax = _copy(state)
         out = {}
         last = None
+        inplace = in_place_ok(xp)
         for k, gk in g.items():
             n = step.get(k)
             if n.__class__ is not int:
@@ -342,18 +345,51 @@ def scale_by_adam(
             t = step[k] = n + 1
             if t != last:  # the parameters usually share one step count
                 last, bc1, bc2_sqrt = t, 1.0 - b1**t, (1.0 - b2**t) ** 0.5
-            mk, vk = state_array(m.get(k), xp, gk), state_array(v.get(k), xp, gk)
+            mt, vt = m.get(k), v.get(k)
+            if mt.__class__ is Tensor and vt.__class__ is Tensor and mt._t is None and vt._t is None:
+                mk, vk = mt._a, vt._a  # (state_array's checks, inline: the common case)
+                gd, gs = gk.dtype, gk.shape
+                if (
+                    mt._xp is not xp
+                    or vt._xp is not xp
+                    or (mk.dtype is not gd and mk.dtype != gd)
+                    or (vk.dtype is not gd and vk.dtype != gd)
+                    or mk.shape != gs
+                    or vk.shape != gs
+                ):
+                    raise Fallback
+            else:
+                mk, vk = state_array(mt, xp, gk), state_array(vt, xp, gk)
             if amsgrad:  # the Tensor path's operations, in its order
                 mk = mk + (gk - mk) * c1
                 vk = vk * b2 + gk * gk * c2
                 vm = xp.maximum(state_array(vmax.get(k), xp, gk), vk)
                 vmax[k] = wrap(vm, xp)
                 out[k] = mk / (xp.sqrt(vm) / bc2_sqrt + eps) / bc1
+            elif inplace:  # the same operations, each temporary reused (x + y == y + x, bit for bit)
+                d = gk - mk
+                d *= c1
+                d += mk
+                mk = d
+                q = gk * gk
+                q *= c2
+                w = vk * b2
+                w += q
+                vk = w
+                r = xp.sqrt(vk)
+                r /= bc2_sqrt
+                r += eps
+                u = mk / r
+                u /= bc1
+                out[k] = u
             else:
                 mk = mk + (gk - mk) * c1  # _fused._adam_impl's operations, inline
                 vk = vk * b2 + gk * gk * c2
                 out[k] = mk / (xp.sqrt(vk) / bc2_sqrt + eps) / bc1
-            m[k], v[k] = wrap(mk, xp), wrap(vk, xp)
+            m[k] = mt = _new(Tensor)  # (wrap, inline)
+            mt._a, mt._xp, mt._t = mk, xp, None
+            v[k] = vt = _new(Tensor)
+            vt._a, vt._xp, vt._t = vk, xp, None
         return out, ScaleByAdamState(step, m, v, vmax)
 
     return lift(init, update, update_arrays if type(eps) is float else None)
