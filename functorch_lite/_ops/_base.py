@@ -309,6 +309,8 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     """None, an int or a tuple of ints -> a sorted tuple of non-negative axes (None stays None)."""
     if axis is None:
         return None
+    if axis.__class__ is int and -ndim <= axis < ndim:  # the common case: one valid axis
+        return (axis % ndim,)
     if isinstance(axis, (tuple, list)):
         out = tuple(normalize_axis(a, ndim, op) for a in axis)
         if len(set(out)) != len(out):

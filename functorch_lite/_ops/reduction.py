@@ -123,13 +123,18 @@ sum_p.vjp = _sum_vjp
 
 
 def _sum_avjp(xp: Any, g: Any, o: Any, ps: Any, par: Any, p: Any) -> Any:
-    shape = tuple(ps[0]._a.shape)
-    if _unknown(shape) or _backend.is_lazy(ps[0]._a):
+    a = ps[0]._a
+    shape = tuple(a.shape)
+    # (numpy's fast namespace: sizes are known and nothing is lazy, so the checks are skipped)
+    if xp.__class__ is not _NUMPY_FAST_CLS and (_unknown(shape) or _backend.is_lazy(a)):
         return None  # (the Tensor-level rule broadcasts against x)
     axis = p["axis"]
     if axis is not None and not p["keepdims"]:  # (a full reduction's 0-d g broadcasts as it is)
-        g = xp.reshape(g, tuple(1 if i in axis else s for i, s in enumerate(shape)))
+        g = xp.reshape(g, tuple([1 if i in axis else s for i, s in enumerate(shape)]))
     return (g if tuple(g.shape) == shape else xp.broadcast_to(g, shape),)
+
+
+_NUMPY_FAST_CLS = _backend._NumpyFast
 
 
 sum_p.avjp = _sum_avjp

@@ -658,7 +658,12 @@ def backward(tape: list[Node], free: bool) -> None:
                                 tgt.ct[par.idx] = _acc(tgt.ct[par.idx], as_cotangent(c, xp), xp)
                             else:
                                 cur = tgt.ct
-                                tgt.ct = c if cur is None else _acc(cur, c, xp)
+                                if cur is None:
+                                    tgt.ct = c
+                                elif cur.__class__ is c.__class__ and c.__class__ is not Tensor:
+                                    tgt.ct = cur + c  # (two backend arrays: _acc's common case)
+                                else:
+                                    tgt.ct = _acc(cur, c, xp)
                         if free:
                             node.primals = node.out = node.params = None  # type: ignore[assignment]
                         continue
