@@ -24,12 +24,15 @@ import subprocess
 import sys
 from typing import Any
 
+from _side_by_side import render_side_by_side, render_side_chart  # benchmarks/ is on sys.path when run as a script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results.json")
 NOTES = os.path.join(HERE, "PROFILE_NOTES.md")
 DOC = os.path.join(ROOT, "docs", "benchmarks.md")
 PNG = os.path.join(ROOT, "docs", "benchmarks.png")
+PNG_SIDE = os.path.join(ROOT, "docs", "benchmarks-eager-jit.png")
 
 SCRIPTS = {
     "dispatch": "bench_dispatch.py",
@@ -550,6 +553,7 @@ def render(res: dict[str, Any], meta: dict[str, Any], profiles: str) -> str:
         "Bars: median ratio to the baseline of each panel (log scale; whiskers: quartiles of the per-round ratios); "
         "functorch_lite in red, the baseline in grey, dashed line: the target.\n"
     )
+    out.append(render_side_by_side(res))
     out.append("## Results\n")
     for wl, group, title, extra in SECTIONS:
         r = res.get(wl)
@@ -665,7 +669,7 @@ def main() -> None:
         with open(RESULTS, "w") as f:
             json.dump({"meta": meta, "results": res, "profiles": profiles}, f, indent=1, default=float)
     os.makedirs(os.path.dirname(DOC), exist_ok=True)
-    if not render_chart(res, PNG):
+    if not render_chart(res, PNG) or not render_side_chart(res, PNG_SIDE):
         print("[run_all] matplotlib missing: no chart", flush=True)
     with open(DOC, "w") as f:
         f.write(render(res, meta, profiles))
