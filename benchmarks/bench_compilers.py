@@ -21,6 +21,7 @@ from __future__ import annotations
 # isort: skip_file
 import _harness as H  # first: pins every framework to one thread
 
+import argparse
 import time
 
 import _mlp as M
@@ -204,29 +205,33 @@ def digits_cases(first):
 
 
 # ----------------------------------------------------------------------------------
-def main() -> None:
+WORKLOADS = ("chain", "mlp-jax", "digits", "mlp-torch")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=WORKLOADS,
+        default=list(WORKLOADS),
+        help="run only these workloads (default: all four)",
+    )
+    only = set(ap.parse_args(argv).only)
     firsts: dict[str, dict[str, float]] = {}  # group -> case -> seconds of its first call
     fl = H.peer("functorch_lite")
     rows: list[dict] = []
 
     # (a) grad chain, numpy backend
-    x0 = H.f32(H.rng(0).uniform(-1, 1, BD.N))
-    first = firsts.setdefault("grad chain (numpy backend)", {})
-    cases = chain_cases(x0, first)
-    H.measure(H.check_cases(cases, BD.np_grad(x0)), rounds=9, block_s=0.06)
-    g_rows = H.summarize(cases, "numpy (hand-written)", "grad chain (numpy backend)")
-    for r in g_rows:
-        if "median_s" in r:
-            r["us_per_op"] = r["median_s"] * 1e6 / BD.N_OPS
-    rows += g_rows
-
+    if "chain" in only:
+        _chain(rows, firsts)
     p0 = M.init_params(SIZES)
     x, y, yoh = M.data(BATCH, SIZES[0], SIZES[-1])
     ref = one_sgd_step_ref(p0, x, yoh)
 
     # (b) MLP step, jax backend
-    jax = H.peer("jax")
-    if jax is not None:
+    jax = H.peer("jax") if only & {"mlp-jax", "digits"} else None
+    if jax is not None and "mlp-jax" in only:
         first = firsts.setdefault("MLP step (jax backend)", {})
         cases = jax_mlp_cases(jax, p0, x, yoh, first)
         cases.append(fl_mlp_case(fl, "jax", None, p0, x, yoh, first))
@@ -235,13 +240,13 @@ def main() -> None:
         rows += H.summarize(cases, "jax.jit", "MLP step (jax backend)")
 
     # (c) digits end to end, jax backend
-    if jax is not None:
+    if jax is not None and "digits" in only:
         cases, dref = digits_cases(firsts.setdefault("digits end-to-end (jax backend)", {}))
         H.measure(H.check_cases(cases, dref), rounds=3, block_s=0.0, warmup=0)
         rows += H.summarize(cases, "jax.jit(step)", "digits end-to-end (jax backend)")
 
     # (d) MLP step, torch backend (last: torch.compile's machinery stays loaded)
-    torch = H.peer("torch")
+    torch = H.peer("torch") if "mlp-torch" in only else None
     if torch is not None:
         first = firsts.setdefault("MLP step (torch backend)", {})
         cases = torch_mlp_cases(torch, p0, x, y, yoh)
@@ -261,6 +266,18 @@ def main() -> None:
     for g in dict.fromkeys(r["group"] for r in rows):
         H.print_table(g, [r for r in rows if r["group"] == g], extra)
     H.emit("compilers", rows, n_ops=BD.N_OPS)
+
+
+def _chain(rows: list[dict], firsts: dict[str, dict[str, float]]) -> None:
+    x0 = H.f32(H.rng(0).uniform(-1, 1, BD.N))
+    first = firsts.setdefault("grad chain (numpy backend)", {})
+    cases = chain_cases(x0, first)
+    H.measure(H.check_cases(cases, BD.np_grad(x0)), rounds=9, block_s=0.06)
+    g_rows = H.summarize(cases, "numpy (hand-written)", "grad chain (numpy backend)")
+    for r in g_rows:
+        if "median_s" in r:
+            r["us_per_op"] = r["median_s"] * 1e6 / BD.N_OPS
+    rows += g_rows
 
 
 if __name__ == "__main__":

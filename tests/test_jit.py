@@ -3,6 +3,7 @@ for values; finite differences are checked by the rule tests for the primitives 
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import warnings
 
@@ -712,3 +713,32 @@ def test_a_comparison_of_python_scalars_selects_under_jit():
     assert f(1, x).tolist() == [-1.0, -1.0, -1.0]
     assert f.cache_size() == 1
     assert bool(fl.jit(lambda c: c > 2)(3)) is True
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_fast_path_jax_arrays_checked_by_aval_then_by_shape_and_dtype():
+    """On jax the plan first asks whether an array's aval is the one it was made with (what the
+    outputs of one compiled call share) and only otherwise compares shape and dtype: a chained
+    output, and an array of the same shape and dtype with another aval object (a weak-typed one),
+    both stay on the fast path; another shape or dtype traces again."""
+    import jax.numpy as jnp
+
+    traces = []
+
+    def g(x):
+        traces.append(1)
+        return x * 2.0 + 1.0
+
+    with fl.default_backend("jax"):
+        j = fl.jit(g)
+        slow = _counting(j)
+        x = fl.ones(())
+        for _ in range(5):
+            x = j(x)  # each output fed back: the same aval object from the second call on
+        assert float(x) == 63.0 and len(traces) == 1 and len(slow) == 2
+        weak = jnp.asarray(3.0)  # float32 and shape (), but weak-typed: another aval
+        assert weak.aval is not x._a.aval and weak.dtype == jnp.float32
+        assert float(j(fl.asarray(weak))) == 7.0 and len(traces) == 1 and len(slow) == 2
+        assert j(fl.ones((3,))).shape == (3,) and len(traces) == 2
+        assert float(j(fl.ones((), dtype=fl.int32))) == 3.0 and len(traces) == 3
+        assert float(j(x)) == 127.0 and len(traces) == 3

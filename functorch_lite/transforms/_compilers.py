@@ -139,14 +139,15 @@ def _guarded(
                     f"{str(exc).splitlines()[0] if str(exc) else ''}). The replay runs it: pass "
                     "compiler='replay', or leave compiler=None to fall back to it."
                 ) from exc
-            state[0] = replay
+            state[0] = run.settled = replay  # type: ignore[attr-defined]
             run.compiler = "replay"  # type: ignore[attr-defined]
             return out  # type: ignore[no-any-return]
-        state[0] = compiled
+        state[0] = run.settled = compiled  # type: ignore[attr-defined]
         return out  # type: ignore[no-any-return]
 
     run.compiler = name  # type: ignore[attr-defined]
     run.native = native  # type: ignore[attr-defined]
+    run.settled = None  # type: ignore[attr-defined]  # (after the first call: what every later call runs)
     return run
 
 
@@ -237,11 +238,13 @@ def _native(
 
     native = make(fn)
     # the generated wrapper: one line per source of each value
+    import numpy
+
     from .._backend import numpy_backend
 
-    env: dict[str, Any] = {"native": native, "pw": pw, "asarray": numpy_backend.xp.asarray}
-    names: dict[int, str] = {v.id: f"a[{k}]" for k, v in enumerate(flat)}
-    lines = ["def run(*a):"]
+    env: dict[str, Any] = {"native": native, "pw": pw, "array": numpy.array}
+    names: dict[int, str] = {v.id: f"a{k}" for k, v in enumerate(flat)}
+    lines = [f"def run({', '.join(f'a{k}' for k in range(len(flat)))}):"]
     if pw is not None:
         lines.append(f"    w = pw({', '.join(names[v.id] for v in weak_in)})")
         for k, v in enumerate(wanted):
@@ -249,7 +252,7 @@ def _native(
     call = [names[v.id] for v in direct]
     for g, (dt, vs) in enumerate(groups.items()):
         env[f"D{g}"] = numpy_backend.native(dt)
-        call.append(f"asarray([{', '.join(names[v.id] for v in vs)}], dtype=D{g})")
+        call.append(f"array([{', '.join(names[v.id] for v in vs)}], D{g})")
     lines.append(f"    r = native({', '.join(call)})")
     for k, o in enumerate(arr_outs):
         names.setdefault(o.id, f"r[{k}]")
@@ -353,10 +356,58 @@ def _lax_while(*arrays: Any, cond: Program, body: Program, n_cc: int, n_bc: int)
     return (*out, n)
 
 
+def reciprocals(p: Program) -> Program:
+    """``p`` with each ``divide(x, s)`` of a real floating array ``x`` by a weak Python scalar
+    ``s`` written ``multiply(x, r)``, where ``r = 1 / s`` is a weak equation of its own (so it
+    runs in Python with the other weak-scalar equations; a zero ``s`` gives the backend's
+    signed infinity there, as ``x / 0`` does).
+
+    XLA rewrites ``x / broadcast(s)`` as ``x * broadcast(1 / s)`` itself, but computes each
+    ``1 / s`` as a separate scalar kernel: Adam's two bias corrections per parameter make eight
+    such kernels, all ready at the start, and the CPU runtime then runs the program on its
+    thread pool, where waking a worker and waiting for it costs more than the whole step's
+    arithmetic. Computed in Python, each reciprocal is one more packed scalar, which XLA fuses
+    into the kernel that reads it. The result differs from the replay's ``x / s`` by at most
+    an ulp (the float64 reciprocal rounded once, rather than the float32 one XLA computes)."""
+    from .._ops.elementwise import multiply
+
+    divide_p, multiply_p = PRIMITIVES.get("divide"), multiply.prim
+    eqns: list[Eqn] = []
+    recip: dict[int, Var] = {}
+    for e in p.eqns:
+        ins = e.inputs
+        if (
+            e.prim is divide_p
+            and not e.params
+            and len(ins) == 2
+            and isinstance(ins[0], Var)
+            and isinstance(ins[1], Var)
+            and ins[0].weak is None
+            and ins[1].weak in (int, float)
+            and getattr(ins[0].dtype, "kind", None) == "f"
+            and e.outputs[0].dtype is ins[0].dtype
+        ):
+            s = ins[1]
+            r = recip.get(s.id)
+            if r is None:
+                from .._ops._base import default_float
+
+                r = recip[s.id] = Var((), default_float(), s.xp, float)
+                eqns.append(Eqn(divide_p, [1.0, s], [r], {}))
+            eqns.append(Eqn(multiply_p, [ins[0], r], e.outputs, {}))
+            continue
+        eqns.append(e)
+    if not recip:
+        return p
+    from ._compile import _clone
+
+    return _clone(p, eqns, p.outs, p.consts)
+
+
 def _xla(p: Program, explicit: bool) -> Callable[..., list[Any]]:
     import jax
 
-    run, jf = _native(p, _xla_replay, jax.jit, pack=True)
+    run, jf = _native(reciprocals(p), _xla_replay, jax.jit, pack=True)
     return _guarded(p, "xla", run, explicit, jf)
 
 
