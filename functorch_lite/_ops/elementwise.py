@@ -328,7 +328,7 @@ def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> A
                 else:
                     tr = q.trace
                     if tr.record1 is not None and tr.alive:  # reverse mode: record directly
-                        r = tr.record2(prim, x, y)
+                        r = tr.record2(prim, x, y, False, np_fn if xp is npxp else None)
                         if r is not None:
                             return r
             elif yc is int and x._a.dtype not in (np_bools if xp is npxp else bools_by_xp[xp]):
@@ -343,7 +343,7 @@ def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> A
                 if yc is float or yc is int:
                     r = tr.record1(prim, p, x, y, np_fn if x._xp is npxp else None)
                 elif yc is Tensor:
-                    r = tr.record2(prim, x, y)
+                    r = tr.record2(prim, x, y, False, np_fn if x._xp is npxp else None)
                 else:
                     r = None
                 if r is not None:

@@ -445,10 +445,12 @@ class VJPTrace(Trace):
         out._t = None
         return self._push(prim, params, (p,), (pr,), out)
 
-    def record2(self, prim: Primitive, x: Tensor, y: Tensor, mm: bool = False) -> Any:
+    def record2(self, prim: Primitive, x: Tensor, y: Tensor, mm: bool = False, fn: Any = None) -> Any:
         """Fast path of ``process`` for a binary elementwise op on two Tensors of one dtype and
         backend, each a tracer of this trace with a concrete primal or a concrete Tensor
-        (``mm``: a matmul of operands with at least two dimensions). Returns None to decline."""
+        (``mm``: a matmul of operands with at least two dimensions; ``fn``: the backend function
+        when the caller resolved it for this namespace, else ``prim.impl`` runs). Returns None
+        to decline."""
         xp = x._xp
         if y._xp is not xp or not prim.differentiable:
             return None
@@ -484,12 +486,31 @@ class VJPTrace(Trace):
             return None
         out = _new(Tensor)
         try:
-            out._a = prim.impl(xp, xa, ya)
+            out._a = oa = fn(xa, ya) if fn is not None else prim.impl(xp, xa, ya)
         except ValueError:  # shapes that do not broadcast: the slow path names them
             return None
         out._xp = xp
         out._t = None
-        return self._push(prim, _EMPTY, (px, py), (xr, yr), out)
+        node = _new(Node)  # (_push, inlined)
+        node.trace = self
+        node.primal = node.out = out
+        node.prim = prim
+        node.params = _EMPTY
+        node.parents = (px, py)
+        node.primals = (xr, yr)
+        node.ct = None
+        node.multi = False
+        node.raw = True
+        self.tape.append(node)
+        if prim.residuals != _KEEP_ALL:
+            n = oa.size  # (a method on torch tensors, nan on dask arrays of unknown size)
+            if n >= _PRUNE_MIN if n.__class__ is int else _prod(oa.shape) >= _PRUNE_MIN:
+                self.prunable.append(node)
+        t = _new(Tensor)
+        t._a = None
+        t._xp = xp
+        t._t = node
+        return t
 
     def record(self, rule: Any, params: dict[str, Any], args: Any, out: Any, multi: bool) -> Any:
         """Record a custom node (custom_vjp / custom_jvp / checkpoint) whose outputs are ``out``."""

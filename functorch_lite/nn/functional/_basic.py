@@ -47,8 +47,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """
     x = input if isinstance(input, Tensor) else _t(input)
     w = weight if isinstance(weight, Tensor) else _t(weight)
-    ws = w.shape
-    if len(ws) != 2 or x.ndim == 0 or x.shape[-1] != ws[1]:
+    ws = w._a.shape if w._t is None else w._t.shape  # (Tensor.shape, without the property calls)
+    xs = x._a.shape if x._t is None else x._t.shape
+    if len(ws) != 2 or len(xs) == 0 or xs[-1] != ws[1]:
         raise ShapeError(
             f"linear: input of shape {x.shape} does not fit weight of shape {w.shape}; the last input "
             "dimension must equal weight.shape[1] (in_features)."
