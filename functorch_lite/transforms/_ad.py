@@ -440,10 +440,29 @@ class VJPTrace(Trace):
             return None
         xp = pr._xp
         out = _new(Tensor)
-        out._a = prim.impl(xp, pr._a, **params)
+        out._a = oa = prim.impl(xp, pr._a, **params)
         out._xp = xp
         out._t = None
-        return self._push(prim, params, (p,), (pr,), out)
+        node = _new(Node)  # (_push, inlined)
+        node.trace = self
+        node.primal = node.out = out
+        node.prim = prim
+        node.params = params
+        node.parents = (p,)
+        node.primals = (pr,)
+        node.ct = None
+        node.multi = False
+        node.raw = True
+        self.tape.append(node)
+        if prim.residuals != _KEEP_ALL:
+            n = oa.size  # (a method on torch tensors, nan on dask arrays of unknown size)
+            if n >= _PRUNE_MIN if n.__class__ is int else _prod(oa.shape) >= _PRUNE_MIN:
+                self.prunable.append(node)
+        t = _new(Tensor)
+        t._a = None
+        t._xp = xp
+        t._t = node
+        return t
 
     def record2(self, prim: Primitive, x: Tensor, y: Tensor, mm: bool = False, fn: Any = None) -> Any:
         """Fast path of ``process`` for a binary elementwise op on two Tensors of one dtype and

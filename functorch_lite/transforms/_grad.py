@@ -366,7 +366,11 @@ def _value_and_grad(
                 "grad: the function must be called with at least one positional argument "
                 "(this is the argument that is differentiated)."
             )
-        nums = _argnums(argnums, len(args), "grad")
+        n = len(args)
+        if argnums.__class__ is int and -n <= argnums < n:  # type: ignore[operator]
+            nums: tuple[int, ...] = (argnums % n,)  # type: ignore[operator]
+        else:
+            nums = _argnums(argnums, n, "grad")
         diff = [args[i] for i in nums]
 
         def int_leaf(k: int) -> None:
