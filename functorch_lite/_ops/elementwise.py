@@ -353,7 +353,7 @@ def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> A
     return op
 
 
-def _scalar_first(name: str, general: Callable[..., Any]) -> Any:
+def _scalar_first(name: str, general: Callable[..., Any], prim: Primitive | None = None) -> Any:
     """The operator form: ``self`` is a Tensor (or subclass), so the most common cases on numpy,
     a concrete float array with a Python float or with an array of its dtype, are tested first
     with the fewest steps."""
@@ -385,6 +385,21 @@ def _scalar_first(name: str, general: Callable[..., Any]) -> Any:
                     t._xp = npxp
                     t._t = None
                     return t
+        elif prim is not None and x.__class__ is Tensor:  # a tracer: reverse mode records directly
+            p = x._t
+            if p is not None:
+                tr = p.trace
+                if tr.record1 is not None and tr.alive:
+                    yc = y.__class__
+                    fn = np_fn if x._xp is npxp else None
+                    if yc is float or yc is int:
+                        r = tr.record1(prim, p, x, y, fn)
+                    elif yc is Tensor:
+                        r = tr.record2(prim, x, y, False, fn)
+                    else:
+                        r = None
+                    if r is not None:
+                        return r
         return general(x, y)
 
     return op
@@ -431,7 +446,7 @@ def _binary(
             raise
 
     op = _make_fast_binary(name, slow, prim)
-    dunder = _scalar_first(name, _make_fast_binary(name, _dunder_slow(slow), prim))
+    dunder = _scalar_first(name, _make_fast_binary(name, _dunder_slow(slow), prim), prim)
     dunder.__name__ = name
     _DUNDERS[name] = dunder
     op.__name__ = op.__qualname__ = name
