@@ -690,15 +690,22 @@ def compute_lazy(arrays: list[Any], client: Any = None, timeout: float | None = 
     default client once one is created); ``timeout`` in seconds, with a client."""
     if not arrays:
         return []
+    import dask
+
+    from . import _dask_inplace
+
     if client is None and timeout is not None:
         client = _current_client()
+    # dask's optimization, then each fused chunk task writes its elementwise chain into its own
+    # dead temporaries (far fewer fresh arrays per chunk; the same numpy calls, bitwise equal)
+    own = dask.config.get("array_optimize", None) is None  # (a user's own optimizer is left alone)
+    with dask.config.set(array_optimize=_dask_inplace.optimize) if own else contextlib.nullcontext():
+        if client is not None:
+            futures = client.compute(list(arrays))
+        else:
+            out = dask.compute(*arrays)
     if client is not None:
-        futures = client.compute(list(arrays))
         out = client.gather(futures, errors="raise") if timeout is None else _gather(client, futures, timeout)
-    else:
-        import dask
-
-        out = dask.compute(*arrays)
     return [np.asarray(r) for r in out]
 
 

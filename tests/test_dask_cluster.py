@@ -202,6 +202,54 @@ def test_integer_labels_on_dask_need_no_compute():
     np.testing.assert_array_equal(np.asarray(picked), x[[5, 0, 7]])
 
 
+def test_mean_over_unknown_rows_on_cluster(client):
+    # rows of unknown (nan) count: mean divides by a count made in the graph, not by nan
+    x, y, X, Y = data(n=400, d=3, chunks=100, seed=21, dtype=np.float32)
+    w = np_tensor(np.array([0.3, -0.2, 0.1], np.float32))
+
+    def f(w):
+        keep = Y > 0.5
+        m = X[keep]  # rows of unknown (nan) count
+        return fl.mean((m @ w) ** 2) + fl.mean(fl.mean(m, axis=0) * w)
+
+    with dask.config.set(scheduler=_boom):
+        v, g = fl.value_and_grad(f)(w)
+        per_col = fl.mean(X[Y > 0.5], axis=0, keepdims=True)
+    assert fl.dask.is_lazy(v) and fl.dask.is_lazy(g)
+    v, g, per_col = fl.dask.compute((v, g, per_col), client=client, timeout=TIMEOUT)
+    m = x[y > 0.5].astype(np.float64)
+    wn = np.asarray(w, np.float64)
+    np.testing.assert_allclose(float(v), np.mean((m @ wn) ** 2) + np.mean(m.mean(0) * wn), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(g), 2 * m.T @ (m @ wn) / len(m) + m.mean(0) / 3, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(per_col), m.mean(0, keepdims=True), rtol=1e-6)
+    assert np.asarray(per_col).dtype == np.float32
+
+
+def test_compute_reuses_dead_chunk_temporaries_exactly(client):
+    # fl.dask.compute runs each fused chunk task with dead temporaries reused as out=: the same
+    # numpy calls, so bitwise equal to dask's own execution; inputs and views never written
+    import functorch_lite._dask_inplace as inplace
+
+    rng = np.random.default_rng(22)
+    xn = rng.standard_normal((200_000, 4)).astype(np.float32)
+    x = da.from_array(xn, chunks=(50_000, 4))
+    z = x[:, 0] * 2.0 + 1.0
+    view = z[::-1]  # a view of a temporary: must keep its values
+    chain = -(da.exp(-da.abs(z)) + 1.0) / (z * z + 2.0) - view
+    t = fl.asarray(x[:, 1])
+    grad_chain = fl.grad(lambda w: fl.mean(fl.log1p(fl.exp(-fl.abs(t * w))) * w))(np_tensor(np.float32(0.7)))
+    want = dask.compute(chain, grad_chain._a, scheduler="sync")
+    got = fl.dask.compute((fl.asarray(chain), grad_chain), client=client, timeout=TIMEOUT)
+    np.testing.assert_array_equal(np.asarray(got[0]), want[0])
+    np.testing.assert_array_equal(np.asarray(got[1]), want[1])
+    np.testing.assert_array_equal(xn, x.compute())  # (the source array untouched)
+    with dask.config.set(scheduler="sync", array_optimize=inplace.optimize):
+        np.testing.assert_array_equal(chain.compute(), want[0])
+        kept = np.ones(100_000)
+        out = ((da.from_array(kept, chunks=50_000) + 1.0) * 3.0 - 2.0).compute()
+    assert (kept == 1.0).all() and (out == 4.0).all()
+
+
 # -- full batch on the cluster ------------------------------------------------------------------
 def test_full_batch_logistic_regression_sgd(client):
     x, y, X, Y = data(n=2000, chunks=250, seed=4)

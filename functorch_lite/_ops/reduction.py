@@ -345,6 +345,16 @@ def _count(x: Tensor, axis: tuple[int, ...] | None) -> int:
     return n
 
 
+def _lazy_count(x: Tensor, axis: tuple[int, ...] | None, keepdims: builtins.bool) -> Tensor:
+    """The number of elements a reduction of ``x`` sums, counted in the graph: for sizes that are
+    unknown until computed (dask's nan after a boolean mask). A constant: counted on the concrete
+    value behind a tracer (the backend's own ones_like keeps the unknown chunks), in int64 (exact),
+    then cast to x's dtype."""
+    ones = _ops_dtypes.astype(_creation.ones_like(x.concrete() if x.__class__ is Tensor else x), D.int64)
+    n = bind(sum_p, (ones,), {"axis": axis, "keepdims": keepdims, "dtype": None})
+    return _ops_dtypes.astype(n, x.dtype)
+
+
 def mean(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: builtins.bool = False) -> Tensor:
     """Arithmetic mean along ``axis``.
 
@@ -353,7 +363,7 @@ def mean(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: buil
         >>> float(fl.mean(fl.asarray([1.0, 2.0, 3.0])))
         2.0
     """
-    if x.__class__ is Tensor:
+    if x.__class__ is Tensor and not _unknown(x.shape):
         if x._t is None:
             r = _eager_reduce(sum_p, x, axis, keepdims)
             if r is not None and x._a.size:
@@ -367,6 +377,8 @@ def mean(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: buil
         raise TypeError(f"mean: needs a floating-point array; got dtype {x.dtype.name}. Cast it with astype first.")
     n = _count(x, ax)
     s = bind(sum_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": None})
+    if n != n:  # a size unknown until computed (nan): count the elements in the graph, lazily
+        return s / _lazy_count(x, ax, keepdims)
     return s / float(n) if n else s * float("nan")
 
 
