@@ -281,6 +281,6 @@ def tree_unflatten_cotangent(treedef: PyTreeDef, leaves: Iterable[Any]) -> Any:
     prev = getattr(_COTANGENT, "on", False)
     _COTANGENT.on = True
     try:
-        return optree.tree_unflatten(treedef, leaves)
+        return treedef.unflatten(leaves)  # (optree.tree_unflatten without its Python wrapper)
     finally:
         _COTANGENT.on = prev

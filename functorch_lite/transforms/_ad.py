@@ -617,7 +617,7 @@ def _fit_raw(c: Any, pr: Any, xp: Any, fx: Any) -> Any:
     (``xp``: the Tensor namespace; ``fx``: its fast stand-in, see _backend.FAST_NAMESPACES.)"""
     pa = pr._a
     shape = tuple(pa.shape)
-    if c.dtype != pa.dtype:
+    if c.dtype is not pa.dtype and c.dtype != pa.dtype:  # (`is` first: numpy's == is slow)
         return fit_cotangent(wrap(c, xp), pr)
     cs = c.shape
     lead = len(cs) - len(shape)
@@ -627,7 +627,8 @@ def _fit_raw(c: Any, pr: Any, xp: Any, fx: Any) -> Any:
             axes.append(lead + i)
     if axes:
         c = fx.sum(c, axis=tuple(axes))
-    if not _same_shape(c.shape, shape):
+    cs = tuple(c.shape)
+    if cs != shape and not _same_shape(cs, shape):
         c = fx.reshape(c, shape)
     return c
 
