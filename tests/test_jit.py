@@ -719,8 +719,9 @@ def test_a_comparison_of_python_scalars_selects_under_jit():
 def test_fast_path_jax_arrays_checked_by_aval_then_by_shape_and_dtype():
     """On jax the plan first asks whether an array's aval is the one it was made with (what the
     outputs of one compiled call share) and only otherwise compares shape and dtype: a chained
-    output, and an array of the same shape and dtype with another aval object (a weak-typed one),
-    both stay on the fast path; another shape or dtype traces again."""
+    output, and an array of the same shape and dtype with another aval object, both stay on the
+    fast path; another shape or dtype traces again."""
+    import jax
     import jax.numpy as jnp
 
     traces = []
@@ -736,9 +737,48 @@ def test_fast_path_jax_arrays_checked_by_aval_then_by_shape_and_dtype():
         for _ in range(5):
             x = j(x)  # each output fed back: the same aval object from the second call on
         assert float(x) == 63.0 and len(traces) == 1 and len(slow) == 2
-        weak = jnp.asarray(3.0)  # float32 and shape (), but weak-typed: another aval
-        assert weak.aval is not x._a.aval and weak.dtype == jnp.float32
-        assert float(j(fl.asarray(weak))) == 7.0 and len(traces) == 1 and len(slow) == 2
+        other = jnp.asarray(3.0)  # float32 and shape (), weak-typed (x64 off): another aval
+        if other.dtype != jnp.float32:  # (x64 on: a weak float64; a float32 one, not weak)
+            other = jax.device_put(np.float32(3.0))
+        else:
+            assert other.aval is not x._a.aval and other.aval.weak_type
+        assert float(j(fl.asarray(other))) == 7.0 and len(traces) == 1 and len(slow) == 2
         assert j(fl.ones((3,))).shape == (3,) and len(traces) == 2
         assert float(j(fl.ones((), dtype=fl.int32))) == 3.0 and len(traces) == 3
         assert float(j(x)) == 127.0 and len(traces) == 3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_staging_on_jax_takes_shapes_from_eval_shape_and_falls_back_to_the_impl(monkeypatch):
+    """On jax, tracing does not run each primitive eagerly (an XLA compilation per op and shape):
+    its outputs' shapes and dtypes come from jax.eval_shape. An impl that needs values still
+    runs on the examples; either way the program and its values are the ones eager code gives."""
+    import jax
+
+    from functorch_lite._core.engine import PRIMITIVES
+
+    seen: dict[str, list[bool]] = {"sin": [], "cos": []}
+    for name in seen:
+        prim = PRIMITIVES[name]
+        impl = prim.impl
+
+        def spy(xp, x, *a, _impl=impl, _name=name, **k):
+            seen[_name].append(isinstance(x, jax.core.Tracer))
+            if _name == "cos":
+                float(x.reshape(-1)[0])  # needs a value: not under eval_shape
+            return _impl(xp, x, *a, **k)
+
+        monkeypatch.setattr(prim, "impl", spy)
+
+    def f(x):
+        return fl.sum(fl.sin(x) * 2.0, axis=0), fl.cos(x[:, :2]).astype(fl.int32)
+
+    with fl.default_backend("jax"):
+        x = fl.to_backend(fl.asarray(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)), "jax")
+        j = fl.jit(f, compiler="replay")
+        prog = j.lower(x)
+        assert seen["sin"] == [True]  # staged abstractly
+        assert seen["cos"][-1] is False  # (the abstract try raised) then the impl ran on the example
+        assert [v.aval() for v in prog.outs] == ["f32[3]", "i32[4,2]"]
+        got, want = j(x), f(x)
+    close(got, want)

@@ -309,7 +309,7 @@ class StagingTrace(Trace):
                 res.append(tr)
             self.eqns.append(Eqn(prim, ins, vars_, params))
             return tuple(res) if prim.multiple_results else res[0]
-        out = prim.impl(xp, *exs, **params)
+        out = _examples(prim, xp, exs, params)
         if prim.multiple_results:
             vars_ = []
             res = []
@@ -328,6 +328,63 @@ class StagingTrace(Trace):
 
     def process_custom(self, call: Any, args: Sequence[Any]) -> Any:
         return _stage_custom(self, call, args)
+
+
+_IS_JAX: dict[Any, bool] = {}
+
+
+def _examples(prim: Primitive, xp: Any, exs: list[Any], params: dict[str, Any]) -> Any:
+    """``prim``'s outputs on the examples, which give the staged variables their shapes and dtypes.
+
+    On jax, running the impl eagerly costs an XLA compilation per new primitive and shape (tens
+    of milliseconds each: most of a step's first call); there the outputs' shapes and dtypes come
+    from ``jax.eval_shape`` instead (a trace, no compilation), and their examples are zeros of
+    them on the first array input's device (a transfer, no compilation). An example's values are
+    never read (a staged value has no concrete value), only its shape, dtype and device. Where the
+    abstract evaluation does not apply (a primitive carrying programs or a custom call, an operand
+    that is neither a jax array nor a Python scalar, an impl that needs values, a weak-typed
+    output) the impl runs on the examples as before."""
+    is_jax = _IS_JAX.get(xp)
+    if is_jax is None:
+        is_jax = _IS_JAX[xp] = backend_for(xp).name == "jax"
+    if is_jax and prim is not custom_call_p and not any(_holds_program(v) for v in params.values()):
+        out = _abstract_examples(prim, xp, exs, params)
+        if out is not None:
+            return out
+    return prim.impl(xp, *exs, **params)
+
+
+def _holds_program(v: Any) -> bool:
+    return isinstance(v, Program) or (isinstance(v, (tuple, list)) and any(_holds_program(x) for x in v))
+
+
+def _abstract_examples(prim: Primitive, xp: Any, exs: list[Any], params: dict[str, Any]) -> Any:
+    import jax
+    import numpy as np
+
+    pos = [k for k, e in enumerate(exs) if isinstance(e, jax.Array)]
+    if not pos or any(k not in pos and not isinstance(e, (bool, int, float, complex)) for k, e in enumerate(exs)):
+        return None
+
+    def impl(*arrays: Any) -> Any:
+        a = list(exs)  # (Python scalars stay concrete: an impl may branch on them)
+        for k, v in zip(pos, arrays, strict=True):
+            a[k] = v
+        return prim.impl(xp, *a, **params)
+
+    try:
+        out = jax.eval_shape(impl, *[exs[k] for k in pos])
+    except Exception:  # noqa: BLE001 - an impl that needs values: it runs on the examples instead
+        return None
+    outs = list(out) if prim.multiple_results else [out]
+    if not all(isinstance(o, jax.ShapeDtypeStruct) and not o.weak_type for o in outs):
+        return None
+    try:
+        sharding = exs[pos[0]].sharding
+        arrays = [jax.device_put(np.zeros(o.shape, o.dtype), sharding) for o in outs]
+    except Exception:  # noqa: BLE001 - (a dtype numpy cannot hold, a typed PRNG key): run the impl
+        return None
+    return tuple(arrays) if prim.multiple_results else arrays[0]
 
 
 def _mask_index(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> str | None:
