@@ -250,6 +250,7 @@ def out_of_core() -> list[dict]:
             "worker_memory_bytes": int(total),
             "rows": rows_n,
             "losses": losses,
+            "steps_s": steps,
             "workers_lost": lost,
             "clock": "wall",
         }
@@ -271,7 +272,16 @@ def main() -> None:
     rows = full_batch()
     H.print_table(f"full-batch logistic-regression gradient, {N} x {D} float32 (wall clock)", rows)
     rows += out_of_core()
-    H.emit("dask", rows, n=N, d=D, chunk=CHUNK, load_at_start=load0, load_at_end=os.getloadavg()[0])
+    H.emit(
+        "dask",
+        rows,
+        n=N,
+        d=D,
+        chunk=CHUNK,
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        load_at_start=load0,
+        load_at_end=os.getloadavg()[0],
+    )
 
 
 if __name__ == "__main__":

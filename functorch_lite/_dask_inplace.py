@@ -7,8 +7,8 @@ anew: the nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixe
 threshold at 128 KiB, so each 2 MB temporary is mmap-ed and unmapped again (~0.7 ms for 500k
 float32 values, 20x the ``add`` itself). Autodiff's chain rule makes many such ops per chunk.
 
-:func:`optimize` is dask's own array optimization followed by one rewrite: each fused task
-(``_execute_subgraph``) runs under :func:`execute_subgraph` instead, which evaluates the same
+`optimize` is dask's own array optimization followed by one rewrite: each fused task
+(``_execute_subgraph``) runs under `execute_subgraph` instead, which evaluates the same
 inner graph in dask's order and, where a numpy ufunc's input is a temporary this task made,
 that dies at this op and has the result's shape and dtype, passes it as ``out=`` (what
 ``fl.jit``'s in-place buffers do for a program). The results are the same numpy calls on the
@@ -40,7 +40,7 @@ _REUSE_MIN = 1 << 15  # elements: below this a fresh array is cheap (no mmap) an
 
 
 def optimize(dsk: Any, keys: Any, **kwargs: Any) -> Any:
-    """``dask.array.optimization.optimize``, then each fused task runs under :func:`execute_subgraph`."""
+    """``dask.array.optimization.optimize``, then each fused task runs under `execute_subgraph`."""
     from dask.array.optimization import optimize as dask_optimize
 
     out = dask_optimize(dsk, keys, **kwargs)
