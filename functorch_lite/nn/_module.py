@@ -1,182 +1,37 @@
-"""``Module`` and ``Parameter``: PyTorch's class API, as pytrees that go through grad and vmap.
+"""``Module``: PyTorch's class API, as pytrees that go through grad and vmap.
 
 A Module registers parameters, buffers and child modules by attribute
-assignment. It flattens as a pytree whose children are its *trainable*
-parameters and its child modules, keyed by attribute name (so key paths are
-the dotted names ``layers.0.weight``); frozen parameters, buffers and every
-other attribute travel as static data. ``fl.grad(loss)(model, x)`` therefore
-differentiates the trainable parameters only and returns a Module of the same
-structure holding gradients, with ``None`` for frozen parameters and buffers.
+assignment (``nn/_registry.py``). It flattens as a pytree whose children are
+its *trainable* parameters and its child modules (``nn/_pytree.py``), keyed
+by attribute name, so key paths are the dotted names ``layers.0.weight``;
+frozen parameters, buffers and every other attribute travel as static data.
+``fl.grad(loss)(model, x)`` therefore differentiates the trainable parameters
+only and returns a Module of the same structure holding gradients, with
+``None`` for frozen parameters and buffers.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._core import tree_util as tu
 from .._core.tensor import Tensor
 from .._errors import ConfigError, TransformError
+from ._layout import _Layout
+from ._parameter import Parameter, is_parameter
+from ._pytree import _init_subclass
+from ._registry import _BufferRegistry, _registries, _Registry
+from ._version import _SWAPPED, _VERSION, structure_changed
 
 __all__ = ["Module", "Parameter", "is_parameter"]
 
-_new = object.__new__
-
-
-class Parameter(Tensor):
-    """A Tensor that a Module registers as a learnable parameter when assigned to an attribute.
-
-    Parameter is only a marker: what makes a tensor a parameter is its
-    registration in a module. Under transforms the registered slot may hold a
-    plain (traced) Tensor.
-
-    Args:
-        data: a Tensor or anything [`functorch_lite.asarray`][functorch_lite.asarray] accepts.
-        requires_grad: False registers the parameter frozen.
-
-    Example:
-        >>> import functorch_lite as fl
-        >>> from functorch_lite import nn
-        >>> p = nn.Parameter(fl.zeros((2,)))
-        >>> p.shape, p.requires_grad
-        ((2,), True)
-    """
-
-    __slots__ = ("_requires_grad",)
-
-    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
-        from .._ops._base import asarray
-
-        if data is None:
-            data = asarray([])
-        t = data if isinstance(data, Tensor) else asarray(data)
-        self._a = t._a
-        self._xp = t._xp
-        self._t = t._t
-        self._requires_grad = bool(requires_grad)
-
-    @property
-    def requires_grad(self) -> bool:
-        """False for a frozen parameter (no gradient, not trained)."""
-        return self._requires_grad
-
-    @requires_grad.setter
-    def requires_grad(self, value: bool) -> None:
-        self._requires_grad = bool(value)
-        structure_changed()  # which parameters are trainable may have changed
-
-    def requires_grad_(self, requires_grad: bool = True) -> Parameter:
-        """Set [`requires_grad`][functorch_lite.nn.Parameter.requires_grad] and return self."""
-        self.requires_grad = bool(requires_grad)
-        return self
-
-    def __repr__(self) -> str:
-        return "Parameter containing:\n" + super().__repr__()
-
-    def __deepcopy__(self, memo: Any) -> Parameter:
-        t = Tensor.__deepcopy__(self, memo)
-        return Parameter(t, self.requires_grad)
-
-    def __reduce__(self) -> Any:
-        # the plain Tensor pickles with its backend (Tensor.__reduce__), so the Parameter comes
-        # back on the backend it was saved from, whatever the default backend is then
-        t = _new(Tensor)
-        t._a, t._xp, t._t = self._a, self._xp, self._t
-        return (Parameter, (t, self.requires_grad))
-
-
-def is_parameter(x: Any) -> bool:
-    """True for a [`Parameter`][functorch_lite.nn.Parameter].
-
-    Example:
-        >>> import functorch_lite as fl
-        >>> from functorch_lite import nn
-        >>> nn.is_parameter(nn.Linear(2, 2).weight), nn.is_parameter(fl.ones(()))
-        (True, False)
-    """
-    return isinstance(x, Parameter)
-
-
 _SPECIAL = ("_parameters", "_buffers", "_modules", "_frozen", "_non_persistent", "training")
-_NOT_STATIC = ("_parameters", "_buffers", "_modules", "_frozen", "_non_persistent", "_fl_flat")
-
-# ------------------------------------------------------------------------------------------------
-# Structure version: every change that can alter what a module tree flattens to (a parameter,
-# buffer name or child module registered, replaced or removed; a parameter frozen or unfrozen)
-# moves this to a fresh, never reused token, which invalidates every cached _Layout at once.
-# ------------------------------------------------------------------------------------------------
-_VERSION = [0]
-_TOKENS = itertools.count(1)
-_SWAPPED = [0]  # how many value swaps (nn/_transforms._Swap) are in progress
-
-
-def structure_changed() -> None:
-    """Invalidate every cached module layout (called by each structural change)."""
-    _VERSION[0] = next(_TOKENS)
-
-
-class _Registry(dict):  # type: ignore[type-arg]
-    """A module's ``_parameters`` or ``_modules`` dict: every write is a structural change."""
-
-    __slots__ = ()
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        dict.__setitem__(self, key, value)
-        structure_changed()
-
-    def __delitem__(self, key: Any) -> None:
-        dict.__delitem__(self, key)
-        structure_changed()
-
-    def pop(self, *args: Any) -> Any:
-        structure_changed()
-        return dict.pop(self, *args)
-
-    def popitem(self) -> Any:
-        structure_changed()
-        return dict.popitem(self)
-
-    def clear(self) -> None:
-        structure_changed()
-        dict.clear(self)
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        structure_changed()
-        return dict.setdefault(self, key, default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        structure_changed()
-        dict.update(self, *args, **kwargs)
-
-    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
-        structure_changed()
-        return dict.__ior__(self, other)
-
-
-class _BufferRegistry(_Registry):
-    """A module's ``_buffers``: new or removed names are structural; a new value for a buffer
-    (BatchNorm's running statistics, every step) is not, unless a Parameter is involved (a tie)."""
-
-    __slots__ = ()
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        old = dict.get(self, key, _MISSING)
-        dict.__setitem__(self, key, value)
-        if old is _MISSING or isinstance(value, Parameter) or isinstance(old, Parameter):
-            structure_changed()
-
-
-_MISSING = object()
-
-
-def _registries(d: dict[str, Any]) -> None:
-    """Make the registries in a module's ``__dict__`` version-tracking ones (after unpickling)."""
-    for k, cls in (("_parameters", _Registry), ("_buffers", _BufferRegistry), ("_modules", _Registry)):
-        v = d.get(k)
-        if v is not None and type(v) is not cls:
-            d[k] = cls(v)
+# (registry, what it is, the fix) for a non-Tensor assigned to a registered Tensor slot
+_TENSOR_SLOTS = (
+    ("_parameters", "a parameter", " Delete it first (del module.{name})."),
+    ("_buffers", "a buffer", ""),
+)
 
 
 class Module:
@@ -239,24 +94,16 @@ class Module:
             self._forget(name)
             d["_modules"][name] = value
             return
-        params = d.get("_parameters")
-        if params is not None and name in params:
-            if value is not None and not isinstance(value, Tensor):
-                raise TypeError(
-                    f"{type(self).__name__}.{name} is a parameter; it can hold a Tensor or None, "
-                    f"not {type(value).__name__}. Delete it first (del module.{name})."
-                )
-            params[name] = value
-            return
-        bufs = d.get("_buffers")
-        if bufs is not None and name in bufs:
-            if value is not None and not isinstance(value, Tensor):
-                raise TypeError(
-                    f"{type(self).__name__}.{name} is a buffer; it can hold a Tensor or None, "
-                    f"not {type(value).__name__}."
-                )
-            bufs[name] = value
-            return
+        for kind, what, fix in _TENSOR_SLOTS:
+            reg = d.get(kind)
+            if reg is not None and name in reg:
+                if value is not None and not isinstance(value, Tensor):
+                    raise TypeError(
+                        f"{type(self).__name__}.{name} is {what}; it can hold a Tensor or None, "
+                        f"not {type(value).__name__}.{fix.format(name=name)}"
+                    )
+                reg[name] = value
+                return
         mods = d.get("_modules")
         if mods is not None and name in mods:
             if value is not None:
@@ -771,176 +618,11 @@ class Module:
         structure_changed()
 
 
-class _Layout:
-    """A module tree flattened: what ``nn.value_and_grad`` and the optimizers read every step.
-
-    Valid while ``_VERSION`` is unchanged: it holds the registered Tensor *objects* and the
-    registry dicts, never values that change without a structural change (buffer values are
-    read live through ``snap``).
-    """
-
-    __slots__ = ("version", "root_id", "params", "trainable", "slots", "snap", "by_obj", "buffer_slots", "plans")
-
-    def __init__(self, root: Module) -> None:
-        self.version = _VERSION[0]
-        self.root_id = id(root)
-        self.params: dict[str, Tensor] = dict(root.named_parameters())
-        self.trainable: dict[str, Tensor] = dict(root.named_trainable_parameters())
-        slots: dict[str, tuple[Module, str, str]] = {}  # dotted name -> (owner, kind, local), first name wins
-        snap: list[tuple[dict[str, Any], str]] = []  # every slot of every module once: (registry, local)
-        by_obj: dict[int, list[tuple[Module, str, str]]] = {}  # id(Tensor) -> every slot holding it
-        where: dict[tuple[int, str, str], int] = {}
-        seen: set[int] = set()
-        for prefix, owner in root.named_modules(remove_duplicate=False):
-            first = id(owner) not in seen
-            seen.add(id(owner))
-            for kind in ("_parameters", "_buffers"):
-                reg = owner.__dict__[kind]
-                for local, v in reg.items():
-                    slots.setdefault(f"{prefix}.{local}" if prefix else local, (owner, kind, local))
-                    if not first:
-                        continue
-                    where[(id(owner), kind, local)] = len(snap)
-                    snap.append((reg, local))
-                    if v is not None:
-                        by_obj.setdefault(id(v), []).append((owner, kind, local))
-        self.slots = slots
-        self.snap = snap
-        self.by_obj = by_obj
-        # (dotted name, registry, local name, index in snap) of every buffer slot
-        self.buffer_slots = [
-            (name, owner.__dict__[kind], local, where[(id(owner), kind, local)])
-            for name, (owner, kind, local) in slots.items()
-            if kind == "_buffers"
-        ]
-        self.plans: dict[tuple[str, ...], list[tuple[dict[str, Any], str, str]]] = {}
-
-    def plan(self, names: tuple[str, ...]) -> list[tuple[dict[str, Any], str, str]]:
-        """(registry, local name, given name) for each slot that the values ``names`` go into
-        (tied slots, which hold one Tensor object, all get its value)."""
-        plan = self.plans.get(names)
-        if plan is None:
-            plan = []
-            for name in names:
-                owner, kind, local = self.slots[name]
-                orig = owner.__dict__[kind][local]
-                targets = (
-                    self.by_obj.get(id(orig), [(owner, kind, local)]) if orig is not None else [(owner, kind, local)]
-                )
-                plan.extend((o.__dict__[k], lo, name) for o, k, lo in targets)
-            self.plans[names] = plan
-        return plan
-
-
 def _check_name(name: Any, mod: Module, what: str) -> None:
     if not isinstance(name, str) or not name or "." in name:
         raise ConfigError(f"{what}: the name must be a non-empty string without '.'; got {name!r}.")
     if name in mod.__dict__ and name not in _SPECIAL:
         raise ConfigError(f"{what}: {type(mod).__name__} already has a plain attribute {name!r}; pick another name.")
-
-
-# ------------------------------------------------------------------------------------------------
-# Pytree registration
-# ------------------------------------------------------------------------------------------------
-class _Static:
-    """A Module's static pytree data. Equality looks at structure (names), not values."""
-
-    __slots__ = ("cls", "keys", "attrs", "params", "buffers", "modules", "frozen", "nonpersistent", "sig")
-
-    def __init__(self, m: Module, keys: tuple[str, ...]) -> None:
-        d = m.__dict__
-        self.cls = type(m)
-        self.keys = keys
-        self.attrs = {k: v for k, v in d.items() if k not in _NOT_STATIC}
-        self.params = dict(d["_parameters"])
-        self.buffers = dict(d["_buffers"])
-        self.modules = tuple(d["_modules"])
-        self.frozen = frozenset(d["_frozen"])
-        self.nonpersistent = frozenset(d["_non_persistent"])
-        # Structure only: names, not values (a gradient Module, whose frozen parameters and
-        # buffers are None, matches its model, so tree_map(f, model, grads) works).
-        self.sig = (
-            self.cls,
-            keys,
-            self.modules,
-            tuple(self.params),
-            tuple(self.buffers),
-            self.frozen,
-            d.get("training", True),
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Static) and self.sig == other.sig
-
-    def __hash__(self) -> int:
-        return hash((self.cls, self.keys, self.modules))
-
-    def __repr__(self) -> str:
-        return f"{self.cls.__name__}{list(self.keys)}"
-
-
-def _flatten(m: Module) -> tuple[list[Any], _Static, tuple[str, ...]]:
-    keys: list[str] = []
-    children: list[Any] = []
-    for name, p in m._parameters.items():
-        if p is not None and not m._is_frozen(name):
-            keys.append(name)
-            children.append(p)
-    for name, c in m._modules.items():
-        if c is not None:
-            keys.append(name)
-            children.append(c)
-    k = tuple(keys)
-    return children, _Static(m, k), k
-
-
-def _unflatten(aux: _Static, children: Any) -> Module:
-    cot = _in_cotangent()
-    m = aux.cls.__new__(aux.cls)
-    d = m.__dict__
-    d.update(aux.attrs)
-    vals = dict(zip(aux.keys, children, strict=True))
-    params = {}
-    for n, p in aux.params.items():
-        if n in vals:
-            params[n] = vals[n]
-        else:
-            params[n] = None if cot else _alias(p)
-    d["_parameters"] = _Registry(params)
-    d["_buffers"] = _BufferRegistry({n: (None if cot else _alias(b)) for n, b in aux.buffers.items()})
-    d["_modules"] = _Registry({n: vals.get(n) for n in aux.modules})
-    d["_frozen"] = set(aux.frozen)
-    d["_non_persistent"] = set(aux.nonpersistent)
-    return m
-
-
-def _alias(t: Any) -> Any:
-    """A new Tensor object with the same value: in-place rebinding in a rebuilt Module stays there."""
-    if not isinstance(t, Tensor):
-        return t
-    n = object.__new__(type(t))
-    n._a, n._xp, n._t = t._a, t._xp, t._t
-    if isinstance(t, Parameter):
-        n._requires_grad = t._requires_grad  # a new object: no structural change
-    return n
-
-
-def _in_cotangent() -> bool:
-    fn = getattr(tu, "in_cotangent_unflatten", None)
-    return bool(fn()) if fn is not None else False
-
-
-def _register(cls: type) -> None:
-    tu.register_pytree_node(cls, _flatten, _unflatten)
-
-
-_registered: set[type] = set()
-
-
-def _init_subclass(cls: type, **kwargs: Any) -> None:
-    if cls not in _registered:
-        _registered.add(cls)
-        _register(cls)
 
 
 _init_subclass(Module)

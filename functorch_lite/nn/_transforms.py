@@ -15,7 +15,7 @@ from typing import Any
 
 from .._core.tensor import Tensor
 from .._errors import StateDictError, TransformError
-from . import _module as _M
+from . import _version as _M
 from ._module import Module
 
 __all__ = [
