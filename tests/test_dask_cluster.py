@@ -470,3 +470,20 @@ def test_out_of_core_full_batch_training(tmp_path):
     finally:
         c.close(timeout=30)
         cluster.close(timeout=30)
+
+
+def test_workers_keep_freed_temporaries_after_compute(client):
+    """fl.dask.compute installs the malloc plugin once: every worker's thresholds were raised
+    (bounded by its memory limit), so a chunk's temporaries are not page-faulted in anew."""
+    from functorch_lite.dask import _worker
+
+    x = fl.asarray(da.ones((8, 2), chunks=(4, 2)))
+    assert float(fl.dask.compute(fl.sum(x), client=client)) == 16.0
+    got = client.run(lambda dask_worker: dask_worker.functorch_lite_malloc)
+    limits = {a: w["memory_limit"] for a, w in client.scheduler_info()["workers"].items()}
+    assert set(got) == set(limits) and len(got) == 2
+    for addr, values in got.items():
+        assert values is not None and tuple(values) == _worker.thresholds(limits[addr])
+    assert _worker.thresholds(1 << 30) == (32 << 20, 64 << 20)
+    assert _worker.thresholds(256 << 20) == (16 << 20, 16 << 20)
+    assert _worker.thresholds(None) == (32 << 20, 64 << 20)

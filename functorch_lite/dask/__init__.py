@@ -21,10 +21,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _backend
-from ._core import tree_util as tu
-from ._core.tensor import Tensor, wrap
-from ._errors import ConfigError, ShapeError, TransformError
+from .. import _backend
+from .._core import tree_util as tu
+from .._core.tensor import Tensor, wrap
+from .._errors import ConfigError, ShapeError, TransformError
 
 __all__ = ["compute", "persist", "data_parallel", "is_lazy"]
 
@@ -78,6 +78,8 @@ def compute(tree: Any, *, client: Any = None, timeout: float | None = None) -> A
     """
     leaves, treedef = tu.tree_flatten(tree)
     pos = _lazy_positions(leaves, "compute")
+    if pos:
+        _tune_workers(client if client is not None else _backend._current_client())
     values = _backend.compute_lazy([leaves[i]._a for i in pos], client=client, timeout=timeout)
     nxp = _backend.numpy_backend.xp
     for i, v in zip(pos, values, strict=True):
@@ -107,6 +109,14 @@ def persist(tree: Any, *, client: Any = None) -> Any:
     return tu.tree_unflatten(treedef, leaves)
 
 
+def _tune_workers(client: Any) -> None:
+    """Once per cluster: the workers keep freed chunk temporaries in their heap (see `_worker`)."""
+    if client is not None:
+        from . import _worker
+
+        _worker.install(client)
+
+
 # -- data-parallel steps --------------------------------------------------------------------------
 _STEPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
@@ -115,7 +125,7 @@ def _jitted(fn: Callable[..., Any], use_jit: bool) -> Any:
     """``jit(value_and_grad(fn))``, made once per function object in this (worker) process."""
     step = _STEPS.get(fn)
     if step is None:
-        from .transforms import jit, value_and_grad
+        from ..transforms import jit, value_and_grad
 
         step = jit(value_and_grad(fn)) if use_jit else value_and_grad(fn)
         _STEPS[fn] = step
@@ -232,6 +242,7 @@ def data_parallel(
         n_total = int(sum(chunks or ()))
         host = _to_host(params)
         if cl is not None:
+            _tune_workers(cl)
             if id(cl) not in shipped:  # kept alive: workers keep one fn object, so its jit cache hits
                 shipped[id(cl)] = (cl, cl.scatter([fn], broadcast=True, hash=False)[0])
             fn_ref = shipped[id(cl)][1]
