@@ -16,7 +16,7 @@ from .._core import engine as _engine
 from .._core import tree_util as tu
 from .._core.tensor import Tensor
 from .._errors import ExportError
-from ..transforms._staging import Eqn, Program, Var
+from ..transforms._program import Eqn, Program, Var
 
 FORMAT = "functorch_lite.program"
 """The ``"format"`` a saved program's JSON names."""

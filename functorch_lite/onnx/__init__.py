@@ -32,7 +32,8 @@ from .._core import tree_util as tu
 from .._core.tensor import Tensor
 from .._errors import ExportError
 from .._files import write_atomic
-from ..transforms._staging import Program, Var, trace_program
+from ..transforms._program import Program, Var
+from ..transforms._staging import trace_program
 from ._graph import Builder
 from ._lower import ONNX_OPS, RULES, UNSUPPORTED, Lowerer, unsupported_error, walk_primitives
 from ._symbolic import Dim, Merged, merge_programs, sample_points

@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 from .._errors import ExportError
-from ..transforms._staging import Program, Var
+from ..transforms._program import Program, Var
 
 __all__ = ["Dim", "Merged", "sample_points", "merge_programs"]
 

@@ -31,7 +31,8 @@ from .._ops import indexing as _I
 from .._ops import linalg_core as _L
 from .._ops import manipulation as _M
 from .._ops import searching as _S
-from ._staging import PY_OPS, Eqn, Program, Var, custom_call_p, weak_eval
+from ._program import Eqn, Program, Var, custom_call_p
+from ._weak import PY_OPS, weak_eval
 
 __all__ = ["optimize", "fold", "simplify", "reshapes", "broadcasts", "cse", "dce", "compile_program"]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..._errors import ExportError
-from ...transforms._staging import Program, Var
+from ...transforms._program import Program, Var
 from .._graph import Builder
 from .._symbolic import Dim, Merged
 

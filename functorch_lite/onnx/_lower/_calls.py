@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...transforms._staging import Program, Var
+from ...transforms._program import Program, Var
 from .._graph import INT64_MIN
 from . import Ctx, rule
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ...transforms._staging import Var
+from ...transforms._program import Var
 from . import Ctx, Rule, rule
 
 # ---------------------------------------------------------------------------------------

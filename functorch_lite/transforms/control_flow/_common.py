@@ -8,7 +8,8 @@ from typing import Any
 from ..._core.engine import Primitive, new_trace
 from ..._core.tensor import Tensor, backend_for, wrap
 from ..._errors import ControlFlowError
-from .._staging import Program, Var, _example_of, eval_program, trace_program
+from .._program import Program, Var, eval_program
+from .._staging import _example_of, trace_program
 
 
 # ---------------------------------------------------------------------------------------

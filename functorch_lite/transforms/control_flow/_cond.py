@@ -9,7 +9,7 @@ from ..._core import tree_util as tu
 from ..._core.engine import active_traces, bind
 from ..._core.tensor import Tensor, backend_for, wrap
 from ..._errors import ControlFlowError
-from .._staging import Program, Var
+from .._program import Program, Var
 from ._common import (
     ControlPrimitive,
     _compiled,

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..._core.engine import bind
 from ..._core.tensor import backend_for
-from .._staging import Program, eval_program
+from .._program import Program, eval_program
 from ._common import (
     ControlPrimitive,
     _compiled,

@@ -10,7 +10,7 @@ from ..._core import tree_util as tu
 from ..._core.engine import find_top_trace
 from ..._core.tensor import Tensor
 from ..._errors import ControlFlowError
-from .._staging import Program
+from .._program import Program
 from ._common import _avals, _example, _fmt_avals, _leaf, _ops, _var_aval, close
 from ._scan import _scan_bind
 from ._scan_split import _split_body

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..._core.tensor import Tensor, wrap
-from .._staging import Program, Var, _example_of, eval_program
+from .._program import Program, Var, eval_program
+from .._staging import _example_of
 from ._common import _CACHE, _compiled, _example, _key, _remember, _spec, _vjp_eval, _zeros_like, close
 from ._scan import _loop_params, _scan_bind, _split_scan
 

@@ -9,7 +9,7 @@ from ..._core import tree_util as tu
 from ..._core.engine import bind
 from ..._core.tensor import Tensor, backend_for
 from ..._errors import ControlFlowError
-from .._staging import Program, eval_program
+from .._program import Program, eval_program
 from ._common import (
     ControlPrimitive,
     _compiled,
