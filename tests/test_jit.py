@@ -616,11 +616,12 @@ def test_fast_path_class_api_state_changes():
     fl.manual_seed(5)
     a, b = s2(x, y), s2(x, y)  # dropout: the global generator advances on the fast path too
     fl.manual_seed(5)
-    # compiler="xla" (the jax default) fuses and reorders float32 arithmetic: equal to 1e-5, the jit contract
-    if fl.default_backend_name() == "jax":
-        close(a, s1(x, y), 1e-5), close(b, s1(x, y), 1e-5)
-    else:  # the replay runs the same numpy calls as eager: bit for bit
-        assert float(a) == float(s1(x, y)) and float(b) == float(s1(x, y))
+    # equal to 1e-5, the jit contract: compiler="xla" (the jax default) fuses and reorders float32
+    # arithmetic, and the eager cross-entropy backward reuses the forward's exponentials where the
+    # replay recomputes them (ulp-level differences on some CPUs' SIMD paths). Two different dropout
+    # masks move the loss far more than 1e-5, so this still checks that the generator advances.
+    assert abs(float(a) - float(b)) > 1e-3
+    close(a, s1(x, y), 1e-5), close(b, s1(x, y), 1e-5)
     m1.eval(), m2.eval()
     both(x, y, 0)  # eval mode: another program
     m1.train(), m2.train()
