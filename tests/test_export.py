@@ -408,7 +408,7 @@ def test_what_is_not_data_raises_before_writing(tmp_path: Path) -> None:
 
 def test_a_param_that_is_not_data_names_its_primitive(tmp_path: Path) -> None:
     from functorch_lite._core.engine import PRIMITIVES
-    from functorch_lite.transforms._staging import Eqn, Var
+    from functorch_lite.transforms._program import Eqn, Var
 
     x = normal(28, (3,))
     prog = fl.make_program(fl.sin)(x)

@@ -28,7 +28,7 @@ from typing import Any
 from .._core.engine import PRIMITIVES, Primitive
 from .._core.tensor import backend_for
 from .._errors import CompilerError
-from ._staging import Eqn, Program, Var
+from ._program import Eqn, Program, Var
 
 __all__ = ["CompilerError", "COMPILERS", "check_compiler", "resolve", "lower"]
 
@@ -299,7 +299,7 @@ def _xla_override(e: Eqn) -> Callable[..., Any] | None:
 def _weak_xla(e: Eqn) -> Callable[..., Any] | None:
     """An equation on weak scalars only, which jax.jit traces (as weak-typed values): what the
     replay computes in Python, on tracers. A cast keeps the value weak, as ``float(v)`` does."""
-    from ._staging import PY_OPS
+    from ._weak import PY_OPS
 
     if e.prim.name == "astype" and len(e.inputs) == 1:
         kind = getattr(e.params.get("dtype"), "kind", None)

@@ -30,14 +30,8 @@ from .._core.tensor import Tensor, backend_for, wrap
 from .._errors import TransformError
 from ._compile import compile_program, compiled, optimize_compiled
 from ._compilers import CompilerError, check_compiler, resolve
-from ._staging import (
-    Program,
-    Var,
-    eval_program,
-    merge_statics,
-    static_split,
-    trace_program,
-)
+from ._program import Program, Var, eval_program
+from ._staging import merge_statics, static_split, trace_program
 
 __all__ = ["jit", "Jitted", "RetraceWarning"]
 

@@ -28,12 +28,10 @@ from .._core import tree_util as tu
 from .._core.engine import Payload, Primitive, Trace, bind, new_trace
 from .._core.tensor import Tensor, backend_for, make_tracer
 from .._errors import ConcretizationError, DataDependentShapeError, TransformError
-from ._program import Eqn, Program, Var, custom_call_p, eval_program
-from ._program import wrap_out as wrap_out  # (re-exported: the IR lived here before)
-from ._weak import PY_OPS as PY_OPS  # (re-exported for transforms/_compilers.py)
+from ._program import Eqn, Program, Var, custom_call_p
 from ._weak import weak_eval
 
-__all__ = ["Var", "Eqn", "Program", "StagingTrace", "make_program", "ShapeDtypeStruct", "eval_program"]
+__all__ = ["StagingTrace", "make_program", "ShapeDtypeStruct", "trace_program"]
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _new = object.__new__
