@@ -1,10 +1,13 @@
-"""Elementwise functions of the standard and the Tensor operators.
+"""Elementwise functions of the standard; importing it attaches the Tensor operators.
 
 Each function is a primitive whose impl is the backend's own function. Its
 rules come from one table: a single derivative formula per op,
 ``apply(v, x, out) = v * df/dx`` (and one per argument for binary ops), which
 serves the jvp (v a tangent) and the vjp (v a cotangent) alike. Broadcasting
-is undone by the engine, and all elementwise ops share one batch rule.
+is undone by the engine, and all elementwise ops share one batch rule. The
+eager fast paths of the binary functions and the standard's rules for mixing
+operands are in ``_binary_dispatch.py``; the operators (``x + y``, ``x += y``)
+in ``_operators.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 
 from .. import _dtypes as D
 from .._core.tensor import Tensor
-from .._errors import ShapeError
-from .dtypes import astype as _astype
+from ._binary_dispatch import _dunder_slow, _make_fast_binary, _scalar_first, prep_binary
+from ._operators import attach_operators as _attach_operators
+from ._operators import rebind as rebind  # (re-exported: _namespace.__imatmul__ uses it)
 from ._base import (
     Primitive,
     as_tensor,
@@ -30,8 +34,6 @@ from ._base import (
 _new = object.__new__
 __all__: list[str] = []
 
-# Native float/complex and bool dtypes per backend namespace (for the scalar fast path).
-from .._backend import BOOL_NATIVES as _BOOLS_BY_XP, FLOAT_NATIVES as _FLOATS_BY_XP  # noqa: E402
 from . import _base  # noqa: E402
 from . import dtypes as _ops_dtypes  # noqa: E402
 from . import manipulation as _manipulation  # noqa: E402
@@ -41,8 +43,6 @@ from . import searching as _searching  # noqa: E402
 
 _NUMPY_XP = _backend.numpy_backend.xp
 _NUMPY_FAST = _backend.FAST_NAMESPACES[_NUMPY_XP]  # what avjp rules get on numpy
-_NP_FLOATS = _FLOATS_BY_XP[_NUMPY_XP]
-_IN_PLACE = ("add", "subtract", "multiply", "divide")  # x op= y may write into x's own array
 _NO_PARAMS: dict[str, Any] = {}  # shared, never mutated
 
 
@@ -164,7 +164,7 @@ def _binary_rules(
 
 
 # ----------------------------------------------------------------------------
-# Function makers (eager fast paths)
+# Function makers (the unary eager fast path; binary ones: _binary_dispatch.py)
 # ----------------------------------------------------------------------------
 
 
@@ -214,195 +214,7 @@ def _unary(
     return op
 
 
-def _prep_scalar(t: Tensor, s: Any) -> tuple[Tensor, Any]:
-    astype = _astype
-    k = t.dtype.kind
-    sc = s.__class__
-    if sc is not float and sc is not int and sc is not builtins.bool and sc is not complex:
-        s = complex(s) if isinstance(s, complex) else float(s) if isinstance(s, float) else int(s)  # numpy scalars
-    if s.__class__ is builtins.bool:
-        if k in "iu":
-            s = int(s)
-        elif k in "fc":
-            s = float(s)
-    elif isinstance(s, int):
-        if k == "b":
-            t = astype(t, D.int64)
-    elif isinstance(s, float):
-        if k in "biu":
-            t = astype(t, default_float())
-    elif isinstance(s, complex):
-        if k != "c":
-            t = astype(t, D.complex128 if t.dtype is D.float64 else default_complex())
-    return t, s
-
-
-def prep_binary(op: str, x: Any, y: Any) -> tuple[Any, Any]:
-    """Apply the standard's rules for mixing Tensors, arrays and Python scalars."""
-    yc = y.__class__
-    if (yc is float or yc is int) and x.__class__ is Tensor:
-        k = x.dtype.kind
-        if k in "fc" or (yc is int and k != "b"):
-            return x, y
-    astype = _astype
-    xs = isinstance(x, scalar_types)
-    ys = isinstance(y, scalar_types)
-    if not xs and not isinstance(x, Tensor):
-        x = as_tensor(x, op)
-    if not ys and not isinstance(y, Tensor):
-        y = as_tensor(y, op)
-    if xs and ys:
-        x = as_tensor(x, op)
-        xs = False
-    if ys:
-        x, y = _prep_scalar(x, y)
-    elif xs:
-        y, x = _prep_scalar(y, x)
-    else:
-        dx, dy = x.dtype, y.dtype
-        if dx is not dy:
-            r = D.promote(dx, dy)
-            # NOTE: numpy promotes a bool operand inside the ufunc exactly as the table does, so
-            # the copy that astype would make is skipped there (masks multiply at full speed).
-            native_bool = x._xp is _NUMPY_XP and y._xp is _NUMPY_XP
-            if dx is not r and not (native_bool and dx.kind == "b"):
-                x = astype(x, r)
-            if dy is not r and not (native_bool and dy.kind == "b"):
-                y = astype(y, r)
-    return x, y
-
-
 _DUNDERS: dict[str, Any] = {}
-
-
-def _dunder_slow(slow: Callable[..., Any]) -> Callable[..., Any]:
-    def f(x: Any, y: Any) -> Any:
-        yc = y.__class__
-        if not (yc is float or yc is int or yc is Tensor) and not _operand_ok(y):
-            return NotImplemented
-        return slow(x, y)
-
-    return f
-
-
-def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> Any:
-    floats_by_xp, bools_by_xp = _FLOATS_BY_XP, _BOOLS_BY_XP
-    npxp = _NUMPY_XP
-    np_fn = getattr(npxp, name)  # numpy's own ufunc: no per-call lookup on the default backend
-    np_floats, np_bools = floats_by_xp[npxp], bools_by_xp[npxp]
-
-    def op(x: Any, y: Any, /) -> Any:
-        if x.__class__ is not Tensor:
-            return slow(x, y)
-        yc = y.__class__
-        p = x._t
-        if p is None:
-            xp = x._xp
-            if yc is float:
-                a = x._a
-                if xp is npxp:
-                    if a.dtype in np_floats:
-                        t = _new(Tensor)
-                        t._a = np_fn(a, y)
-                        t._xp = xp
-                        t._t = None
-                        return t
-                elif a.dtype in floats_by_xp[xp]:
-                    t = _new(Tensor)
-                    t._a = getattr(xp, name)(a, y)
-                    t._xp = xp
-                    t._t = None
-                    return t
-            elif yc is Tensor:
-                q = y._t
-                if q is None:
-                    if y._xp is xp and x._a.dtype is y._a.dtype:
-                        t = _new(Tensor)
-                        try:
-                            t._a = np_fn(x._a, y._a) if xp is npxp else getattr(xp, name)(x._a, y._a)
-                        except ValueError:  # shapes that do not broadcast: the slow path names them
-                            return slow(x, y)
-                        t._xp = xp
-                        t._t = None
-                        return t
-                else:
-                    tr = q.trace
-                    if tr.record1 is not None and tr.alive:  # reverse mode: record directly
-                        r = tr.record2(prim, x, y, False, np_fn if xp is npxp else None)
-                        if r is not None:
-                            return r
-            elif yc is int and x._a.dtype not in (np_bools if xp is npxp else bools_by_xp[xp]):
-                t = _new(Tensor)
-                t._a = np_fn(x._a, y) if xp is npxp else getattr(xp, name)(x._a, y)
-                t._xp = xp
-                t._t = None
-                return t
-        else:
-            tr = p.trace
-            if tr.record1 is not None and tr.alive:  # reverse mode: record directly
-                if yc is float or yc is int:
-                    r = tr.record1(prim, p, x, y, np_fn if x._xp is npxp else None)
-                elif yc is Tensor:
-                    r = tr.record2(prim, x, y, False, np_fn if x._xp is npxp else None)
-                else:
-                    r = None
-                if r is not None:
-                    return r
-        return slow(x, y)
-
-    return op
-
-
-def _scalar_first(name: str, general: Callable[..., Any], prim: Primitive | None = None) -> Any:
-    """The operator form: ``self`` is a Tensor (or subclass), so the most common cases on numpy,
-    a concrete float array with a Python float or with an array of its dtype, are tested first
-    with the fewest steps."""
-    npxp = _NUMPY_XP
-    np_fn = getattr(npxp, name)
-    np_floats = _FLOATS_BY_XP[npxp]
-
-    def op(x: Tensor, y: Any, /) -> Any:
-        if x._t is None and x._xp is npxp:
-            yc = y.__class__
-            if yc is float:
-                a = x._a
-                if a.dtype in np_floats:
-                    t = _new(Tensor)
-                    t._a = np_fn(a, y)
-                    t._xp = npxp
-                    t._t = None
-                    return t
-            elif yc is Tensor and y._t is None and y._xp is npxp:
-                a = x._a
-                b = y._a
-                if a.dtype is b.dtype:
-                    try:
-                        r = np_fn(a, b)
-                    except ValueError:  # shapes that do not broadcast: the general path names them
-                        return general(x, y)
-                    t = _new(Tensor)
-                    t._a = r
-                    t._xp = npxp
-                    t._t = None
-                    return t
-        elif prim is not None and x.__class__ is Tensor:  # a tracer: reverse mode records directly
-            p = x._t
-            if p is not None:
-                tr = p.trace
-                if tr.record1 is not None and tr.alive:
-                    yc = y.__class__
-                    fn = np_fn if x._xp is npxp else None
-                    if yc is float or yc is int:
-                        r = tr.record1(prim, p, x, y, fn)
-                    elif yc is Tensor:
-                        r = tr.record2(prim, x, y, False, fn)
-                    else:
-                        r = None
-                    if r is not None:
-                        return r
-        return general(x, y)
-
-    return op
 
 
 def _binary(
@@ -446,6 +258,7 @@ def _binary(
             raise
 
     op = _make_fast_binary(name, slow, prim)
+    op.__module__ = __name__  # (made in _binary_dispatch; public here, as fl.add pickles by name)
     dunder = _scalar_first(name, _make_fast_binary(name, _dunder_slow(slow), prim), prim)
     dunder.__name__ = name
     _DUNDERS[name] = dunder
@@ -684,162 +497,7 @@ __all__.append("result_type")
 # Tensor operators
 # ----------------------------------------------------------------------------
 
-_ops_table = {
-    "add": ("__add__", "__radd__", "__iadd__", "+"),
-    "subtract": ("__sub__", "__rsub__", "__isub__", "-"),
-    "multiply": ("__mul__", "__rmul__", "__imul__", "*"),
-    "divide": ("__truediv__", "__rtruediv__", "__itruediv__", "/"),
-    "floor_divide": ("__floordiv__", "__rfloordiv__", "__ifloordiv__", "//"),
-    "remainder": ("__mod__", "__rmod__", "__imod__", "%"),
-    "pow": ("__pow__", "__rpow__", "__ipow__", "**"),
-    "bitwise_and": ("__and__", "__rand__", "__iand__", "&"),
-    "bitwise_or": ("__or__", "__ror__", "__ior__", "|"),
-    "bitwise_xor": ("__xor__", "__rxor__", "__ixor__", "^"),
-    "bitwise_left_shift": ("__lshift__", "__rlshift__", "__ilshift__", "<<"),
-    "bitwise_right_shift": ("__rshift__", "__rrshift__", "__irshift__", ">>"),
-    "equal": ("__eq__", None, None, "=="),
-    "not_equal": ("__ne__", None, None, "!="),
-    "less": ("__lt__", None, None, "<"),
-    "less_equal": ("__le__", None, None, "<="),
-    "greater": ("__gt__", None, None, ">"),
-    "greater_equal": ("__ge__", None, None, ">="),
-}
-
-_OK_OTHER = (Tensor,) + scalar_types
-
-
-def _operand_ok(other: Any) -> bool:
-    if isinstance(other, _OK_OTHER):
-        return True
-
-    return _backend.backend_of(other) is not None
-
-
-_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
-
-
-def _symbol(op: str) -> str:
-    for _f, _r, i, sym in _ops_table.values():
-        if i == op:
-            return sym
-    return "@" if op == "__imatmul__" else op
-
-
-def rebind(t: Tensor, r: Tensor, op: str) -> Tensor:
-    """Make Tensor ``t`` hold ``r``'s value (functional mutation)."""
-    if r.shape != t.shape:
-        raise ShapeError(
-            f"{op}: an in-place operation cannot change the shape of its target; target shape "
-            f"{t.shape}, result shape {r.shape}. Use the out-of-place form (x = x {_symbol(op)} y)."
-        )
-    if r.dtype is not t.dtype:
-        if _KIND_RANK[r.dtype.kind] > _KIND_RANK[t.dtype.kind]:
-            # numpy ("same_kind" casting) and torch refuse this: the cast would silently drop the
-            # fraction / imaginary part (and, inside grad or jvp, the derivative)
-            from .._errors import DTypeError
-
-            raise DTypeError(
-                f"{op}: the result has dtype {r.dtype.name}, which cannot be stored back into a "
-                f"Tensor of dtype {t.dtype.name} without losing values. Use the out-of-place form "
-                f"(x = x {_symbol(op)} y), or cast the target first "
-                f"(x = fl.astype(x, fl.{r.dtype.name}))."
-            )
-        astype = _ops_dtypes.astype
-
-        r = astype(r, t.dtype)
-    t._a = r._a
-    t._xp = r._xp
-    t._t = r._t
-    return t
-
-
-def _attach_operators() -> None:
-    for fname, (fwd, rev, inplace, _sym) in _ops_table.items():
-        fn = g[fname]
-        prim = fn.prim
-        _DUNDERS[fname].__name__ = fwd
-
-        setattr(Tensor, fwd, _DUNDERS[fname])
-        if rev is None:
-            continue
-
-        def reverse(
-            self: Tensor,
-            other: Any,
-            _fn: Any = fn,
-            _p: Any = prim,
-            _n: str = fname,
-            _np: Any = getattr(_NUMPY_XP, fname),
-        ) -> Any:
-            oc = other.__class__
-            if oc is float or oc is int:
-                p = self._t
-                if p is None:
-                    xp = self._xp
-                    a = self._a
-                    if oc is int or a.dtype in _FLOATS_BY_XP[xp]:
-                        if not (oc is int and a.dtype in _BOOLS_BY_XP[xp]):
-                            t = _new(Tensor)
-                            t._a = _np(other, a) if xp is _NUMPY_XP else getattr(xp, _n)(other, a)
-                            t._xp = xp
-                            t._t = None
-                            return t
-                else:
-                    tr = p.trace
-                    if tr.record1 is not None and tr.alive and self.__class__ is Tensor:  # reverse mode
-                        r = tr.record1(_p, p, self, other, _np if self._xp is _NUMPY_XP else None, True)
-                        if r is not None:
-                            return r
-            if not _operand_ok(other):
-                return NotImplemented
-            return _fn(other, self)
-
-        reverse.__name__ = rev
-        setattr(Tensor, rev, reverse)
-
-        def inplace_op(
-            self: Tensor,
-            other: Any,
-            _fn: Any = fn,
-            _name: Any = inplace,
-            _np: Any = getattr(_NUMPY_XP, fname) if fname in _IN_PLACE else None,
-        ) -> Any:
-            if _np is not None and self._t is None and self._xp is _NUMPY_XP and self._a.dtype in _NP_FLOATS:
-                # a float array only self holds: the ufunc writes into it (no copy; see _backend)
-                oc = other.__class__
-                if oc is float or oc is int:
-                    if _backend.ufunc_in_place(self, _np, other):
-                        return self
-                elif oc is Tensor and other._t is None and other._xp is _NUMPY_XP and other._a.dtype is self._a.dtype:
-                    if _backend.ufunc_in_place(self, _np, other._a):
-                        return self
-            if not _operand_ok(other):
-                return NotImplemented
-            return rebind(self, _fn(self, other), _name)
-
-        inplace_op.__name__ = inplace  # type: ignore[assignment]
-        setattr(Tensor, inplace, inplace_op)  # type: ignore[arg-type]
-
-    def __neg__(self: Tensor) -> Tensor:
-        return g["negative"](self)
-
-    def __pos__(self: Tensor) -> Tensor:
-        return g["positive"](self)
-
-    def __abs__(self: Tensor) -> Tensor:
-        return g["abs"](self)
-
-    def __invert__(self: Tensor) -> Tensor:
-        return g["bitwise_invert"](self)
-
-    Tensor.__neg__ = __neg__  # type: ignore[method-assign]
-    Tensor.__pos__ = __pos__  # type: ignore[method-assign]
-    Tensor.__abs__ = __abs__  # type: ignore[method-assign]
-    Tensor.__invert__ = __invert__  # type: ignore[method-assign]
-    Tensor.__hash__ = object.__hash__  # type: ignore[assignment, method-assign]
-
-
-_attach_operators()
+_attach_operators(g, _DUNDERS)
 
 
 # What each rule reads besides shapes and dtypes, (inputs, output); see Primitive.residuals.
