@@ -493,6 +493,10 @@ class _NumpyFast:
     def permute_dims(a: Any, axes: tuple[int, ...]) -> Any:
         return np.transpose(a, axes)
 
+    @staticmethod
+    def take(a: Any, indices: Any, axis: int | None = None) -> Any:
+        return a.take(indices, axis=axis) if isinstance(a, np.ndarray) else np.take(a, indices, axis=axis)
+
     zeros_like = staticmethod(np.zeros_like)
     ones_like = staticmethod(np.ones_like)
     empty_like = staticmethod(np.empty_like)
@@ -556,8 +560,8 @@ def index_range(xp: Any, a: Any) -> tuple[int, int]:
     A lazy (dask) array gives (0, 0) without computing: its range is unknown until the user asks
     for a value, so the callers' bounds checks pass and dask's own indexing reports a bad index
     when the graph runs (nothing in the engine forces a compute)."""
-    if isinstance(a, np.ndarray):  # ndarray methods skip numpy's Python-level reduction wrappers
-        return int(a.min()), int(a.max())
+    if isinstance(a, np.ndarray):  # the ufuncs' reduce skips numpy's Python-level wrappers
+        return int(np.minimum.reduce(a, axis=None)), int(np.maximum.reduce(a, axis=None))
     if _is_dask_array(a):
         return 0, 0
     return int(xp.min(a)), int(xp.max(a))

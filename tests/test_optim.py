@@ -783,3 +783,29 @@ def test_eager_array_path_falls_back_for_tracers_and_mixed_inputs():
         tx.update({"w": fl.ones((3,))}, s, p)
     with pytest.raises(fl.TreeMismatchError, match="'w'"):
         optim.apply_updates(p, {"w": fl.ones((3,))})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_folds_the_learning_rate_in_torchs_order(dtype):
+    # torch.optim.Adam (single-tensor): denom = sqrt(v) / sqrt(bc2) + eps;
+    # p += (-lr / bc1) * (m / denom). The chain scale_by_adam + scale(-lr) that optim.adam is
+    # takes that order in one pass, eagerly (array path), and on the Tensor path.
+    import numpy as np
+
+    lr, b1, b2, eps = 1e-2, 0.9, 0.999, 1e-8
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal((60, 40)).astype(dtype)
+    grads = [rng.standard_normal((60, 40)).astype(dtype) for _ in range(4)]
+    p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+    for t, g in enumerate(grads, start=1):
+        m = m + (g - m) * (1 - b1)
+        v = v * b2 + g * g * (1 - b2)
+        p = p + (m / (np.sqrt(v) / (1 - b2**t) ** 0.5 + eps)) * (-lr / (1 - b1**t))
+    for tx in (optim.adam(lr), optim.chain(optim.scale_by_adam((b1, b2), eps), optim.scale(-lr))):
+        q = {"w": fl.asarray(p0)}
+        s = tx.init(q)
+        for g in grads:
+            u, s = tx.update({"w": fl.asarray(g)}, s, q)
+            q = optim.apply_updates(q, u)
+        np.testing.assert_array_equal(np.asarray(q["w"]), p)
+        assert np.asarray(q["w"]).dtype == np.dtype(dtype)

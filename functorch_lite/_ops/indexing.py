@@ -26,6 +26,7 @@ __all__ = ["getitem", "take", "take_along_axis"]
 
 _new = object.__new__
 _INT_NATIVES = _backend.INT_NATIVES
+_FAST = _backend.FAST_NAMESPACES
 
 
 class _Arr:
@@ -455,16 +456,17 @@ def take(x: Any, indices: Any, /, *, axis: int | None = None) -> Tensor:
         nd = a.ndim
         if ia.ndim == 1 and -nd <= axis < nd and ia.dtype in _INT_NATIVES.get(xp, ()):
             t = _new(Tensor)
+            fx: Any = _FAST.get(xp, xp)  # (numpy: the array's own take, without np.take's wrapper)
             if backend_for(xp).checks_bounds:
                 try:
-                    t._a = xp.take(a, ia, axis=axis % nd)
+                    t._a = fx.take(a, ia, axis=axis % nd)
                 except IndexError:
                     _check_bounds(indices, a.shape[axis], "take")  # raises, naming the index
                     raise
             else:
                 if ia.shape[0]:
                     _check_bounds(indices, a.shape[axis], "take")
-                t._a = xp.take(a, ia, axis=axis % nd)
+                t._a = fx.take(a, ia, axis=axis % nd)
             t._xp = xp
             t._t = None
             return t

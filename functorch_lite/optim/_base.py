@@ -267,6 +267,15 @@ def chain(*transforms: Any) -> GradientTransformation:
                 f"chain: expected a state tuple of {len(transforms)} entries (one per "
                 f"transformation); got {type(state).__name__}. Use the state made by this chain's init."
             )
+        if fold is not None:  # scale_by_adam + scale: one pass (see below)
+            i, post = fold
+            new = list(state)
+            for j in range(i):
+                g, new[j] = updates[j](g, state[j], params)
+            g, new[i] = updates[i](g, state[i], params, post)
+            for j in range(i + 2, len(updates)):
+                g, new[j] = updates[j](g, state[j], params)
+            return g, tuple(new)
         new = []
         for up, s in zip(updates, state, strict=False):
             g, s = up(g, s, params)
@@ -276,10 +285,31 @@ def chain(*transforms: Any) -> GradientTransformation:
     # a lifted transformation's flat function skips re-flattening and re-checking the dicts
     updates = [getattr(t.update, "_flat", None) or t.update for t in transforms]
     arrays = [array_fn(t.update) for t in transforms]
+    # scale_by_adam followed by scale(s) (every Adam alias: the learning rate): Adam takes s and
+    # ends with m / denom * (s / bc1), as torch's addcdiv does, instead of two passes over the
+    # updates; the scale's state (empty) is passed through
+    fold = None
+    for i in range(len(transforms) - 1):
+        post = getattr(transforms[i + 1].update, "_scale", None)
+        if getattr(transforms[i].update, "_folds_scale", False) and post is not None:
+            fold = (i, post)
+            break
 
     def update_arrays(g: dict, state: OptState, params: dict | None, xp: Any) -> tuple[dict, OptState]:
         if not isinstance(state, tuple) or len(state) != len(transforms):
             raise Fallback  # the Tensor path names the problem
+        if fold is not None:
+            i, post = fold
+            if i == 0 and len(arrays) == 2:  # (Adam with a learning rate: the common chain)
+                g, s0 = arrays[0](g, state[0], params, xp, post)  # type: ignore[misc,call-arg]
+                return g, (s0, state[1])
+            new = list(state)
+            for j in range(i):
+                g, new[j] = arrays[j](g, state[j], params, xp)  # type: ignore[misc]
+            g, new[i] = arrays[i](g, state[i], params, xp, post)  # type: ignore[misc,call-arg]
+            for j in range(i + 2, len(arrays)):
+                g, new[j] = arrays[j](g, state[j], params, xp)  # type: ignore[misc]
+            return g, tuple(new)
         new = []
         for fn, s in zip(arrays, state, strict=False):
             g, s = fn(g, s, params, xp)  # type: ignore[misc]

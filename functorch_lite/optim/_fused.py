@@ -21,11 +21,23 @@ __all__ = ["adam_moments", "can_fuse"]
 
 
 def _adam_impl(
-    xp: Any, g: Any, m: Any, v: Any, *, c1: float, b2: float, c2: float, eps: float, bc2_sqrt: float, bc1: float
+    xp: Any,
+    g: Any,
+    m: Any,
+    v: Any,
+    *,
+    c1: float,
+    b2: float,
+    c2: float,
+    eps: float,
+    bc2_sqrt: float,
+    bc1: float,
+    mul: float | None = None,
 ) -> Any:
     mk = m + (g - m) * c1
     vk = v * b2 + g * g * c2
-    return mk, vk, mk / (xp.sqrt(vk) / bc2_sqrt + eps) / bc1
+    d = mk / (xp.sqrt(vk) / bc2_sqrt + eps)
+    return mk, vk, d / bc1 if mul is None else d * mul
 
 
 adam_p = Primitive("optim.adam_moments", _adam_impl, multiple_results=True, differentiable=False)
@@ -61,12 +73,21 @@ def can_fuse(g: Any, m: Any, v: Any) -> bool:
 
 
 def adam_moments(
-    g: Tensor, m: Tensor, v: Tensor, b1: float, b2: float, eps: float, bc2_sqrt: float, bc1: float
+    g: Tensor,
+    m: Tensor,
+    v: Tensor,
+    b1: float,
+    b2: float,
+    eps: float,
+    bc2_sqrt: float,
+    bc1: float,
+    mul: float | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One Adam step's ``(m, v, direction)`` for one parameter (see ``scale_by_adam``).
 
     ``m + (g - m) * (1 - b1)``, ``v * b2 + g * g * (1 - b2)`` and
-    ``m / (sqrt(v) / bc2_sqrt + eps) / bc1``, for inputs that `can_fuse` accepts.
+    ``m / (sqrt(v) / bc2_sqrt + eps) / bc1``, for inputs that `can_fuse` accepts; with ``mul``
+    (a step size already divided by ``bc1``) the direction is ``m / (...) * mul`` instead.
 
     Example:
         >>> import functorch_lite as fl
@@ -76,5 +97,7 @@ def adam_moments(
         1.0
     """
     params = {"c1": 1.0 - b1, "b2": b2, "c2": 1.0 - b2, "eps": eps, "bc2_sqrt": bc2_sqrt, "bc1": bc1}
+    if mul is not None:
+        params["mul"] = mul
     mk, vk, d = bind(adam_p, (g, m, v), params)
     return mk, vk, d

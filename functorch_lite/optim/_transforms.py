@@ -95,7 +95,10 @@ def scale(step_size: float) -> GradientTransformation:
     """
     s = check_number("step_size", step_size, "scale")
     update = lambda g, st, p, *xp: ({k: v * s for k, v in g.items()}, st)  # noqa: E731 - Tensors or arrays
-    return lift(lambda p: EmptyState(), update, update if type(s) is float else None)
+    tx = lift(lambda p: EmptyState(), update, update if type(s) is float else None)
+    if type(s) is float:
+        tx.update._scale = s  # type: ignore[attr-defined]  # (what chain folds into a scale_by_adam before it)
+    return tx
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -313,7 +316,9 @@ def scale_by_adam(
             _steps(params), _zeros(params), _zeros(params), _zeros(params) if amsgrad else PerParam()
         )
 
-    def update(g: Flat, state: ScaleByAdamState, params: Flat | None) -> Any:
+    def update(g: Flat, state: ScaleByAdamState, params: Flat | None, post: float | None = None) -> Any:
+        # post: the step size of a scale() that follows in a chain, folded into the last
+        # multiply as torch's addcdiv does: m / denom * (-lr / bc1) (see chain)
         step, m, v, vmax = _copy(state)
         _check_keys(g, step, "scale_by_adam")
         out = {}
@@ -321,19 +326,21 @@ def scale_by_adam(
             t = step[k] = step[k] + 1
             bc1 = 1.0 - b1**t
             bc2_sqrt = (1.0 - b2**t) ** 0.5
+            mul = None if post is None else post / bc1
             if not amsgrad and can_fuse(gk, m[k], v[k]):  # the same operations on the arrays, at once
-                m[k], v[k], out[k] = adam_moments(gk, m[k], v[k], b1, b2, eps, bc2_sqrt, bc1)
+                m[k], v[k], out[k] = adam_moments(gk, m[k], v[k], b1, b2, eps, bc2_sqrt, bc1, mul)
                 continue
             m[k] = mk = m[k] + (gk - m[k]) * (1.0 - b1)
             v[k] = vk = v[k] * b2 + gk * gk * (1.0 - b2)
             if amsgrad:
                 vmax[k] = vk = ops.maximum(vmax[k], vk)
-            out[k] = mk / (ops.sqrt(vk) / bc2_sqrt + eps) / bc1
+            d = mk / (ops.sqrt(vk) / bc2_sqrt + eps)
+            out[k] = d / bc1 if mul is None else d * mul
         return out, ScaleByAdamState(step, m, v, vmax)
 
     c1, c2 = 1.0 - b1, 1.0 - b2
 
-    def update_arrays(g: dict, state: ScaleByAdamState, params: dict | None, xp: Any) -> Any:
+    def update_arrays(g: dict, state: ScaleByAdamState, params: dict | None, xp: Any, post: Any = None) -> Any:
         step, m, v, vmax = _copy(state)
         out = {}
         last = None
@@ -345,6 +352,7 @@ def scale_by_adam(
             t = step[k] = n + 1
             if t != last:  # the parameters usually share one step count
                 last, bc1, bc2_sqrt = t, 1.0 - b1**t, (1.0 - b2**t) ** 0.5
+                mul = None if post is None else post / bc1
             mt, vt = m.get(k), v.get(k)
             if mt.__class__ is Tensor and vt.__class__ is Tensor and mt._t is None and vt._t is None:
                 mk, vk = mt._a, vt._a  # (state_array's checks, inline: the common case)
@@ -365,7 +373,8 @@ def scale_by_adam(
                 vk = vk * b2 + gk * gk * c2
                 vm = xp.maximum(state_array(vmax.get(k), xp, gk), vk)
                 vmax[k] = wrap(vm, xp)
-                out[k] = mk / (xp.sqrt(vm) / bc2_sqrt + eps) / bc1
+                d = mk / (xp.sqrt(vm) / bc2_sqrt + eps)
+                out[k] = d / bc1 if mul is None else d * mul
             elif inplace:  # the same operations, each temporary reused (x + y == y + x, bit for bit)
                 d = gk - mk
                 d *= c1
@@ -380,19 +389,25 @@ def scale_by_adam(
                 r /= bc2_sqrt
                 r += eps
                 u = mk / r
-                u /= bc1
+                if mul is None:
+                    u /= bc1
+                else:
+                    u *= mul
                 out[k] = u
             else:
                 mk = mk + (gk - mk) * c1  # _fused._adam_impl's operations, inline
                 vk = vk * b2 + gk * gk * c2
-                out[k] = mk / (xp.sqrt(vk) / bc2_sqrt + eps) / bc1
+                d = mk / (xp.sqrt(vk) / bc2_sqrt + eps)
+                out[k] = d / bc1 if mul is None else d * mul
             m[k] = mt = _new(Tensor)  # (wrap, inline)
             mt._a, mt._xp, mt._t = mk, xp, None
             v[k] = vt = _new(Tensor)
             vt._a, vt._xp, vt._t = vk, xp, None
         return out, ScaleByAdamState(step, m, v, vmax)
 
-    return lift(init, update, update_arrays if type(eps) is float else None)
+    tx = lift(init, update, update_arrays if type(eps) is float else None)
+    tx.update._folds_scale = True  # type: ignore[attr-defined]  # (update and update_arrays take post)
+    return tx
 
 
 class ScaleByRmsState(NamedTuple):

@@ -57,7 +57,8 @@ def _adam(c: Ctx) -> list[str]:
     mk = c.op("Add", [m, c.op("Mul", [c.op("Sub", [g, m]), k("c1")])])
     vk = c.op("Add", [c.op("Mul", [v, k("b2")]), c.op("Mul", [c.op("Mul", [g, g]), k("c2")])])
     den = c.op("Add", [c.op("Div", [c.op("Sqrt", [vk]), k("bc2_sqrt")]), k("eps")])
-    return [mk, vk, c.op("Div", [c.op("Div", [mk, den]), k("bc1")])]
+    d = c.op("Div", [mk, den])
+    return [mk, vk, c.op("Mul", [d, k("mul")]) if p.get("mul") is not None else c.op("Div", [d, k("bc1")])]
 
 
 # ---------------------------------------------------------------------------------------
