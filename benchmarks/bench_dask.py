@@ -6,8 +6,11 @@ per gradient. Cases, interleaved round by round:
 
 * functorch_lite on a 1-worker cluster and on a 2-worker cluster (the scaling ratio);
 * the same loss's gradient written by hand with dask.array on the 2-worker cluster;
-* ``fl.dask.data_parallel`` (a jit-ed value_and_grad per row chunk, on the workers), 2 workers;
-* the loss written with ``fl.logaddexp`` instead (numpy's float32 logaddexp is slow), 2 workers.
+* ``fl.dask.data_parallel`` (one task per worker, a jit-ed value_and_grad per row chunk it
+  holds, the workers' sums added on the client), 1 and 2 workers;
+* the loss written with ``fl.logaddexp`` instead (numpy's float32 logaddexp is slow), 2 workers;
+* the graph path with ``functorch_lite.fuse-chunk-tasks: false`` (dask's own tasks per chunk,
+  not merged into one: the same run's before and after of that merging), 2 workers.
 
 Out of core: the same model trained for 3 full-batch steps on an ``.npy`` stack on disk
 (``da.from_npy_stack``, memory-mapped chunk by chunk) twice as large as the two workers'
@@ -127,18 +130,20 @@ def by_hand(client, x, y, w, b):
     return client.gather(client.compute([gw, gb]))
 
 
-def fl_case(client, X, Y, params, loss=loss_fn):
+def fl_case(client, X, Y, params, loss=loss_fn, merge=True):
+    import dask
     import functorch_lite as fl
 
     def run():
-        g = fl.dask.compute(fl.grad(loss)(params, X, Y), client=client, timeout=300)
+        with dask.config.set({"functorch_lite.fuse-chunk-tasks": merge}):
+            g = fl.dask.compute(fl.grad(loss)(params, X, Y), client=client, timeout=300)
         return [np.asarray(g["w"]), np.asarray(g["b"])]
 
     return run
 
 
 def dp_case(client, x, y, params):
-    """fl.dask.data_parallel: a jit-ed value_and_grad on each row chunk, summed on the cluster."""
+    """fl.dask.data_parallel: one task per worker over the row chunks it holds, summed on the client."""
     import functorch_lite as fl
 
     step = fl.dask.data_parallel(loss_fn, client=client, timeout=300)
@@ -175,13 +180,21 @@ def full_batch() -> list[dict]:
                 "functorch_lite, fl.logaddexp loss, 2 workers",
                 fl_case(cl2, fl.asarray(x2), fl.asarray(y2), params, loss_logaddexp),
             ),
+            H.Case(
+                "functorch_lite, chunk tasks not merged, 2 workers",
+                fl_case(cl2, fl.asarray(x2), fl.asarray(y2), params, merge=False),
+            ),
         ]
         for case in cases:
             case.rtol, case.atol = 1e-3, 1e-5
         cases = H.check_cases(cases, ref)
         H.measure(cases, rounds=5 if H.QUICK else 7, block_s=0.0, warmup=1)
         rows = H.summarize(
-            [c for c in cases if c.name.startswith("functorch_lite, ") and "logaddexp" not in c.name],
+            [
+                c
+                for c in cases
+                if c.name.startswith("functorch_lite, ") and "logaddexp" not in c.name and "merged" not in c.name
+            ],
             "functorch_lite, 1 worker",
             "scaling",
         )

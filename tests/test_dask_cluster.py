@@ -33,9 +33,9 @@ def _cluster(**kw):
         return _local_cluster(**kw)
 
 
-def _local_cluster(**kw):
+def _local_cluster(n_workers=2, **kw):
     return distributed.LocalCluster(
-        n_workers=2,
+        n_workers=n_workers,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
@@ -123,6 +123,50 @@ def test_compute_is_one_submission_per_tree():
     np.testing.assert_allclose(np.asarray(g["w"]), go["w"], rtol=1e-10, atol=1e-14)
     with pytest.raises(fl.TransformError, match="tracer"):
         fl.grad(lambda w: fl.sum(fl.dask.compute(X @ w)))(p["w"])
+
+
+class _CountTasks(dask.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _posttask(self, key, result, dsk, state, id):
+        self.n += 1
+
+
+def test_compute_merges_each_chunks_tasks_exactly():
+    # fl.dask.compute merges a chunk's matmul, elementwise chain and reductions into one task:
+    # the same numpy calls (bitwise equal), far fewer tasks; a loss asked for with its gradients
+    # and an MLP (two matmuls per chunk, tanh) too
+    x, y, X, Y = data(n=4000, d=6, chunks=500, seed=17, dtype=np.float32)
+    rng = np.random.default_rng(18)
+    mlp = {
+        "w1": np_tensor(rng.standard_normal((6, 8)).astype(np.float32)),
+        "b1": np_tensor(np.zeros(8, np.float32)),
+        "w2": np_tensor(rng.standard_normal(8).astype(np.float32)),
+        "b2": np_tensor(np.float32(0.1)),
+    }
+    lin = {"w": np_tensor(np.linspace(-1, 1, 6).astype(np.float32)), "b": np_tensor(np.float32(0.2))}
+    for loss, p in ((logreg_loss, lin), (mlp_loss, mlp)):
+        tree = fl.value_and_grad(loss)(p, X, Y)
+        counts, got = [], []
+        for fuse in (False, True):
+            with (
+                dask.config.set({"scheduler": "sync", "functorch_lite.fuse-chunk-tasks": fuse}),
+                _CountTasks() as ct,
+            ):
+                got.append(fl.dask.compute(tree))
+            counts.append(ct.n)
+        assert counts[1] * 2.5 <= counts[0], counts  # (logistic regression 88 -> 30, MLP 143 -> 46)
+        v0, g0 = got[0]
+        v1, g1 = got[1]
+        assert float(v0) == float(v1)
+        for k in g0:
+            np.testing.assert_array_equal(np.asarray(g1[k]), np.asarray(g0[k]))
+    lo, go = logreg_oracle(host(lin), x.astype(np.float64), y.astype(np.float64))
+    v, g = fl.dask.compute(fl.value_and_grad(logreg_loss)(lin, X, Y))
+    np.testing.assert_allclose(float(v), lo, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(g["w"]), go["w"], rtol=1e-4, atol=1e-6)
 
 
 def test_dataloader_one_compute_per_batch():
@@ -424,6 +468,81 @@ def test_data_parallel_sum_reduction_and_errors(client):
         fl.dask.data_parallel(logreg_loss, reduction="max")
 
 
+def _held(client, arrays):
+    """Worker -> number of blocks of ``arrays`` it holds."""
+    keys = {k for a in arrays for k in dask.core.flatten(a.__dask_keys__())}
+    return {w: sum(1 for k in ks if k in keys) for w, ks in client.has_what().items()}
+
+
+def test_data_parallel_uneven_placement_and_persist_balance(client):
+    # every chunk on one worker, chunks of unequal rows (300, 300, 300, 100): the step runs there,
+    # weighted by rows; fl.dask.persist then spreads the row chunks (X_i with y_i) over both workers
+    x, y, X, Y = data(n=1000, d=5, chunks=300, seed=15)
+    w0, w1 = sorted(client.scheduler_info()["workers"])
+    xa, ya = client.persist([X._a, Y._a], workers=[w0], allow_other_workers=False)
+    distributed.wait([xa, ya], timeout=TIMEOUT)
+    assert _held(client, [xa, ya]) == {w0: 8, w1: 0}
+    step = fl.dask.data_parallel(logreg_loss, client=client, timeout=TIMEOUT)
+    p = {"w": np_tensor(np.linspace(-0.2, 0.3, 5)), "b": np_tensor(0.1)}
+    lo, go = logreg_oracle(host(p), x, y)
+    v1, g1 = fl.value_and_grad(logreg_loss)(p, np_tensor(x), np_tensor(y))
+    balanced = fl.dask.persist((fl.asarray(xa), fl.asarray(ya)), client=client)
+    for (Xs, Ys), where in [((fl.asarray(xa), fl.asarray(ya)), [w0]), (balanced, [w0, w1])]:
+        with distributed.get_task_stream(client) as ts:
+            v, g = step(p, Xs, Ys)
+        tasks = [t for t in ts.data if "_shards_step" in str(t["key"])]
+        assert sorted(t["worker"] for t in tasks) == where, "one task per worker that holds shards"
+        np.testing.assert_allclose(float(v), lo, rtol=1e-12)
+        np.testing.assert_allclose(float(v), float(v1), rtol=1e-12)
+        for k in go:
+            np.testing.assert_allclose(np.asarray(g[k]), go[k], rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(np.asarray(g[k]), np.asarray(g1[k]), rtol=1e-10, atol=1e-14)
+    held = _held(client, [Xs._a, Ys._a])
+    assert held == {w0: 4, w1: 4}, held  # two row chunks (with their labels) each
+    who = client.who_has(distributed.futures_of(Xs._a) + distributed.futures_of(Ys._a))
+    for r in range(4):  # X's and y's blocks of one row range sit together
+        assert who[(Xs._a.name, r, 0)] == who[(Ys._a.name, r)]
+    np.testing.assert_array_equal(np.asarray(fl.dask.compute(Xs, client=client)), x)
+    # the graph path reads the balanced arrays too
+    v, g = fl.dask.compute(fl.value_and_grad(logreg_loss)(p, Xs, Ys), client=client, timeout=TIMEOUT)
+    np.testing.assert_allclose(float(v), lo, rtol=1e-12)
+    # already balanced: persisting again keeps the arrays as they are
+    again = fl.dask.persist((Xs, Ys), client=client)
+    assert again[0]._a.name == Xs._a.name and again[1]._a.name == Ys._a.name
+
+
+def test_balance_plan():
+    from functorch_lite.dask import _plan
+
+    assert sorted(_plan([1] * 8, ["a"] * 6 + ["b"] * 2, ["a", "b"])).count("a") == 4
+    assert _plan([1] * 8, ["a"] * 8, ["a", "b"]).count("b") == 4
+    assert _plan([3, 3, 3, 1], ["a"] * 4, ["a", "b"]).count("a") in (2, 3)
+    assert _plan([1, 1], ["a", "b"], ["a", "b"]) == ["a", "b"], "balanced: nothing moves"
+    got = _plan([1] * 9, ["a"] * 9, ["a", "b", "c"])
+    assert sorted(got.count(w) for w in "abc") == [3, 3, 3]
+
+
+def test_data_parallel_on_one_worker_cluster():
+    cluster = _cluster(n_workers=1)
+    c = distributed.Client(cluster, timeout=30)
+    try:
+        x, y, X, Y = data(n=600, d=5, chunks=200, seed=16)
+        X, Y = fl.dask.persist((X, Y), client=c)  # (nothing to balance)
+        step = fl.dask.data_parallel(logreg_loss, client=c, timeout=TIMEOUT)
+        p = {"w": np_tensor(np.full(5, 0.2)), "b": np_tensor(0.0)}
+        v, g = step(p, X, Y)
+        lo, go = logreg_oracle(host(p), x, y)
+        np.testing.assert_allclose(float(v), lo, rtol=1e-12)
+        for k in go:
+            np.testing.assert_allclose(np.asarray(g[k]), go[k], rtol=1e-10, atol=1e-14)
+        assert list(c.run(lambda: len(fl.dask._STEPS)).values()) == [1]
+        # a new scheduler (a new id) gets the malloc plugin too
+        assert list(c.run(lambda dask_worker: dask_worker.functorch_lite_malloc).values()) != [None]
+    finally:
+        c.close(timeout=30)
+        cluster.close(timeout=30)
+
+
 # -- out of core -------------------------------------------------------------------------------------
 def test_out_of_core_full_batch_training(tmp_path):
     # 2 workers x 512 MiB, a 1.15 GB float32 .npy stack on disk (memory-mapped chunk by chunk); at
@@ -484,6 +603,7 @@ def test_workers_keep_freed_temporaries_after_compute(client):
     assert set(got) == set(limits) and len(got) == 2
     for addr, values in got.items():
         assert values is not None and tuple(values) == _worker.thresholds(limits[addr])
+    assert client.scheduler_info(n_workers=0)["id"] in _worker._DONE  # (keyed by the scheduler's id)
     assert _worker.thresholds(1 << 30) == (32 << 20, 64 << 20)
     assert _worker.thresholds(256 << 20) == (16 << 20, 16 << 20)
     assert _worker.thresholds(None) == (32 << 20, 64 << 20)

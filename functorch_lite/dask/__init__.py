@@ -80,19 +80,51 @@ def compute(tree: Any, *, client: Any = None, timeout: float | None = None) -> A
     pos = _lazy_positions(leaves, "compute")
     if pos:
         _tune_workers(client if client is not None else _backend._current_client())
-    values = _backend.compute_lazy([leaves[i]._a for i in pos], client=client, timeout=timeout)
+    arrays = [leaves[i]._a for i in pos]
+    if pos and _fusing():
+        import dask
+
+        from . import _fuse
+
+        with dask.config.set(array_optimize=_fuse.optimize):  # (also runs the in-place rewrite)
+            values = _backend.compute_lazy(arrays, client=client, timeout=timeout)
+    else:
+        values = _backend.compute_lazy(arrays, client=client, timeout=timeout)
     nxp = _backend.numpy_backend.xp
     for i, v in zip(pos, values, strict=True):
         leaves[i] = wrap(v, nxp)
     return tu.tree_unflatten(treedef, leaves)
 
 
-def persist(tree: Any, *, client: Any = None) -> Any:
+def _fusing() -> bool:
+    """Whether `compute` merges each chunk's tasks (`_fuse`): not under a user's own
+    ``array_optimize``, nor with the dask config ``functorch_lite.fuse-chunk-tasks: false``."""
+    import dask
+
+    return dask.config.get("array_optimize", None) is None and bool(
+        dask.config.get("functorch_lite.fuse-chunk-tasks", True)
+    )
+
+
+def persist(tree: Any, *, client: Any = None, balance: bool = True, timeout: float | None = None) -> Any:
     """Persist every dask-backed Tensor of ``tree``: computed once and kept on the workers.
 
     Use it on training data that fits the cluster's memory, so every step reads it from
     memory instead of recomputing it (loading files, ``da.random``); do not use it on data
     larger than the workers' memory (stream it: leave it lazy).
+
+    On a ``distributed.Client`` with two or more workers, ``balance=True`` (the default) waits
+    for the data and then spreads its row chunks evenly over the workers (by bytes), keeping
+    the blocks of one row range of arrays chunked alike by rows (``X`` and ``y``) on one
+    worker: left to itself the scheduler may put most chunks on one worker, and every step
+    then waits for that one. Chunks that move are copied worker to worker once, here.
+    ``balance=False`` returns at once, as dask's own ``persist`` does.
+
+    Args:
+        tree: a pytree whose dask-backed Tensors are persisted.
+        client: a ``distributed.Client`` (default: dask's current scheduler).
+        balance: spread the row chunks evenly over the workers (with a client).
+        timeout: seconds to wait for the data when balancing.
 
     Example:
         >>> import functorch_lite as fl
@@ -104,6 +136,9 @@ def persist(tree: Any, *, client: Any = None) -> Any:
     leaves, treedef = tu.tree_flatten(tree)
     pos = _lazy_positions(leaves, "persist")
     arrays = _backend.persist_lazy([leaves[i]._a for i in pos], client=client)
+    cl = client if client is not None else _backend._current_client()
+    if balance and cl is not None and arrays:
+        arrays = _balance(cl, arrays, timeout)
     for i, a in zip(pos, arrays, strict=True):
         leaves[i] = wrap(a, leaves[i]._xp)
     return tu.tree_unflatten(treedef, leaves)
@@ -115,6 +150,124 @@ def _tune_workers(client: Any) -> None:
         from . import _worker
 
         _worker.install(client)
+
+
+# -- balanced placement (persist) -------------------------------------------------------------
+def _identity(a: Any) -> Any:
+    return a
+
+
+def _block_futures(a: Any, cl: Any) -> list[tuple[Any, Any]] | None:
+    """(key, Future) of every block of dask array ``a`` in row-major block order, when every
+    block is a future of ``cl`` (``a`` is persisted by that client); else None."""
+    import distributed
+    from dask.core import flatten
+
+    out = []
+    graph = a.__dask_graph__()
+    for k in flatten(a.__dask_keys__()):
+        f = graph.get(k)
+        if not isinstance(f, distributed.Future) or f.key != k or f.client is not cl:
+            return None
+        out.append((k, f))
+    return out
+
+
+def _block_nbytes(a: Any, key: Any) -> int:
+    n = int(a.dtype.itemsize)
+    for d, i in enumerate(key[1:]):
+        n *= int(a.chunks[d][i])
+    return n
+
+
+def _holder(blocks: list[tuple[int, Any]], who: dict[Any, Any]) -> str | None:
+    """The worker that holds most bytes of a shard: ``blocks`` are (bytes, key) pairs."""
+    held: dict[str, int] = {}
+    for nb, k in blocks:
+        for w in who.get(k, ()):
+            held[w] = held.get(w, 0) + nb
+    return max(sorted(held), key=lambda w: held[w]) if held else None
+
+
+def _plan(sizes: list[int], homes: list[str], workers: list[str]) -> list[str]:
+    """Shard -> worker: shards stay where they are, except that shards move from the most to the
+    least loaded worker while a move narrows the gap (greedy; about an equal share of bytes each)."""
+    load = dict.fromkeys(workers, 0)
+    for s, h in zip(sizes, homes, strict=True):
+        load[h] = load.get(h, 0) + s
+    target = list(homes)
+    for _ in range(len(sizes)):
+        hi = max(load, key=lambda w: load[w])
+        lo = min(load, key=lambda w: load[w])
+        gap = load[hi] - load[lo]
+        movable = [u for u, w in enumerate(target) if w == hi and 0 < sizes[u] < gap]
+        if not movable:
+            break
+        u = min(movable, key=lambda u: abs(gap - 2 * sizes[u]))  # the move that evens the pair most
+        target[u] = lo
+        load[hi] -= sizes[u]
+        load[lo] += sizes[u]
+    return target
+
+
+def _balance(cl: Any, arrays: list[Any], timeout: float | None) -> list[Any]:
+    """Persisted ``arrays`` with their row chunks spread evenly over ``cl``'s workers.
+
+    The blocks of one row index across arrays chunked alike by rows (``X`` and ``y``) form a
+    shard and are kept on one worker. Blocks that move are copied worker to worker by a task
+    pinned to the new worker; an array with a moved block gets new keys (the old copies are
+    released when the old persisted array is dropped). ``client.rebalance`` is not used: it
+    balances process memory and moves nothing while the workers are below its thresholds."""
+    import distributed
+
+    workers = sorted(cl.scheduler_info()["workers"])
+    blocks = [_block_futures(a, cl) if getattr(a, "ndim", 0) >= 1 else None for a in arrays]
+    if len(workers) < 2 or not any(blocks):
+        return arrays
+    distributed.wait([f for b in blocks if b for _, f in b], timeout=timeout)
+    who = cl.who_has([f for b in blocks if b for _, f in b])
+    groups: dict[tuple[Any, ...], list[int]] = {}  # arrays chunked alike along rows
+    for i, (a, b) in enumerate(zip(arrays, blocks, strict=True)):
+        rows = tuple(a.chunks[0])
+        if b and all(r == r for r in rows):
+            groups.setdefault(rows, []).append(i)
+    shards: list[list[tuple[int, Any]]] = []  # (array index, key) of each shard's blocks
+    for rows, members in groups.items():
+        by_row: list[list[tuple[int, Any]]] = [[] for _ in rows]
+        for i in members:
+            for k, _ in blocks[i] or ():
+                by_row[k[1]].append((i, k))
+        shards.extend(by_row)
+    sizes = [sum(_block_nbytes(arrays[i], k) for i, k in s) for s in shards]
+    homes = [_holder([(_block_nbytes(arrays[i], k), k) for i, k in s], who) for s in shards]
+    keep = [u for u, h in enumerate(homes) if h in workers]
+    placed = [str(homes[u]) for u in keep]
+    plan = dict(zip(keep, _plan([sizes[u] for u in keep], placed, workers), strict=True))
+    dest: dict[Any, str] = {}
+    for u, dw in plan.items():
+        for _, k in shards[u]:
+            dest[k] = dw
+    moved = {i for i, b in enumerate(blocks) if b and any(k in dest and dest[k] not in who.get(k, ()) for k, _ in b)}
+    if not moved:
+        return arrays
+    import uuid
+
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    out = list(arrays)
+    new: list[Any] = []
+    for i in sorted(moved):
+        a, name = arrays[i], f"{arrays[i].name.split('-')[0]}-balanced-{uuid.uuid4().hex}"
+        layer: dict[Any, Any] = {}
+        for k, f in blocks[i] or ():
+            w = dest.get(k)
+            pin = {"workers": [w], "allow_other_workers": False} if w is not None else {}
+            layer[(name, *k[1:])] = cl.submit(_identity, f, key=(name, *k[1:]), pure=False, **pin)
+        new.extend(layer.values())
+        out[i] = da.Array(HighLevelGraph.from_collections(name, layer, dependencies=()), name, a.chunks, meta=a._meta)
+    distributed.wait(new, timeout=timeout)
+    return out
 
 
 # -- data-parallel steps --------------------------------------------------------------------------
@@ -136,30 +289,56 @@ def _to_host(tree: Any) -> Any:
     return tu.tree_map(lambda t: _backend.host_array(t.concrete()._a) if isinstance(t, Tensor) else t, tree)
 
 
-def _shard_step(fn: Any, params: Any, n_total: int, reduction: str, use_jit: bool, *arrays: Any) -> tuple[Any, Any]:
-    """On a worker: value and gradient of ``fn(params, *shard)``, weighted for the global reduction."""
-    np_ = _backend.numpy_backend
-    params_t = tu.tree_map(lambda a: wrap(a, np_.xp) if _backend.backend_of(a) is np_ else a, params)
-    shard = [_backend.host_to_tensor(a, "numpy") for a in arrays]
-    value, grads = _jitted(fn, use_jit)(params_t, *shard)
-    rows = int(arrays[0].shape[0])
-    scale = rows / n_total if reduction == "mean" else 1.0
-    return _scaled(_to_host(value), scale), tu.tree_map(lambda a: _scaled(a, scale), _to_host(grads))
+def _wide(a: Any, scale: float) -> Any:
+    """``scale * a``, floating arrays widened to 64 bits (per-shard parts add up without rounding
+    to the parameters' float32 on the way); other leaves as they are (scaled in their own dtype)."""
+    import numpy as np
 
-
-def _scaled(a: Any, scale: float) -> Any:
-    if scale == 1.0 or not hasattr(a, "dtype"):
+    if not hasattr(a, "dtype"):
         return a
-    return (a * scale).astype(a.dtype)
+    a = np.asarray(a)
+    kind = a.dtype.kind
+    if kind in "fc":
+        return a.astype(np.complex128 if kind == "c" else np.float64) * scale
+    return a if scale == 1.0 else (a * scale).astype(a.dtype)
 
 
-def _tree_add(a: Any, b: Any) -> Any:
+def _dtype(a: Any) -> Any:
+    return getattr(a, "dtype", None)
+
+
+def _add(a: Any, b: Any) -> Any:
     (va, ga), (vb, gb) = a, b
     return va + vb, tu.tree_map(lambda x, y: x + y, ga, gb)
 
 
-def _row_blocks(t: Any, i: int, chunks: Any) -> tuple[list[Any], Any]:
-    """The row blocks of dask-backed Tensor ``t`` as dask Delayed objects, one per row chunk."""
+def _shards_step(fn: Any, params: Any, scales: list[float], use_jit: bool, n_data: int, *arrays: Any) -> Any:
+    """On a worker: the weighted sum over shards of ``value_and_grad(fn)(params, *shard)``.
+
+    ``arrays`` holds ``n_data`` blocks per shard, shard after shard; shard ``j`` is weighted by
+    ``scales[j]`` (its rows over all rows, for a mean). Returns (value, grads) in 64-bit floats
+    and the dtypes to cast them back to."""
+    np_ = _backend.numpy_backend
+    params_t = tu.tree_map(lambda a: wrap(a, np_.xp) if _backend.backend_of(a) is np_ else a, params)
+    step = _jitted(fn, use_jit)
+    acc = dtypes = None
+    for j, scale in enumerate(scales):
+        shard = [_backend.host_to_tensor(a, "numpy") for a in arrays[j * n_data : (j + 1) * n_data]]
+        value, grads = _to_host(step(params_t, *shard))
+        part = (_wide(value, scale), tu.tree_map(lambda a: _wide(a, scale), grads))  # noqa: B023
+        acc = part if acc is None else _add(acc, part)
+        dtypes = (_dtype(value), tu.tree_map(_dtype, grads))
+    return acc, dtypes
+
+
+def _cast(a: Any, dtype: Any) -> Any:
+    import numpy as np
+
+    return a if dtype is None else np.asarray(a).astype(dtype)
+
+
+def _row_array(t: Any, i: int, chunks: Any) -> tuple[Any, Any]:
+    """The dask array of data argument ``i`` (one block per row chunk) and its row chunks."""
     if not is_lazy(t):
         raise ConfigError(
             f"fl.dask.data_parallel: data argument {i} is not a dask-backed Tensor; wrap the data "
@@ -181,7 +360,25 @@ def _row_blocks(t: Any, i: int, chunks: Any) -> tuple[list[Any], Any]:
         )
     if a.ndim > 1 and any(len(c) > 1 for c in a.chunks[1:]):
         a = a.rechunk({d: -1 for d in range(1, a.ndim)})  # one block per shard: whole rows
-    return list(a.to_delayed().reshape(-1)), rows
+    return a, rows
+
+
+def _by_worker(cl: Any, arrays: list[Any], timeout: float | None) -> dict[str | None, list[int]] | None:
+    """Row shard indices grouped by the worker holding (most bytes of) each shard, when every
+    data array is persisted on ``cl``; None otherwise. One scheduler round trip (``who_has``)."""
+    import distributed
+
+    blocks = [_block_futures(a, cl) for a in arrays]
+    if not all(blocks):
+        return None
+    futs = [f for b in blocks for _, f in b or ()]
+    distributed.wait(futs, timeout=timeout)  # (persist returns at once: wait for the data to be there)
+    who = cl.who_has(futs)
+    groups: dict[str | None, list[int]] = {}
+    for r in range(len(arrays[0].chunks[0])):
+        shard = [(_block_nbytes(a, b[r][0]), b[r][0]) for a, b in zip(arrays, blocks, strict=True) if b]
+        groups.setdefault(_holder(shard, who), []).append(r)
+    return groups
 
 
 def data_parallel(
@@ -194,11 +391,14 @@ def data_parallel(
 ) -> Callable[..., tuple[Tensor, Any]]:
     """A data-parallel ``value_and_grad`` of ``fn(params, *data)``: one shard per row chunk.
 
-    Each shard's value and gradient are computed on the worker that holds it, by a
-    ``fl.jit``-ed ``value_and_grad(fn)`` made once per worker; the same parameters go to
-    every shard each step (one key of the step's graph); the shards' results are summed on the cluster
-    (weighted by rows when ``reduction="mean"``, so a mean loss gives the full batch's mean
-    and its gradient) and come back as numpy Tensors, in one graph submission per step.
+    On a ``distributed.Client`` with data persisted there (`persist`), each step submits one
+    task per worker, pinned to it, that loops over the shards the worker holds: a
+    ``fl.jit``-ed ``value_and_grad(fn)`` (made once per worker) on each shard, the results
+    summed, weighted by rows when ``reduction="mean"`` (so a mean loss gives the full batch's
+    mean and its gradient); the client adds the workers' few partial sums. Every task gets
+    the same parameters, so every shard sees the same state. Data that is not persisted (or no
+    client) takes one task per shard and a tree of sums in one graph submission instead.
+    Partial sums are kept in 64-bit floats and cast back to the parameters' dtypes at the end.
 
     Args:
         fn: ``fn(params, *data) -> scalar``, a mean (``reduction="mean"``) or a sum
@@ -235,34 +435,61 @@ def data_parallel(
             raise ConfigError("fl.dask.data_parallel: the step needs at least one data argument after params.")
         cl = client if client is not None else _backend._current_client()
         chunks = None
-        blocks: list[list[Any]] = []
+        arrays: list[Any] = []
         for i, t in enumerate(data):
-            b, chunks = _row_blocks(t, i, chunks)
-            blocks.append(b)
-        n_total = int(sum(chunks or ()))
+            a, chunks = _row_array(t, i, chunks)
+            arrays.append(a)
+        rows = chunks or ()
+        n_total = int(sum(rows))
+        scales = [r / n_total if reduction == "mean" else 1.0 for r in rows]
         host = _to_host(params)
+        n = len(arrays)
+        groups = None
         if cl is not None:
             _tune_workers(cl)
             if id(cl) not in shipped:  # kept alive: workers keep one fn object, so its jit cache hits
                 shipped[id(cl)] = (cl, cl.scatter([fn], broadcast=True, hash=False)[0])
             fn_ref = shipped[id(cl)][1]
+            groups = _by_worker(cl, arrays, timeout)
         else:
             fn_ref = fn
-        # the parameters: one key of the step's graph (sent with it, no extra round trip), read by
-        # every shard's task, so every shard sees the same state
-        p_ref = dask.delayed(host, pure=True, traverse=False)
-        task = dask.delayed(_shard_step, pure=False)
-        parts = [task(fn_ref, p_ref, n_total, reduction, jit, *shard) for shard in zip(*blocks, strict=True)]
-        add = dask.delayed(_tree_add, pure=False)
-        while len(parts) > 1:  # pairwise: the all-reduce is a tree of sums on the cluster
-            parts = [add(parts[k], parts[k + 1]) if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)]
-        if cl is not None:
-            fut = cl.compute(parts[0])
-            value, grads = fut.result(timeout=timeout)
-        else:
-            (value, grads) = dask.compute(parts[0])[0]
+        if groups is not None:  # one task per worker, on the shards it holds; the client adds them
+            assert cl is not None
+            blocks = [[f for _, f in _block_futures(a, cl) or ()] for a in arrays]
+            futs = []
+            for w, shard_ids in groups.items():
+                args = [blocks[d][r] for r in shard_ids for d in range(n)]
+                pin = {"workers": [w], "allow_other_workers": False} if w is not None else {}
+                sc = [scales[r] for r in shard_ids]
+                futs.append(cl.submit(_shards_step, fn_ref, host, sc, jit, n, *args, pure=False, **pin))
+            import distributed
+
+            distributed.wait(futs, timeout=timeout)
+            results = cl.gather(futs)
+        else:  # one task per shard (data computed in the same graph), a tree of sums on the cluster
+            # the parameters: one key of the step's graph, read by every shard's task
+            p_ref = dask.delayed(host, pure=True, traverse=False)
+            task = dask.delayed(_shards_step, pure=False)
+            per = [list(a.to_delayed().reshape(-1)) for a in arrays]
+            parts = [task(fn_ref, p_ref, [scales[r]], jit, n, *(p[r] for p in per)) for r in range(len(rows))]
+            add = dask.delayed(_add_results, pure=False)
+            while len(parts) > 1:
+                parts = [
+                    add(parts[k], parts[k + 1]) if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)
+                ]
+            if cl is not None:
+                results = [cl.compute(parts[0]).result(timeout=timeout)]
+            else:
+                results = [dask.compute(parts[0])[0]]
+        (value, grads), (dt_v, dt_g) = results[0]
+        for (v, g), _ in results[1:]:
+            value, grads = _add((value, grads), (v, g))
         nxp = _backend.numpy_backend.xp
-        as_t = lambda a: wrap(_backend.host_array(a), nxp)  # noqa: E731
-        return as_t(value), tu.tree_map(as_t, grads)
+        as_t = lambda a, dt: wrap(_backend.host_array(_cast(a, dt)), nxp)  # noqa: E731
+        return as_t(value, dt_v), tu.tree_map(as_t, grads, dt_g)
 
     return step
+
+
+def _add_results(a: Any, b: Any) -> Any:
+    return _add(a[0], b[0]), a[1]

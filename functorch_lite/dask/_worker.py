@@ -62,7 +62,15 @@ class MallocPlugin(WorkerPlugin):
         worker.functorch_lite_malloc = tune(getattr(mm, "memory_limit", None))
 
 
-_DONE: set[str] = set()  # scheduler addresses this process registered the plugin with
+_DONE: set[str] = set()  # ids of the schedulers this process registered the plugin with
+
+
+def _scheduler_id(client: Any) -> str:
+    """The id of ``client``'s scheduler (a new one at a reused address has a new id): the
+    identity the client cached when it connected, else one round trip to ask."""
+    ident = getattr(client, "_scheduler_identity", None)
+    sid = ident.get("id") if isinstance(ident, dict) else None
+    return str(sid) if sid else str(client.scheduler_info(n_workers=0)["id"])
 
 
 def install(client: Any) -> None:
@@ -71,8 +79,8 @@ def install(client: Any) -> None:
 
     if not dask.config.get("functorch_lite.tune-worker-malloc", True):
         return
-    addr = getattr(client.scheduler, "address", None) or str(id(client))
-    if addr in _DONE:
+    sid = _scheduler_id(client)
+    if sid in _DONE:
         return
     client.register_plugin(MallocPlugin(), name=NAME)  # (idempotent: the class says so)
-    _DONE.add(addr)
+    _DONE.add(sid)
