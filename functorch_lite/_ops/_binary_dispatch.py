@@ -122,6 +122,7 @@ def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> A
                 a = x._a
                 if xp is npxp:
                     if a.dtype in np_floats:
+                        # the Tensor is built inline, unrolled on purpose: a helper call would slow the eager hot path
                         t = _new(Tensor)
                         t._a = np_fn(a, y)
                         t._xp = xp
@@ -137,6 +138,7 @@ def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> A
                 q = y._t
                 if q is None:
                     if y._xp is xp and x._a.dtype is y._a.dtype:
+                        # the Tensor is built inline, unrolled on purpose: a helper call would slow the eager hot path
                         t = _new(Tensor)
                         try:
                             t._a = np_fn(x._a, y._a) if xp is npxp else getattr(xp, name)(x._a, y._a)
@@ -152,6 +154,7 @@ def _make_fast_binary(name: str, slow: Callable[..., Any], prim: Primitive) -> A
                         if r is not None:
                             return r
             elif yc is int and x._a.dtype not in (np_bools if xp is npxp else bools_by_xp[xp]):
+                # the Tensor is built inline, unrolled on purpose: a helper call would slow the eager hot path
                 t = _new(Tensor)
                 t._a = np_fn(x._a, y) if xp is npxp else getattr(xp, name)(x._a, y)
                 t._xp = xp
@@ -187,6 +190,7 @@ def _scalar_first(name: str, general: Callable[..., Any], prim: Primitive | None
             if yc is float:
                 a = x._a
                 if a.dtype in np_floats:
+                    # the Tensor is built inline, unrolled on purpose: a helper call would slow the eager hot path
                     t = _new(Tensor)
                     t._a = np_fn(a, y)
                     t._xp = npxp
