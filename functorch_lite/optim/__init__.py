@@ -137,6 +137,7 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
 }
 """Every named optimizer (tests enrol them all from here)."""
 
+# Spelled out name by name on purpose, so it repeats the submodules' __all__: the public API in one place.
 __all__ = [
     "GradientTransformation",
     "OptState",

@@ -25,13 +25,24 @@ from ._transforms import (
 __all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam", "lion"]
 
 
-def _sign(maximize: bool) -> list[GradientTransformation]:
-    return [scale(-1.0)] if maximize else []
+# Each optimizer spells out its own signature and docstring example on purpose (the public API:
+# mypy, inspect.signature, the class facades and the docs read them); the checks and the chain they
+# all share are _check and _named.
 
 
-def _decay(weight_decay: float, decoupled: bool, core: GradientTransformation) -> list[GradientTransformation]:
+def _check(where: str, lr: float | Schedule, weight_decay: float) -> None:
+    check_lr(lr, where)
+    check_nonneg("weight_decay", weight_decay, where)
+
+
+def _named(
+    lr: float | Schedule, weight_decay: float, maximize: bool, *core: GradientTransformation, decoupled: bool = False
+) -> GradientTransformation:
+    """The chain of a named optimizer: sign flip if maximizing, L2 weight decay (before ``core``;
+    after it if ``decoupled``), ``core``, then the learning rate."""
     wd = add_decayed_weights(weight_decay)
-    return [core, wd] if decoupled else [wd, core]
+    parts = [*core, wd] if decoupled else [wd, *core]
+    return chain(*([scale(-1.0)] if maximize else []), *parts, scale_by_learning_rate(lr))
 
 
 def sgd(
@@ -54,7 +65,7 @@ def sgd(
         >>> u["w"].tolist()
         [-0.5]
     """
-    check_lr(lr, "sgd")
+    check_lr(lr, "sgd")  # not _check: momentum is checked between lr and weight_decay, as ever
     mom = check_nonneg("momentum", momentum, "sgd")
     check_nonneg("weight_decay", weight_decay, "sgd")
     if nesterov and (mom <= 0 or dampening != 0):
@@ -62,10 +73,7 @@ def sgd(
             f"sgd: nesterov momentum requires momentum > 0 and dampening = 0; got momentum="
             f"{momentum!r}, dampening={dampening!r}."
         )
-    parts = [*_sign(maximize), add_decayed_weights(weight_decay)]
-    if mom != 0:
-        parts.append(trace(mom, dampening, nesterov))
-    return chain(*parts, scale_by_learning_rate(lr))
+    return _named(lr, weight_decay, maximize, *([trace(mom, dampening, nesterov)] if mom != 0 else []))
 
 
 def adam(
@@ -89,10 +97,9 @@ def adam(
         >>> round(float(u["w"][0]), 6)
         -0.1
     """
-    check_lr(lr, "adam")
-    check_nonneg("weight_decay", weight_decay, "adam")
+    _check("adam", lr, weight_decay)
     core = scale_by_adam(check_betas(betas, "adam"), eps, amsgrad)
-    return chain(*_sign(maximize), *_decay(weight_decay, decoupled_weight_decay, core), scale_by_learning_rate(lr))
+    return _named(lr, weight_decay, maximize, core, decoupled=decoupled_weight_decay)
 
 
 def adamw(
@@ -137,13 +144,10 @@ def rmsprop(
         >>> round(float(tx.update({"w": fl.asarray([5.0])}, tx.init(p), p)[0]["w"][0]), 6)
         -0.1
     """
-    check_lr(lr, "rmsprop")
-    check_nonneg("weight_decay", weight_decay, "rmsprop")
+    _check("rmsprop", lr, weight_decay)
     mom = check_nonneg("momentum", momentum, "rmsprop")
-    parts = [*_sign(maximize), add_decayed_weights(weight_decay), scale_by_rms(alpha, eps, centered)]
-    if mom > 0:
-        parts.append(trace(mom))
-    return chain(*parts, scale_by_learning_rate(lr))
+    core = scale_by_rms(alpha, eps, centered)
+    return _named(lr, weight_decay, maximize, core, *([trace(mom)] if mom > 0 else []))
 
 
 def adagrad(
@@ -165,10 +169,8 @@ def adagrad(
         >>> round(float(tx.update({"w": fl.asarray([2.0])}, tx.init(p), p)[0]["w"][0]), 6)
         -0.1
     """
-    check_lr(lr, "adagrad")
-    check_nonneg("weight_decay", weight_decay, "adagrad")
-    core = scale_by_adagrad(lr_decay, initial_accumulator_value, eps)
-    return chain(*_sign(maximize), add_decayed_weights(weight_decay), core, scale_by_learning_rate(lr))
+    _check("adagrad", lr, weight_decay)
+    return _named(lr, weight_decay, maximize, scale_by_adagrad(lr_decay, initial_accumulator_value, eps))
 
 
 def adadelta(
@@ -189,10 +191,8 @@ def adadelta(
         >>> tx.update({"w": fl.zeros((1,))}, tx.init(p), p)[0]["w"].tolist()
         [-0.0]
     """
-    check_lr(lr, "adadelta")
-    check_nonneg("weight_decay", weight_decay, "adadelta")
-    core = scale_by_adadelta(rho, eps)
-    return chain(*_sign(maximize), add_decayed_weights(weight_decay), core, scale_by_learning_rate(lr))
+    _check("adadelta", lr, weight_decay)
+    return _named(lr, weight_decay, maximize, scale_by_adadelta(rho, eps))
 
 
 def adamax(
@@ -213,10 +213,8 @@ def adamax(
         >>> round(float(tx.update({"w": fl.asarray([2.0])}, tx.init(p), p)[0]["w"][0]), 6)
         -0.1
     """
-    check_lr(lr, "adamax")
-    check_nonneg("weight_decay", weight_decay, "adamax")
-    core = scale_by_adamax(check_betas(betas, "adamax"), eps)
-    return chain(*_sign(maximize), add_decayed_weights(weight_decay), core, scale_by_learning_rate(lr))
+    _check("adamax", lr, weight_decay)
+    return _named(lr, weight_decay, maximize, scale_by_adamax(check_betas(betas, "adamax"), eps))
 
 
 def nadam(
@@ -239,10 +237,9 @@ def nadam(
         >>> round(float(tx.update({"w": fl.asarray([2.0])}, tx.init(p), p)[0]["w"][0]), 2)
         -0.11
     """
-    check_lr(lr, "nadam")
-    check_nonneg("weight_decay", weight_decay, "nadam")
+    _check("nadam", lr, weight_decay)
     core = scale_by_nadam(check_betas(betas, "nadam"), eps, momentum_decay)
-    return chain(*_sign(maximize), *_decay(weight_decay, decoupled_weight_decay, core), scale_by_learning_rate(lr))
+    return _named(lr, weight_decay, maximize, core, decoupled=decoupled_weight_decay)
 
 
 def radam(
@@ -264,10 +261,9 @@ def radam(
         >>> round(float(tx.update({"w": fl.asarray([2.0])}, tx.init(p), p)[0]["w"][0]), 6)
         -0.2
     """
-    check_lr(lr, "radam")
-    check_nonneg("weight_decay", weight_decay, "radam")
+    _check("radam", lr, weight_decay)
     core = scale_by_radam(check_betas(betas, "radam"), eps)
-    return chain(*_sign(maximize), *_decay(weight_decay, decoupled_weight_decay, core), scale_by_learning_rate(lr))
+    return _named(lr, weight_decay, maximize, core, decoupled=decoupled_weight_decay)
 
 
 def lion(
@@ -287,7 +283,5 @@ def lion(
         >>> round(float(tx.update({"w": fl.asarray([2.0])}, tx.init(p), p)[0]["w"][0]), 6)
         -0.1
     """
-    check_lr(lr, "lion")
-    check_nonneg("weight_decay", weight_decay, "lion")
-    core = scale_by_lion(check_betas(betas, "lion"))
-    return chain(*_sign(maximize), core, add_decayed_weights(weight_decay), scale_by_learning_rate(lr))
+    _check("lion", lr, weight_decay)
+    return _named(lr, weight_decay, maximize, scale_by_lion(check_betas(betas, "lion")), decoupled=True)
