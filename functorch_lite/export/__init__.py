@@ -35,8 +35,8 @@ from .._core import tree_util as tu
 from .._core.tensor import Tensor
 from .._errors import BackendMismatchError, ExportError
 from .._files import write_atomic
+from ..transforms._make_program import make_program
 from ..transforms._program import Program
-from ..transforms._staging import make_program
 from ._codec import _META_KEY, FORMAT, VERSION, _Decoder, _Encoder, _name, _version
 
 __all__ = ["save", "load", "SavedProgram", "FORMAT", "VERSION"]

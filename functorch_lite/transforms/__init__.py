@@ -5,8 +5,9 @@ from __future__ import annotations
 from .control_flow import cond, fori_loop, map, scan, switch, while_loop
 from .custom import checkpoint, custom_jvp, custom_vjp, remat
 from ._jit import Jitted, RetraceWarning, jit
+from ._make_program import make_program
 from ._program import Program
-from ._staging import ShapeDtypeStruct, make_program
+from ._staging import ShapeDtypeStruct
 from .api import (
     grad,
     hessian,

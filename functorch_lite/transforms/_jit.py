@@ -33,8 +33,9 @@ from ._compilers import CompilerError, check_compiler, resolve
 from ._jit_guard import _closure_tensors, _diff, _lookup, _name_guards, _signature
 from ._jit_plan import _MISS, _PLAN_TRIES, _PLANS_KEPT, _Entry, _make_plan
 from ._jit_state import _GEN, _gen, _ModuleState, _state_handlers
+from ._make_program import merge_statics, static_split
 from ._program import Program, Var, eval_program
-from ._staging import merge_statics, static_split, trace_program
+from ._staging import trace_program
 
 __all__ = ["jit", "Jitted", "RetraceWarning"]
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from .._core import tree_util as tu
 from .._core.tensor import Tensor, backend_for
-from ._compile import compiled
 from ._jit_guard import _lookup
 from ._jit_state import _gen, _ModuleState
 from ._program import Var
+from ._replay import compiled
 
 _DEVICE_ATTR = ("jax", "torch")  # backends whose arrays' .device is the device itself
 

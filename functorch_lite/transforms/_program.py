@@ -163,7 +163,7 @@ class Program:
 
     def optimized(self) -> Program:
         """This program after constant folding, algebraic simplification, CSE and DCE (what jit runs)."""
-        from ._compile import optimize
+        from ._passes import optimize
 
         return optimize(self)
 
