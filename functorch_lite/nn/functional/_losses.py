@@ -33,18 +33,30 @@ __all__ = [
     "poisson_nll_loss",
 ]
 
+# Each loss spells out torch's signature (size_average, reduce, reduction, ...) and its own docstring
+# example on purpose (the public API, read by mypy, inspect.signature and the docs), so those repeat;
+# the checks and the reduction they share are the helpers below.
+
 
 def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else fl.asarray(x)
 
 
-def _legacy_reduction(size_average: Any, reduce: Any, reduction: str, op: str) -> str:
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _legacy_reduction(
+    size_average: Any, reduce: Any, reduction: str, op: str, allowed: tuple[str, ...] | None = None
+) -> str:
     """``reduction`` from PyTorch's deprecated ``size_average`` / ``reduce`` pair, when either is set.
 
     As in PyTorch: an unset one counts as True; both True give ``"mean"``, ``reduce`` alone
     ``"sum"``, ``reduce=False`` ``"none"``; they override ``reduction``, with a warning.
+    Else ``reduction`` itself, checked to be one of ``allowed`` when given (one call on a hot path).
     """
     if size_average is None and reduce is None:
+        if allowed is not None and reduction not in allowed:
+            raise _bad_reduction(reduction, op, allowed)
         return reduction
     mean = True if size_average is None else bool(size_average)
     keep = True if reduce is None else bool(reduce)
@@ -67,10 +79,23 @@ def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
     raise ConfigError(f"{op}: reduction must be 'mean', 'sum' or 'none'; got {reduction!r}.")
 
 
-def _check_reduction(reduction: str, op: str, extra: tuple[str, ...] = ()) -> None:
-    if reduction not in ("mean", "sum", "none") + extra:
-        allowed = ", ".join(repr(r) for r in ("mean", "sum", "none") + extra)
-        raise ConfigError(f"{op}: reduction must be one of {allowed}; got {reduction!r}.")
+def _bad_reduction(reduction: str, op: str, allowed: tuple[str, ...] = _REDUCTIONS) -> ConfigError:
+    names = ", ".join(repr(r) for r in allowed)
+    return ConfigError(f"{op}: reduction must be one of {names}; got {reduction!r}.")
+
+
+def _weighted(loss: Tensor, weight: Tensor | None, reduction: str, op: str) -> Tensor:
+    """``loss`` times the elementwise ``weight`` (when given), reduced."""
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, op)
+
+
+def _equal_shapes(input: Any, target: Any, op: str) -> tuple[Tensor, Tensor]:
+    x, t = _t(input), _t(target)
+    if x.shape != t.shape:
+        raise ShapeError(f"{op}: target shape {t.shape} must equal input shape {x.shape}.")
+    return x, t
 
 
 def _same_shape(a: Tensor, b: Tensor, op: str) -> tuple[Tensor, Tensor]:
@@ -87,6 +112,18 @@ def _same_shape(a: Tensor, b: Tensor, op: str) -> tuple[Tensor, Tensor]:
 # ------------------------------------------------------------------------------------------------
 def _class_dim(x: Tensor) -> int:
     return 0 if x.ndim == 1 else 1
+
+
+def _class_weight(weight: Any, c: int, op: str) -> Tensor:
+    w = _t(weight)
+    if w.shape != (c,):
+        raise ShapeError(f"{op}: weight must have shape ({c},), one per class; got {w.shape}.")
+    return w
+
+
+def _target_weights(w: Tensor, safe: Tensor, valid: Tensor) -> Tensor:
+    """Each target's class weight (0 where the target is ignored); ``safe``: the targets, ignored ones as 0."""
+    return fl.where(valid, fl.reshape(fl.take(w, fl.reshape(safe, (-1,)), axis=0), safe.shape), 0.0)
 
 
 def nll_loss(
@@ -106,8 +143,7 @@ def nll_loss(
         >>> F.nll_loss(fl.log(fl.asarray([[0.5, 0.5]])), fl.asarray([1])).item()
         0.6931471824645996
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction, "nll_loss")
-    _check_reduction(reduction, "nll_loss")
+    reduction = _legacy_reduction(size_average, reduce, reduction, "nll_loss", _REDUCTIONS)
     x = _t(input)
     t = _t(target)
     if t.dtype.kind not in "iu":
@@ -126,11 +162,7 @@ def nll_loss(
     safe = fl.where(valid, t, fl.zeros_like(t))
     picked = fl.squeeze(fl.take_along_axis(x, fl.expand_dims(safe, axis=cd), axis=cd), axis=cd)
     if weight is not None:
-        w = _t(weight)
-        if w.shape != (c,):
-            raise ShapeError(f"nll_loss: weight must have shape ({c},), one per class; got {w.shape}.")
-        wi = fl.reshape(fl.take(w, fl.reshape(safe, (-1,)), axis=0), safe.shape)
-        wi = fl.where(valid, wi, 0.0)
+        wi = _target_weights(_class_weight(weight, c, "nll_loss"), safe, valid)
     else:
         wi = fl.astype(valid, x.dtype)
     loss = -picked * wi
@@ -159,8 +191,7 @@ def cross_entropy(
         >>> F.cross_entropy(fl.asarray([[1e4, -1e4]]), fl.asarray([0])).item()
         0.0
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction, "cross_entropy")
-    _check_reduction(reduction, "cross_entropy")
+    reduction = _legacy_reduction(size_average, reduce, reduction, "cross_entropy", _REDUCTIONS)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ConfigError(f"cross_entropy: label_smoothing must be in [0, 1]; got {label_smoothing!r}.")
     x = _t(input)
@@ -175,11 +206,7 @@ def cross_entropy(
     c = x.shape[cd]
     logp = log_softmax(x, dim=cd)
     wshape = (c,) + (1,) * (x.ndim - cd - 1)
-    w = None
-    if weight is not None:
-        w = _t(weight)
-        if w.shape != (c,):
-            raise ShapeError(f"cross_entropy: weight must have shape ({c},), one per class; got {w.shape}.")
+    w = None if weight is None else _class_weight(weight, c, "cross_entropy")
     if t.dtype.kind == "f":
         if t.shape != x.shape:
             raise ShapeError(
@@ -208,9 +235,7 @@ def cross_entropy(
     elif w is None:
         ret = fl.sum(smooth) / fl.sum(fl.astype(valid, x.dtype))
     else:
-        safe = fl.where(valid, t, fl.zeros_like(t))
-        wi = fl.where(valid, fl.reshape(fl.take(w, fl.reshape(safe, (-1,)), axis=0), safe.shape), 0.0)
-        ret = fl.sum(smooth) / fl.sum(wi)
+        ret = fl.sum(smooth) / fl.sum(_target_weights(w, fl.where(valid, t, fl.zeros_like(t)), valid))
     return (1.0 - label_smoothing) * nll + ret * (label_smoothing / c)
 
 
@@ -237,15 +262,10 @@ def binary_cross_entropy(
         >>> F.binary_cross_entropy(fl.asarray([1.0, 0.0]), fl.asarray([1.0, 0.0])).item()
         0.0
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy")
-    _check_reduction(reduction, "binary_cross_entropy")
-    x, t = _t(input), _t(target)
-    if x.shape != t.shape:
-        raise ShapeError(f"binary_cross_entropy: target shape {t.shape} must equal input shape {x.shape}.")
+    reduction = _legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy", _REDUCTIONS)
+    x, t = _equal_shapes(input, target, "binary_cross_entropy")
     loss = -(t * _safe_log(x) + (1.0 - t) * _safe_log(1.0 - x))
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction, "binary_cross_entropy")
+    return _weighted(loss, weight, reduction, "binary_cross_entropy")
 
 
 def binary_cross_entropy_with_logits(
@@ -265,20 +285,16 @@ def binary_cross_entropy_with_logits(
         >>> F.binary_cross_entropy_with_logits(fl.asarray([1e4, -1e4]), fl.asarray([1.0, 0.0])).item()
         0.0
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction, "binary_cross_entropy_with_logits")
-    _check_reduction(reduction, "binary_cross_entropy_with_logits")
-    x, t = _t(input), _t(target)
-    if x.shape != t.shape:
-        raise ShapeError(f"binary_cross_entropy_with_logits: target shape {t.shape} must equal input shape {x.shape}.")
+    op = "binary_cross_entropy_with_logits"
+    reduction = _legacy_reduction(size_average, reduce, reduction, op, _REDUCTIONS)
+    x, t = _equal_shapes(input, target, op)
     sp = fl.logaddexp(fl.zeros_like(x), -x)  # log(1 + exp(-x)), finite for any x
     if pos_weight is not None:
         lw = (pos_weight - 1.0) * t + 1.0
         loss = (1.0 - t) * x + lw * sp
     else:
         loss = (1.0 - t) * x + sp
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+    return _weighted(loss, weight, reduction, op)
 
 
 def kl_div(
@@ -300,8 +316,7 @@ def kl_div(
         >>> F.kl_div(fl.log(p), p, reduction="batchmean").item()
         0.0
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction, "kl_div")
-    _check_reduction(reduction, "kl_div", ("batchmean",))
+    reduction = _legacy_reduction(size_average, reduce, reduction, "kl_div", (*_REDUCTIONS, "batchmean"))
     x, t = _t(input), _t(target)
     if log_target:
         loss = fl.exp(t) * (t - x)
@@ -337,10 +352,7 @@ def mse_loss(
     reduction = _legacy_reduction(size_average, reduce, reduction, "mse_loss")
     x, t = _same_shape(_t(input), _t(target), "mse_loss")
     d = x - t
-    loss = d * d
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction, "mse_loss")
+    return _weighted(d * d, weight, reduction, "mse_loss")
 
 
 def l1_loss(
@@ -361,10 +373,7 @@ def l1_loss(
     """
     reduction = _legacy_reduction(size_average, reduce, reduction, "l1_loss")
     x, t = _same_shape(_t(input), _t(target), "l1_loss")
-    loss = fl.abs(x - t)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction, "l1_loss")
+    return _weighted(fl.abs(x - t), weight, reduction, "l1_loss")
 
 
 def smooth_l1_loss(
@@ -409,10 +418,7 @@ def huber_loss(
         raise ConfigError(f"huber_loss: delta must be positive; got {delta}.")
     x, t = _same_shape(_t(input), _t(target), "huber_loss")
     d = fl.abs(x - t)
-    loss = fl.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction, "huber_loss")
+    return _weighted(fl.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), weight, reduction, "huber_loss")
 
 
 def gaussian_nll_loss(
@@ -431,7 +437,8 @@ def gaussian_nll_loss(
         >>> F.gaussian_nll_loss(fl.asarray([0.0]), fl.asarray([0.0]), fl.asarray([1.0])).item()
         0.0
     """
-    _check_reduction(reduction, "gaussian_nll_loss")
+    if reduction not in _REDUCTIONS:
+        raise _bad_reduction(reduction, "gaussian_nll_loss")
     x, t = _t(input), _t(target)
     v = _t(var) if not isinstance(var, (int, float)) else fl.full_like(x, float(var))
     if v.shape != x.shape:
