@@ -288,21 +288,36 @@ def _add_bias(out: Tensor, bias: Any, nd: int) -> Tensor:
     return out + fl.reshape(b, (b.shape[0],) + (1,) * nd)
 
 
-def _convnd(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: int, nd: int) -> Tensor:
-    op = f"conv{nd}d"
+def _conv_inputs(x: Any, weight: Any, groups: int, nd: int, op: str, transposed: bool) -> tuple[Tensor, Tensor, bool]:
+    """Input (batched) and weight as Tensors, their shapes checked; and whether the input was unbatched."""
     x = _tensor(x, op)
     w = _tensor(weight, op)
     x, unb = _batchify(x, nd, op)
-    _check_conv(x, w, groups, nd, op)
+    _check_conv(x, w, groups, nd, op, transposed)
+    return x, w, unb
+
+
+def _steps(stride: Any, dilation: Any, nd: int, op: str, *more: tuple[Any, str]) -> tuple[tuple[int, ...], ...]:
+    """Stride, dilation and each ``(value, name)`` of ``more`` as ``nd``-tuples; stride and dilation >= 1."""
     ss = _ntuple(stride, nd, "stride", op)
     ds = _ntuple(dilation, nd, "dilation", op)
+    rest = tuple(_ntuple(v, nd, name, op) for v, name in more)
     if any(v < 1 for v in ss + ds):
         raise ConfigError(f"{op}: stride and dilation must be >= 1; got stride={stride!r}, dilation={dilation!r}.")
+    return (ss, ds) + rest
+
+
+def _convnd(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: int, nd: int) -> Tensor:
+    op = f"conv{nd}d"
+    x, w, unb = _conv_inputs(x, weight, groups, nd, op, False)
+    ss, ds = _steps(stride, dilation, nd, op)
     pads = _conv_padding(padding, tuple(w.shape[2:]), ds, ss, op)
     out = _add_bias(_conv_core(x, w, ss, pads, ds, groups), bias, nd)
     return out[0] if unb else out
 
 
+# The public functions below spell out torch's signature and their own docstring and example per
+# dimension count (read by inspect.signature, mypy and the docs); each is one call of its core.
 def conv1d(
     input: Any,
     weight: Any,
@@ -367,16 +382,8 @@ def _conv_transposend(
     x: Any, weight: Any, bias: Any, stride: Any, padding: Any, output_padding: Any, groups: int, dilation: Any, nd: int
 ) -> Tensor:
     op = f"conv_transpose{nd}d"
-    x = _tensor(x, op)
-    w = _tensor(weight, op)
-    x, unb = _batchify(x, nd, op)
-    _check_conv(x, w, groups, nd, op, transposed=True)
-    ss = _ntuple(stride, nd, "stride", op)
-    ds = _ntuple(dilation, nd, "dilation", op)
-    ps = _ntuple(padding, nd, "padding", op)
-    ops_ = _ntuple(output_padding, nd, "output_padding", op)
-    if any(v < 1 for v in ss + ds):
-        raise ConfigError(f"{op}: stride and dilation must be >= 1; got stride={stride!r}, dilation={dilation!r}.")
+    x, w, unb = _conv_inputs(x, weight, groups, nd, op, True)
+    ss, ds, ps, ops_ = _steps(stride, dilation, nd, op, (padding, "padding"), (output_padding, "output_padding"))
     for i in range(nd):
         if not 0 <= ops_[i] < max(ss[i], ds[i]):
             raise ConfigError(

@@ -112,6 +112,8 @@ def _perms(nd: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (1,) + sp_axes + (0,), (nd + 1, 0) + tuple(range(1, nd + 1))
 
 
+# The public functions below spell out torch's signature and their own docstring and example per
+# dimension count (read by inspect.signature, mypy and the docs); each is one call of its core.
 def max_pool1d(
     input: Any,
     kernel_size: int | tuple[int],

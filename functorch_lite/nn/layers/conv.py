@@ -18,6 +18,8 @@ __all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
+# One convolution layer class for all dimension counts (``_nd``); the public 1d / 2d classes below
+# only set ``_nd`` and keep their own docstring and example (read by the docs and the doctests).
 class _ConvNd(Module):
     _nd = 2
     _transposed = False
@@ -114,16 +116,16 @@ class _Conv(_ConvNd):
         return C._conv_padding(self.padding, self.kernel_size, self.dilation, self.stride, type(self).__name__)
 
     def forward(self, input: Any) -> Any:
-        conv = C.conv1d if self._nd == 1 else C.conv2d
+        nd = self._nd
         if self.padding_mode == "zeros":
-            return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            return C._convnd(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, nd)
         from ..functional import pad
 
         flat: list[int] = []
         for lo, hi in reversed(self._pads()):
             flat += [lo, hi]
         x = pad(input, tuple(flat), mode=self.padding_mode)
-        return conv(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return C._convnd(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups, nd)
 
 
 class Conv1d(_Conv):
@@ -165,6 +167,8 @@ class Conv2d(_Conv):
 class _ConvTranspose(_ConvNd):
     _transposed = True
 
+    # PyTorch's ConvTranspose argument order (output_padding after padding, dilation after bias)
+    # differs from Conv's, so the signature is spelled out again (inspect.signature, mypy).
     def __init__(
         self,
         in_channels: int,
@@ -221,8 +225,7 @@ class _ConvTranspose(_ConvNd):
         return tuple(op)
 
     def forward(self, input: Any, output_size: Any = None) -> Any:
-        conv = C.conv_transpose1d if self._nd == 1 else C.conv_transpose2d
-        return conv(
+        return C._conv_transposend(
             input,
             self.weight,
             self.bias,
@@ -231,6 +234,7 @@ class _ConvTranspose(_ConvNd):
             self._output_padding(input, output_size),
             self.groups,
             self.dilation,
+            self._nd,
         )
 
 

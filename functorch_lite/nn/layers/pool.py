@@ -21,9 +21,20 @@ __all__ = [
 ]
 
 
-class _MaxPoolNd(Module):
+# Every pooling layer is one class per kind for all dimension counts (``_nd``: 1 or 2) over the
+# functional module's core for that kind; the public 1d / 2d classes below only set ``_nd`` and
+# keep their own docstring and example (read by the docs and the doctests).
+class _PoolNd(Module):
     _nd = 2
 
+    def __init__(self, kernel_size: Any, stride: Any, padding: Any) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+
+
+class _MaxPoolNd(_PoolNd):
     def __init__(
         self,
         kernel_size: Any,
@@ -33,18 +44,21 @@ class _MaxPoolNd(Module):
         return_indices: bool = False,
         ceil_mode: bool = False,
     ) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
+        super().__init__(kernel_size, stride, padding)
         self.dilation = dilation
         self.return_indices = return_indices
         self.ceil_mode = ceil_mode
 
     def forward(self, input: Any) -> Any:
-        fn = P.max_pool1d if self._nd == 1 else P.max_pool2d
-        return fn(
-            input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
+        return P._max_pool(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+            self._nd,
         )
 
     def extra_repr(self) -> str:
@@ -82,9 +96,7 @@ class MaxPool2d(_MaxPoolNd):
     _nd = 2
 
 
-class _AvgPoolNd(Module):
-    _nd = 2
-
+class _AvgPoolNd(_PoolNd):
     def __init__(
         self,
         kernel_size: Any,
@@ -94,20 +106,14 @@ class _AvgPoolNd(Module):
         count_include_pad: bool = True,
         divisor_override: int | None = None,
     ) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
+        super().__init__(kernel_size, stride, padding)
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
 
     def forward(self, input: Any) -> Any:
-        if self._nd == 1:
-            return P.avg_pool1d(
-                input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
-            )
-        return P.avg_pool2d(
+        # AvgPool1d has no divisor_override (as PyTorch): None from its __init__, as avg_pool1d passes.
+        return P._avg_pool(
             input,
             self.kernel_size,
             self.stride,
@@ -115,6 +121,7 @@ class _AvgPoolNd(Module):
             self.ceil_mode,
             self.count_include_pad,
             self.divisor_override,
+            self._nd,
         )
 
     def extra_repr(self) -> str:
@@ -133,6 +140,7 @@ class AvgPool1d(_AvgPoolNd):
 
     _nd = 1
 
+    # PyTorch's AvgPool1d signature: no divisor_override (spelled out for inspect.signature and mypy).
     def __init__(
         self,
         kernel_size: Any,
@@ -165,8 +173,7 @@ class _AdaptiveAvgPoolNd(Module):
         self.output_size = output_size
 
     def forward(self, input: Any) -> Any:
-        fn = P.adaptive_avg_pool1d if self._nd == 1 else P.adaptive_avg_pool2d
-        return fn(input, self.output_size)
+        return P._adaptive_avg(input, self.output_size, self._nd)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
