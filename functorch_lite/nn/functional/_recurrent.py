@@ -9,7 +9,7 @@ batch).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ... import _namespace as fl
@@ -118,6 +118,28 @@ def _hx(hx: Any, x: Tensor, hidden: int, unb: bool) -> Tensor:
     return fl.expand_dims(h, axis=0) if unb else h
 
 
+def _cell(
+    op: str,
+    input: Any,
+    hx: Any,
+    w_ih: Any,
+    w_hh: Any,
+    b_ih: Any,
+    b_hh: Any,
+    step: Callable[[Tensor, Tensor, Tensor, Any], Tensor],
+    arg: Any,
+    fold_hh: bool,
+) -> Tensor:
+    """One step of a single-state cell (RNN, GRU): ``step(x W_ih^T + biases, h, W_hh^T, arg)``."""
+    hidden = _tensor(w_hh, op).shape[1]
+    x, _, unb = _cell_args(input, hx, w_ih, hidden, op)
+    xp_ = _xproj(x, _tensor(w_ih, op), b_ih, b_hh, fold_hh)
+    h = step(xp_, _hx(hx, x, hidden, unb), _t(_tensor(w_hh, op)), arg)
+    return h[0] if unb else h
+
+
+# The public cells spell out torch's signature and their own docstring and example (read by
+# inspect.signature, mypy and the docs); the single-state ones are one call of _cell.
 def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Tensor:
     """One Elman RNN step: h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh).
 
@@ -127,11 +149,7 @@ def rnn_tanh_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
         >>> rnn_tanh_cell(fl.ones((2, 3)), None, fl.ones((4, 3)), fl.ones((4, 4))).shape
         (2, 4)
     """
-    hidden = _tensor(w_hh, "rnn_tanh_cell").shape[1]
-    x, _, unb = _cell_args(input, hx, w_ih, hidden, "rnn_tanh_cell")
-    xp_ = _xproj(x, _tensor(w_ih, "rnn"), b_ih, b_hh, True)
-    h = _rnn_step(xp_, _hx(hx, x, hidden, unb), _t(_tensor(w_hh, "rnn")), False)
-    return h[0] if unb else h
+    return _cell("rnn_tanh_cell", input, hx, w_ih, w_hh, b_ih, b_hh, _rnn_step, False, True)
 
 
 def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Tensor:
@@ -143,11 +161,7 @@ def rnn_relu_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b
         >>> rnn_relu_cell(fl.ones((3,)), fl.zeros((4,)), fl.ones((4, 3)), fl.ones((4, 4))).tolist()
         [3.0, 3.0, 3.0, 3.0]
     """
-    hidden = _tensor(w_hh, "rnn_relu_cell").shape[1]
-    x, _, unb = _cell_args(input, hx, w_ih, hidden, "rnn_relu_cell")
-    xp_ = _xproj(x, _tensor(w_ih, "rnn"), b_ih, b_hh, True)
-    h = _rnn_step(xp_, _hx(hx, x, hidden, unb), _t(_tensor(w_hh, "rnn")), True)
-    return h[0] if unb else h
+    return _cell("rnn_relu_cell", input, hx, w_ih, w_hh, b_ih, b_hh, _rnn_step, True, True)
 
 
 def lstm_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> tuple[Tensor, Tensor]:
@@ -181,14 +195,10 @@ def gru_cell(input: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: 
         >>> gru_cell(fl.ones((2, 3)), None, fl.ones((12, 3)), fl.ones((12, 4))).shape
         (2, 4)
     """
-    hidden = _tensor(w_hh, "gru_cell").shape[1]
-    x, _, unb = _cell_args(input, hx, w_ih, hidden, "gru_cell")
-    xp_ = _xproj(x, _tensor(w_ih, "gru"), b_ih, None, False)
-    h = _gru_step(xp_, _hx(hx, x, hidden, unb), _t(_tensor(w_hh, "gru")), b_hh)
-    return h[0] if unb else h
+    return _cell("gru_cell", input, hx, w_ih, w_hh, b_ih, b_hh, _gru_step, b_hh, False)  # b_hh inside the n-gate
 
 
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}  # gate blocks per mode (the layers size weights by it)
 
 
 def _run(

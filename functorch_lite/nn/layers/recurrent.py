@@ -21,14 +21,25 @@ from .basic import split_key
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
 
 def _check_size(name: str, v: Any, layer: str) -> None:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise ConfigError(f"{layer}: {name} must be a positive int; got {v!r}.")
 
 
+def _gate_parameters(
+    m: Module, sfx: str, g: int, in_size: int, h_size: int, bias: bool, dtype: Any, device: Any
+) -> None:
+    """weight_ih, weight_hh (and, with ``bias``, bias_ih, bias_hh) + ``sfx`` in PyTorch's shapes, uninitialised."""
+    shapes: list[tuple[str, tuple[int, ...]]] = [("weight_ih", (g, in_size)), ("weight_hh", (g, h_size))]
+    if bias:
+        shapes += [("bias_ih", (g,)), ("bias_hh", (g,))]
+    for name, shape in shapes:
+        setattr(m, name + sfx, Parameter(fl.empty(shape, dtype=dtype, device=device)))
+
+
+# The public layers below keep torch's signatures and their own docstring and example (read by
+# inspect.signature, mypy and the docs); the parameters and checks live in the two bases.
 class _RNNBase(Module):
     _mode = "LSTM"
 
@@ -66,18 +77,14 @@ class _RNNBase(Module):
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.proj_size = proj_size
-        g = _GATES[self._mode] * hidden_size
+        g = R._GATES[self._mode] * hidden_size
         dirs = 2 if bidirectional else 1
         h_size = proj_size or hidden_size
         for layer in range(num_layers):
             for d in range(dirs):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 in_size = input_size if layer == 0 else h_size * dirs
-                setattr(self, "weight_ih" + sfx, Parameter(fl.empty((g, in_size), dtype=dtype, device=device)))
-                setattr(self, "weight_hh" + sfx, Parameter(fl.empty((g, h_size), dtype=dtype, device=device)))
-                if bias:
-                    setattr(self, "bias_ih" + sfx, Parameter(fl.empty((g,), dtype=dtype, device=device)))
-                    setattr(self, "bias_hh" + sfx, Parameter(fl.empty((g,), dtype=dtype, device=device)))
+                _gate_parameters(self, sfx, g, in_size, h_size, bias, dtype, device)
                 if proj_size:
                     setattr(
                         self,
@@ -234,13 +241,8 @@ class _CellBase(Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
-        g = self._gates * hidden_size
-        self.weight_ih = Parameter(fl.empty((g, input_size), dtype=dtype, device=device))
-        self.weight_hh = Parameter(fl.empty((g, hidden_size), dtype=dtype, device=device))
-        if bias:
-            self.bias_ih = Parameter(fl.empty((g,), dtype=dtype, device=device))
-            self.bias_hh = Parameter(fl.empty((g,), dtype=dtype, device=device))
-        else:
+        _gate_parameters(self, "", self._gates * hidden_size, input_size, hidden_size, bias, dtype, device)
+        if not bias:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.reset_parameters(key=key)
