@@ -232,6 +232,7 @@ class TransformerDecoder(Module):
         self.num_layers = num_layers
         self.norm = norm
 
+    # torch's forward signature, spelled out here as in TransformerDecoderLayer (inspect.signature, mypy).
     def forward(
         self,
         tgt: Any,
