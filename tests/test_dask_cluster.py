@@ -486,8 +486,11 @@ def test_data_parallel_uneven_placement_and_persist_balance(client):
     p = {"w": np_tensor(np.linspace(-0.2, 0.3, 5)), "b": np_tensor(0.1)}
     lo, go = logreg_oracle(host(p), x, y)
     v1, g1 = fl.value_and_grad(logreg_loss)(p, np_tensor(x), np_tensor(y))
-    balanced = fl.dask.persist((fl.asarray(xa), fl.asarray(ya)), client=client)
-    for (Xs, Ys), where in [((fl.asarray(xa), fl.asarray(ya)), [w0]), (balanced, [w0, w1])]:
+    for balance, where in [(False, [w0]), (True, [w0, w1])]:
+        Xs, Ys = fl.asarray(xa), fl.asarray(ya)
+        if balance:  # (after the first step: balancing copies blocks to w1, and a copy's fetch of
+            # its input leaves a replica there for a while, which data_parallel may use)
+            Xs, Ys = fl.dask.persist((Xs, Ys), client=client)
         with distributed.get_task_stream(client) as ts:
             v, g = step(p, Xs, Ys)
         tasks = [t for t in ts.data if "_shards_step" in str(t["key"])]
@@ -502,13 +505,15 @@ def test_data_parallel_uneven_placement_and_persist_balance(client):
     who = client.who_has(distributed.futures_of(Xs._a) + distributed.futures_of(Ys._a))
     for r in range(4):  # X's and y's blocks of one row range sit together
         assert who[(Xs._a.name, r, 0)] == who[(Ys._a.name, r)]
+    # already balanced: persisting again keeps the arrays as they are (checked before the graph
+    # path below runs: a task it steals copies blocks, and dask's memory manager may then drop
+    # either copy, which can split a shard for real)
+    again = fl.dask.persist((Xs, Ys), client=client)
+    assert again[0]._a.name == Xs._a.name and again[1]._a.name == Ys._a.name
     np.testing.assert_array_equal(np.asarray(fl.dask.compute(Xs, client=client)), x)
     # the graph path reads the balanced arrays too
     v, g = fl.dask.compute(fl.value_and_grad(logreg_loss)(p, Xs, Ys), client=client, timeout=TIMEOUT)
     np.testing.assert_allclose(float(v), lo, rtol=1e-12)
-    # already balanced: persisting again keeps the arrays as they are
-    again = fl.dask.persist((Xs, Ys), client=client)
-    assert again[0]._a.name == Xs._a.name and again[1]._a.name == Ys._a.name
 
 
 def test_balance_plan():
@@ -520,6 +525,19 @@ def test_balance_plan():
     assert _plan([1, 1], ["a", "b"], ["a", "b"]) == ["a", "b"], "balanced: nothing moves"
     got = _plan([1] * 9, ["a"] * 9, ["a", "b", "c"])
     assert sorted(got.count(w) for w in "abc") == [3, 3, 3]
+
+
+def test_balance_counts_a_replicated_shard_where_it_evens_the_load():
+    # after a stolen task, a shard sits on both workers: the placement is already even, so
+    # nothing may move (a shard counted on the first holder made persist move another one)
+    from functorch_lite.dask import _holders, _homes, _plan
+
+    who = {"x0": ["a"], "x1": ["a"], "x2": ["a", "b"], "x3": ["b"]}
+    holders = [_holders([(300 if k != "x3" else 100, k)], who) for k in ("x0", "x1", "x2", "x3")]
+    assert holders == [["a"], ["a"], ["a", "b"], ["b"]]
+    homes = _homes([300, 300, 300, 100], holders)
+    assert homes == ["a", "a", "b", "b"]
+    assert _plan([300, 300, 300, 100], homes, ["a", "b"]) == homes
 
 
 def test_data_parallel_on_one_worker_cluster():

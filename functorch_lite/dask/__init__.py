@@ -180,13 +180,31 @@ def _block_nbytes(a: Any, key: Any) -> int:
     return n
 
 
-def _holder(blocks: list[tuple[int, Any]], who: dict[Any, Any]) -> str | None:
-    """The worker that holds most bytes of a shard: ``blocks`` are (bytes, key) pairs."""
+def _holders(blocks: list[tuple[int, Any]], who: dict[Any, Any]) -> list[str]:
+    """The workers that hold most bytes of a shard, sorted (several when the shard has replicas,
+    such as the copies a stolen task leaves behind): ``blocks`` are (bytes, key) pairs."""
     held: dict[str, int] = {}
     for nb, k in blocks:
         for w in who.get(k, ()):
             held[w] = held.get(w, 0) + nb
-    return max(sorted(held), key=lambda w: held[w]) if held else None
+    most = max(held.values(), default=0)
+    return sorted(w for w, n in held.items() if n == most)
+
+
+def _homes(sizes: list[int], holders: list[list[str]]) -> list[str | None]:
+    """Each shard's worker among its holders: a shard held in full by several workers counts on
+    the least loaded of them (largest shards first), so replicas never make an even placement
+    look uneven (which would move blocks for nothing)."""
+    load: dict[str, int] = {}
+    homes: list[str | None] = [hs[0] if len(hs) == 1 else None for hs in holders]
+    for u, h in enumerate(homes):
+        if h is not None:
+            load[h] = load.get(h, 0) + sizes[u]
+    for u in sorted((u for u, hs in enumerate(holders) if len(hs) > 1), key=lambda u: -sizes[u]):
+        h = min(holders[u], key=lambda w: (load.get(w, 0), w))
+        homes[u] = h
+        load[h] = load.get(h, 0) + sizes[u]
+    return homes
 
 
 def _plan(sizes: list[int], homes: list[str], workers: list[str]) -> list[str]:
@@ -239,7 +257,7 @@ def _balance(cl: Any, arrays: list[Any], timeout: float | None) -> list[Any]:
                 by_row[k[1]].append((i, k))
         shards.extend(by_row)
     sizes = [sum(_block_nbytes(arrays[i], k) for i, k in s) for s in shards]
-    homes = [_holder([(_block_nbytes(arrays[i], k), k) for i, k in s], who) for s in shards]
+    homes = _homes(sizes, [_holders([(_block_nbytes(arrays[i], k), k) for i, k in s], who) for s in shards])
     keep = [u for u, h in enumerate(homes) if h in workers]
     placed = [str(homes[u]) for u in keep]
     plan = dict(zip(keep, _plan([sizes[u] for u in keep], placed, workers), strict=True))
@@ -374,10 +392,14 @@ def _by_worker(cl: Any, arrays: list[Any], timeout: float | None) -> dict[str | 
     futs = [f for b in blocks for _, f in b or ()]
     distributed.wait(futs, timeout=timeout)  # (persist returns at once: wait for the data to be there)
     who = cl.who_has(futs)
+    shards = [
+        [(_block_nbytes(a, b[r][0]), b[r][0]) for a, b in zip(arrays, blocks, strict=True) if b]
+        for r in range(len(arrays[0].chunks[0]))
+    ]
+    homes = _homes([sum(nb for nb, _ in s) for s in shards], [_holders(s, who) for s in shards])
     groups: dict[str | None, list[int]] = {}
-    for r in range(len(arrays[0].chunks[0])):
-        shard = [(_block_nbytes(a, b[r][0]), b[r][0]) for a, b in zip(arrays, blocks, strict=True) if b]
-        groups.setdefault(_holder(shard, who), []).append(r)
+    for r, h in enumerate(homes):
+        groups.setdefault(h, []).append(r)
     return groups
 
 
