@@ -304,6 +304,8 @@ def _run(
     return out, ((hn, cn) if lstm else hn)
 
 
+# rnn, lstm and gru spell out torch's keyword arguments and their own docstring and example (read by
+# inspect.signature, mypy and the docs); each is one call of _run.
 def rnn(
     input: Any,
     hx: Any,
