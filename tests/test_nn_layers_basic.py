@@ -776,3 +776,35 @@ def test_default_initialisation_bounds() -> None:
     np.testing.assert_array_equal(N(k1.bias), N(k2.bias))
     emb = nn.Embedding(1000, 20)
     assert abs(N(emb.weight).std() - 1) < 0.05
+
+
+def test_activation_modules_read_their_arguments_at_call_time():
+    # the constructor's arguments are attributes: changed after construction, the next call uses them
+    x = fl.asarray([-2.0, 3.0], dtype=fl.float32)
+    m = nn.LeakyReLU(0.2)
+    np.testing.assert_allclose(np.asarray(m(x)), [-0.4, 3.0], rtol=1e-6)
+    m.negative_slope = 0.5
+    np.testing.assert_allclose(np.asarray(m(x)), [-1.0, 3.0], rtol=1e-6)
+    h = nn.Hardtanh(-1.0, 2.0)
+    h.max_val = 1.5
+    np.testing.assert_allclose(np.asarray(h(x)), [-1.0, 1.5])
+
+
+def test_linear_subclass_weight_property_and_replaced_parameters():
+    # nn.Linear reads its registry directly; a subclass that computes its weight (a weight norm
+    # written as a property) and a plain-attribute weight still go through attribute lookup
+    class Doubled(nn.Linear):
+        @property
+        def weight(self):
+            return self._parameters["weight"] * 2.0
+
+    x = np.array([[1.0, 2.0]], np.float32)
+    xf = fl.asarray(x.tolist(), dtype=fl.float32)
+    m = Doubled(2, 1)
+    w, b = np.asarray(m._parameters["weight"]), np.asarray(m.bias)
+    np.testing.assert_allclose(np.asarray(m(xf)), x @ (2 * w).T + b, rtol=1e-6)
+    lin = nn.Linear(2, 1)
+    del lin.weight
+    lin.weight = fl.asarray([[3.0, 0.0]], dtype=fl.float32)  # (a plain attribute now)
+    assert "weight" not in lin._parameters
+    np.testing.assert_allclose(np.asarray(lin(xf)), [3.0 + np.asarray(lin.bias)], rtol=1e-6)

@@ -7,6 +7,7 @@ constructor arguments, with the same defaults, and prints them as PyTorch does.
 from __future__ import annotations
 
 import inspect
+import operator
 from typing import Any
 
 import functorch_lite as fl
@@ -64,8 +65,30 @@ def _make(cls_name: str, fn_name: str) -> type[Module]:
         for k, v in bound.arguments.items():
             object.__setattr__(self, k, v)
 
-    def forward(self: Module, input: Any) -> Any:
-        return fn(input, **{k: getattr(self, k) for k in names})
+    # the constructor's arguments, read as attributes (a user may change them) and passed in
+    # the signature's order; one C call instead of a dict built per call
+    get = operator.attrgetter(*names) if names else None
+    positional = [p.name for p in list(inspect.signature(fn).parameters.values())[1 : 1 + len(names)]] == names
+
+    if not positional:
+
+        def forward(self: Module, input: Any) -> Any:
+            return fn(input, **{k: getattr(self, k) for k in names})
+
+    elif get is None:
+
+        def forward(self: Module, input: Any) -> Any:
+            return fn(input)
+
+    elif len(names) == 1:
+
+        def forward(self: Module, input: Any) -> Any:
+            return fn(input, get(self))
+
+    else:
+
+        def forward(self: Module, input: Any) -> Any:
+            return fn(input, *get(self))
 
     def extra_repr(self: Module) -> str:
         return ", ".join(f"{k}={getattr(self, k)!r}" for k in names if k != "inplace" or getattr(self, k))
