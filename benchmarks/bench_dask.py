@@ -12,6 +12,10 @@ per gradient. Cases, interleaved round by round:
 * the graph path with ``functorch_lite.fuse-chunk-tasks: false`` (dask's own tasks per chunk,
   not merged into one: the same run's before and after of that merging), 2 workers.
 
+Machine ceiling (no dask): the same gradient in numpy over all rows in one process, against
+two processes each over half the rows at once (a barrier starts both); what 2 vs 1 workers
+could reach on this machine at best.
+
 Out of core: the same model trained for 3 full-batch steps on an ``.npy`` stack on disk
 (``da.from_npy_stack``, memory-mapped chunk by chunk) twice as large as the two workers'
 memory limits together; the time of the 3 steps and whether any worker was lost.
@@ -156,6 +160,62 @@ def dp_case(client, x, y, params):
     return run
 
 
+def _ceiling_worker(rows: int, bar, q, reps: int) -> None:
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, D), dtype=np.float32)
+    y = (rng.random(rows) > 0.5).astype(np.float32)
+    w, b = np.linspace(0.5, -0.5, D).astype(np.float32), np.float32(0.1)
+
+    def grad():
+        r = 1.0 / (1.0 + np.exp(-(x @ w + b))) - y
+        return x.T @ r, r.sum()
+
+    grad()
+    for _ in range(reps):
+        bar.wait()
+        grad()
+        bar.wait()
+    q.put(None)
+
+
+def _ceiling_run(nproc: int, reps: int) -> list[float]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    bar, q = ctx.Barrier(nproc + 1), ctx.Queue()
+    ps = [ctx.Process(target=_ceiling_worker, args=(N // nproc, bar, q, reps)) for _ in range(nproc)]
+    for p in ps:
+        p.start()
+    walls = []
+    for _ in range(reps):
+        bar.wait()
+        t0 = time.perf_counter()
+        bar.wait()
+        walls.append(time.perf_counter() - t0)
+    for p in ps:
+        p.join()
+    return walls
+
+
+def machine_ceiling() -> list[dict]:
+    """numpy's gradient in 1 process over all rows vs 2 processes over half each, at once."""
+    reps = 5 if H.QUICK else 7
+    one, two = [], []
+    for _ in range(2):  # (alternated, as the other cases' rounds are)
+        one += _ceiling_run(1, reps)
+        two += _ceiling_run(2, reps)
+    cases = [
+        H.Case("numpy, 1 process, all rows", lambda: None),
+        H.Case("numpy, 2 processes at once, half each", lambda: None),
+    ]
+    for c, t in zip(cases, (one, two), strict=True):
+        c.times, c.wall = t, t
+    rows = H.summarize(cases, "numpy, 1 process, all rows", "scaling, machine ceiling")
+    for r in rows:
+        r["rows"], r["bytes"] = N, N * D * 4
+    return rows
+
+
 def full_batch() -> list[dict]:
     import functorch_lite as fl
 
@@ -282,7 +342,8 @@ def out_of_core() -> list[dict]:
 def main() -> None:
     load0 = os.getloadavg()[0]
     print(f"load average at the start: {load0:.2f} (2 workers need 2 idle cores to scale)")
-    rows = full_batch()
+    rows = machine_ceiling()
+    rows += full_batch()
     H.print_table(f"full-batch logistic-regression gradient, {N} x {D} float32 (wall clock)", rows)
     rows += out_of_core()
     H.emit(
