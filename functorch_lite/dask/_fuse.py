@@ -22,7 +22,7 @@ start. `optimize` runs after dask's own optimization (and `_dask_inplace`'s rewr
 
 Each merged task evaluates the same task objects in dask's order (``execute_graph``), so the
 values are the same; only the number of scheduler tasks changes (the logistic-regression
-gradient of the benchmark: 60 tasks for 8 chunks before, 17 after).
+gradient of the benchmark: 60 tasks for 8 chunks before, 16 after).
 """
 
 from __future__ import annotations
