@@ -59,6 +59,7 @@ def fit_cotangent(c: Any, like: Any) -> Any:
     return c
 
 
+# (fit_cotangent's checks, written out again on purpose: fit_tangent runs once per op under jvp)
 def fit_tangent(t: Any, out: Any) -> Any:
     """Make tangent ``t`` match output ``out`` in shape (broadcast) and dtype."""
     if not isinstance(t, Tensor):
