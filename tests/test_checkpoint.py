@@ -7,22 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import N, T
 
 import functorch_lite as fl
 from functorch_lite import nn
 
 RNG = np.random.default_rng(2)
-
-
-def T(a: Any, dtype: Any = None) -> fl.Tensor:
-    t = fl.asarray(np.asarray(a))
-    if t.backend != fl.default_backend_name():
-        t = fl.to_backend(t, fl.default_backend_name())
-    return t if dtype is None else fl.astype(t, dtype)
-
-
-def N(t: Any) -> np.ndarray:
-    return np.asarray(t)
 
 
 class _Wrap(nn.Module):

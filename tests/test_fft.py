@@ -14,15 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import T
 
 import functorch_lite as fl
 
 F = fl.fft
 EPS = 1e-6
-
-
-def T(a: Any) -> fl.Tensor:
-    return fl.asarray(np.asarray(a))
 
 
 def N(t: Any) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import T
 
 import functorch_lite as fl
 
@@ -30,11 +31,6 @@ L = fl.linalg
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
-def T(a: Any, dtype: Any = None) -> fl.Tensor:
-    t = fl.asarray(np.asarray(a))
-    return t if dtype is None else fl.astype(t, dtype)
-
-
 def N(t: Any) -> np.ndarray:
     return np.asarray(t.tolist()) if isinstance(t, fl.Tensor) else np.asarray(t)
 

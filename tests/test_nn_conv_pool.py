@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import N, T
+from _helpers import torch_module as _tm
 
 import functorch_lite as fl
 from functorch_lite import nn
@@ -29,20 +31,6 @@ RNG = np.random.default_rng(0)
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 
 
-def T(a: Any, dtype: Any = None) -> fl.Tensor:
-    """A Tensor on the run's default backend."""
-    t = fl.asarray(np.asarray(a))
-    if t.backend != fl.default_backend_name():
-        t = fl.to_backend(t, fl.default_backend_name())
-    if dtype is not None:
-        t = fl.astype(t, dtype)
-    return t
-
-
-def N(t: Any) -> np.ndarray:
-    return np.asarray(t)
-
-
 @dataclass
 class Case:
     name: str
@@ -51,15 +39,6 @@ class Case:
     torch: Callable[[], Any] | None = None  # () -> float64 torch module taking our state dict
     out_shape: tuple[int, ...] | None = None
     fd: bool = True
-
-
-def _tm(name: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
-    def make() -> Any:
-        import torch
-
-        return getattr(torch.nn, name)(*args, **kwargs).double()
-
-    return make
 
 
 def _d(*shape: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import N, T
 
 import functorch_lite as fl
 from functorch_lite import nn, optim
@@ -17,17 +18,6 @@ from functorch_lite import tree_util as tu
 from functorch_lite.nn import functional as F
 
 RNG = np.random.default_rng(1)
-
-
-def T(a: Any, dtype: Any = None) -> fl.Tensor:
-    t = fl.asarray(np.asarray(a))
-    if t.backend != fl.default_backend_name():
-        t = fl.to_backend(t, fl.default_backend_name())
-    return t if dtype is None else fl.astype(t, dtype)
-
-
-def N(t: Any) -> np.ndarray:
-    return np.asarray(t)
 
 
 class Block(nn.Module):

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import N, T
+from _helpers import torch_module as _tm
 
 import functorch_lite as fl
 from functorch_lite import nn
@@ -25,20 +27,6 @@ from functorch_lite.nn.layers import basic as basic_mod
 from functorch_lite.nn.layers import norm as norm_mod
 
 RNG = np.random.default_rng(0)
-
-
-def T(a: Any, dtype: Any = None) -> fl.Tensor:
-    """A Tensor on the run's default backend."""
-    t = fl.asarray(np.asarray(a))
-    if t.backend != fl.default_backend_name():
-        t = fl.to_backend(t, fl.default_backend_name())
-    if dtype is not None:
-        t = fl.astype(t, dtype)
-    return t
-
-
-def N(t: Any) -> np.ndarray:
-    return np.asarray(t)
 
 
 @dataclass
@@ -67,15 +55,6 @@ def _away_from(points: list[float], *shape: int) -> Callable[[Any], tuple[Any, .
         near = np.abs(data - p) < 0.05
         data[near] += 0.1
     return lambda dt: (T(data, dt),)
-
-
-def _tm(name: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
-    def make() -> Any:
-        import torch
-
-        return getattr(torch.nn, name)(*args, **kwargs).double()
-
-    return make
 
 
 ACT_KINKS = {

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import N, T
+from _helpers import torch_module as _tm
 
 import functorch_lite as fl
 from functorch_lite import nn
@@ -28,20 +30,6 @@ from functorch_lite.nn.layers import recurrent as rec_mod
 from functorch_lite.nn.layers import transformer as tr_mod
 
 RNG = np.random.default_rng(1)
-
-
-def T(a: Any, dtype: Any = None) -> fl.Tensor:
-    """A Tensor on the run's default backend."""
-    t = fl.asarray(np.asarray(a))
-    if t.backend != fl.default_backend_name():
-        t = fl.to_backend(t, fl.default_backend_name())
-    if dtype is not None:
-        t = fl.astype(t, dtype)
-    return t
-
-
-def N(t: Any) -> np.ndarray:
-    return np.asarray(t)
 
 
 def _flat(out: Any) -> Any:
@@ -69,15 +57,6 @@ class Case:
     torch: Callable[[], Any] | None = None  # () -> float64 torch module taking our state dict
     kwargs: dict[str, Any] = field(default_factory=dict)  # constant keyword inputs (masks, hx)
     fd: bool = True
-
-
-def _tm(name: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
-    def make() -> Any:
-        import torch
-
-        return getattr(torch.nn, name)(*args, **kwargs).double()
-
-    return make
 
 
 def _d(*shape: int) -> np.ndarray:
