@@ -37,6 +37,17 @@ scalar_types = (builtins.bool, int, float, complex)
 _default_float = [D.float32]
 
 
+_OK_OTHER = (Tensor,) + scalar_types
+
+
+def _operand_ok(other: Any) -> bool:
+    """Whether an operator may take ``other``: a Tensor, a Python scalar or a backend array."""
+    if isinstance(other, _OK_OTHER):
+        return True
+
+    return _backend.backend_of(other) is not None
+
+
 def default_float() -> D.DType:
     return _default_float[0]
 

@@ -18,17 +18,16 @@ from .. import _backend
 from .. import _dtypes as D
 
 # Native float/complex and bool dtypes per backend namespace (for the scalar fast path).
-from .._backend import BOOL_NATIVES as _BOOLS_BY_XP, FLOAT_NATIVES as _FLOATS_BY_XP
+from .._backend import BOOL_NATIVES as _BOOLS_BY_XP
+from .._backend import FLOAT_NATIVES as _FLOATS_BY_XP
 from .._core.tensor import Tensor
-from .dtypes import astype as _astype
-from ._base import Primitive, as_tensor, default_complex, default_float, scalar_types
+from ._base import Primitive, _operand_ok, as_tensor, default_complex, default_float, scalar_types
 
 _new = object.__new__
 _NUMPY_XP = _backend.numpy_backend.xp
 
 
 def _prep_scalar(t: Tensor, s: Any) -> tuple[Tensor, Any]:
-    astype = _astype
     k = t.dtype.kind
     sc = s.__class__
     if sc is not float and sc is not int and sc is not builtins.bool and sc is not complex:
@@ -40,13 +39,13 @@ def _prep_scalar(t: Tensor, s: Any) -> tuple[Tensor, Any]:
             s = float(s)
     elif isinstance(s, int):
         if k == "b":
-            t = astype(t, D.int64)
+            t = _ops_dtypes.astype(t, D.int64)
     elif isinstance(s, float):
         if k in "biu":
-            t = astype(t, default_float())
+            t = _ops_dtypes.astype(t, default_float())
     elif isinstance(s, complex):
         if k != "c":
-            t = astype(t, D.complex128 if t.dtype is D.float64 else default_complex())
+            t = _ops_dtypes.astype(t, D.complex128 if t.dtype is D.float64 else default_complex())
     return t, s
 
 
@@ -57,7 +56,6 @@ def prep_binary(op: str, x: Any, y: Any) -> tuple[Any, Any]:
         k = x.dtype.kind
         if k in "fc" or (yc is int and k != "b"):
             return x, y
-    astype = _astype
     xs = isinstance(x, scalar_types)
     ys = isinstance(y, scalar_types)
     if not xs and not isinstance(x, Tensor):
@@ -79,20 +77,10 @@ def prep_binary(op: str, x: Any, y: Any) -> tuple[Any, Any]:
             # the copy that astype would make is skipped there (masks multiply at full speed).
             native_bool = x._xp is _NUMPY_XP and y._xp is _NUMPY_XP
             if dx is not r and not (native_bool and dx.kind == "b"):
-                x = astype(x, r)
+                x = _ops_dtypes.astype(x, r)
             if dy is not r and not (native_bool and dy.kind == "b"):
-                y = astype(y, r)
+                y = _ops_dtypes.astype(y, r)
     return x, y
-
-
-_OK_OTHER = (Tensor,) + scalar_types
-
-
-def _operand_ok(other: Any) -> bool:
-    if isinstance(other, _OK_OTHER):
-        return True
-
-    return _backend.backend_of(other) is not None
 
 
 def _dunder_slow(slow: Callable[..., Any]) -> Callable[..., Any]:
@@ -227,3 +215,7 @@ def _scalar_first(name: str, general: Callable[..., Any], prim: Primitive | None
         return general(x, y)
 
     return op
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import dtypes as _ops_dtypes  # noqa: E402

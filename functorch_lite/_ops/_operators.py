@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _backend
-from .._backend import BOOL_NATIVES as _BOOLS_BY_XP, FLOAT_NATIVES as _FLOATS_BY_XP
+from .._backend import BOOL_NATIVES as _BOOLS_BY_XP
+from .._backend import FLOAT_NATIVES as _FLOATS_BY_XP
 from .._core.tensor import Tensor
 from .._errors import ShapeError
-from . import dtypes as _ops_dtypes
-from ._binary_dispatch import _operand_ok
+from ._base import _operand_ok
 
 _new = object.__new__
 _NUMPY_XP = _backend.numpy_backend.xp
@@ -165,3 +165,7 @@ def attach_operators(g: dict[str, Any], dunders: dict[str, Any]) -> None:
     Tensor.__abs__ = __abs__  # type: ignore[method-assign]
     Tensor.__invert__ = __invert__  # type: ignore[method-assign]
     Tensor.__hash__ = object.__hash__  # type: ignore[assignment, method-assign]
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import dtypes as _ops_dtypes  # noqa: E402

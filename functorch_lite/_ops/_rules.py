@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core.engine import Primitive, bind
-from . import manipulation as _manipulation  # noqa: E402
 
 __all__ = ["def_linear", "move_bdim_to_front", "batch_via_front"]
 
@@ -45,3 +44,7 @@ def batch_via_front(prim: Primitive, shift: Callable[[dict[str, Any]], dict[str,
         return bind(prim, (x,) + tuple(vals[1:]), shift(p)), 0
 
     prim.batch = rule
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import manipulation as _manipulation  # noqa: E402

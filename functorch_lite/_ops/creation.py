@@ -18,7 +18,6 @@ from ._base import (
     default_float,
 )
 from ._rules import move_bdim_to_front
-from . import manipulation as _manipulation  # noqa: E402
 
 _new = object.__new__
 _FAST = _backend.FAST_NAMESPACES
@@ -390,3 +389,7 @@ def asarray_like(data: Any, like: Tensor, *, int_dtype: builtins.bool = False, d
     if dtype is None:
         dtype = D.int64 if int_dtype else like.dtype
     return wrap(xp.asarray(data, dtype=b.native(dtype)), xp)
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import manipulation as _manipulation  # noqa: E402

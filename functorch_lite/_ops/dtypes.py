@@ -10,7 +10,6 @@ from .. import _dtypes as D
 from .._core.tensor import Tensor
 from .._errors import DTypeError
 from ._base import Primitive, as_tensor, backend_for, bind, check_dtype
-from . import elementwise as _elementwise  # noqa: E402
 
 __all__ = ["astype", "can_cast", "finfo", "iinfo", "isdtype"]
 
@@ -172,3 +171,7 @@ def isdtype(dtype: Any, kind: Any) -> builtins.bool:
 
 
 astype_p.residuals = (False, False)  # the rules read dtypes only
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import elementwise as _elementwise  # noqa: E402

@@ -17,11 +17,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from .. import _backend
 from .. import _dtypes as D
 from .._core.tensor import Tensor
-from ._binary_dispatch import _dunder_slow, _make_fast_binary, _scalar_first, prep_binary
-from ._operators import attach_operators as _attach_operators
-from ._operators import rebind as rebind  # (re-exported: _namespace.__imatmul__ uses it)
+from . import _base
 from ._base import (
     Primitive,
     as_tensor,
@@ -30,15 +29,12 @@ from ._base import (
     default_float,
     scalar_types,
 )
+from ._binary_dispatch import _dunder_slow, _make_fast_binary, _scalar_first, prep_binary
+from ._operators import attach_operators as _attach_operators
+from ._operators import rebind as rebind  # (re-exported: _namespace.__imatmul__ uses it)
 
 _new = object.__new__
 __all__: list[str] = []
-
-from . import _base  # noqa: E402
-from . import dtypes as _ops_dtypes  # noqa: E402
-from . import manipulation as _manipulation  # noqa: E402
-from .. import _backend  # noqa: E402
-from . import searching as _searching  # noqa: E402
 
 
 _NUMPY_XP = _backend.numpy_backend.xp
@@ -519,3 +515,9 @@ def _set_residuals() -> None:
 
 
 _set_residuals()
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from . import searching as _searching  # noqa: E402

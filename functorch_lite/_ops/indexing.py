@@ -14,13 +14,11 @@ from typing import Any
 
 from .. import _backend
 from .. import _dtypes as D
+from .._core import tensor as _tensor
 from .._core.tensor import Tensor, backend_for
 from .._errors import DataDependentShapeError, ShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis
 from ._rules import move_bdim_to_front
-from . import creation as _creation  # noqa: E402
-from . import manipulation as _manipulation  # noqa: E402
-from .._core import tensor as _tensor  # noqa: E402
 
 __all__ = ["getitem", "take", "take_along_axis"]
 
@@ -530,5 +528,8 @@ def take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Tensor:
 
 Tensor.__getitem__ = _tensor_getitem  # type: ignore[method-assign]
 
-# The writes read keys with the helpers above, so they import this module: import them last.
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import creation as _creation  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
 from . import scatter as _scatter  # noqa: E402

@@ -8,9 +8,6 @@ from typing import Any
 from .._core.tensor import Tensor
 from .._errors import ShapeError
 from ._base import Primitive, as_tensor, bind
-from . import elementwise as _elementwise  # noqa: E402
-from . import manipulation as _manipulation  # noqa: E402
-from . import reduction as _reduction  # noqa: E402
 
 __all__ = ["matmul", "tensordot", "vecdot"]
 
@@ -364,3 +361,9 @@ def matmul_nt(x: Any, w: Any, /) -> Tensor:
             "dimension must equal weight.shape[1] (in_features)."
         )
     return bind(matmul_nt_p, (x, w), {})
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import elementwise as _elementwise  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from . import reduction as _reduction  # noqa: E402

@@ -10,10 +10,6 @@ from .._core.tensor import Tensor
 from .._errors import ShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis, same_backend
 from ._rules import move_bdim_to_front
-from . import creation as _creation  # noqa: E402
-from . import dtypes as _ops_dtypes  # noqa: E402
-from . import elementwise as _elementwise  # noqa: E402
-from . import indexing as _indexing  # noqa: E402
 
 __all__ = [
     "reshape",
@@ -551,3 +547,10 @@ def repeat(x: Any, repeats: int | Any, /, *, axis: int | None = None) -> Tensor:
 
 for _p in (reshape_p, broadcast_to_p, permute_dims_p, flip_p, roll_p, concat_p):
     _p.residuals = (False, False)  # the rules read shapes only
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import creation as _creation  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import elementwise as _elementwise  # noqa: E402
+from . import indexing as _indexing  # noqa: E402

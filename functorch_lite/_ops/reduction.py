@@ -7,15 +7,10 @@ from typing import Any
 
 from .. import _backend
 from .. import _dtypes as D
+from .._core import tensor as _tensor
 from .._core.tensor import Tensor
 from ._base import Primitive, as_tensor, bind, check_dtype, normalize_axes, normalize_axis
 from ._rules import move_bdim_to_front
-from . import creation as _creation  # noqa: E402
-from . import dtypes as _ops_dtypes  # noqa: E402
-from . import elementwise as _elementwise  # noqa: E402
-from . import indexing as _indexing  # noqa: E402
-from . import manipulation as _manipulation  # noqa: E402
-from .._core import tensor as _tensor  # noqa: E402
 
 _new = object.__new__
 
@@ -631,3 +626,11 @@ def diff(x: Any, /, *, axis: int = -1, n: int = 1, prepend: Any = None, append: 
 
 sum_p.residuals = (False, False)  # the rules read shapes only
 cumulative_sum_p.residuals = (False, False)
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import creation as _creation  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import elementwise as _elementwise  # noqa: E402
+from . import indexing as _indexing  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402

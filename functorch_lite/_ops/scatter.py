@@ -31,10 +31,6 @@ from .indexing import (
     _standard_key,
     getitem_p,
 )
-from . import creation as _creation  # noqa: E402
-from . import dtypes as _ops_dtypes  # noqa: E402
-from . import manipulation as _manipulation  # noqa: E402
-from . import reduction as _reduction  # noqa: E402
 
 __all__ = ["setitem", "index_add"]
 
@@ -280,3 +276,10 @@ def _tensor_setitem(self: Tensor, key: Any, value: Any) -> None:
 
 
 Tensor.__setitem__ = _tensor_setitem  # type: ignore[method-assign]
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import creation as _creation  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from . import reduction as _reduction  # noqa: E402

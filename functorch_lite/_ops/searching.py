@@ -5,17 +5,11 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from .. import _dtypes as _dtypes
 from .._core.tensor import Tensor
 from .._errors import DataDependentShapeError
 from ._base import Primitive, as_tensor, bind, normalize_axis, scalar_types
 from ._rules import move_bdim_to_front
-from . import creation as _creation  # noqa: E402
-from . import dtypes as _ops_dtypes  # noqa: E402
-from . import elementwise as _elementwise  # noqa: E402
-from . import indexing as _indexing  # noqa: E402
-from . import manipulation as _manipulation  # noqa: E402
-from .. import _dtypes as _dtypes  # noqa: E402
-from . import reduction as _reduction  # noqa: E402
 
 __all__ = ["where", "argmax", "argmin", "nonzero", "searchsorted", "count_nonzero"]
 
@@ -219,3 +213,12 @@ def count_nonzero(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepd
 
     x = as_tensor(x, "count_nonzero")
     return _sum(astype(not_equal(x, 0), D.int64), axis=axis, keepdims=keepdims)
+
+
+# Sibling ops modules, imported last as module objects and read at call time (see _ops/__init__.py).
+from . import creation as _creation  # noqa: E402
+from . import dtypes as _ops_dtypes  # noqa: E402
+from . import elementwise as _elementwise  # noqa: E402
+from . import indexing as _indexing  # noqa: E402
+from . import manipulation as _manipulation  # noqa: E402
+from . import reduction as _reduction  # noqa: E402

@@ -53,8 +53,8 @@ def _scatter_along_axis(like: Any, perm: Any, g: Any, axis: int) -> Any:
     """``r`` of ``like``'s shape with ``r[..., perm[..., j], ...] = g[..., j, ...]`` along ``axis``."""
     from .creation import zeros_like
     from .indexing import _arange_like
-    from .scatter import index_add
     from .manipulation import reshape
+    from .scatter import index_add
 
     nd = like.ndim
     key: list[Any] = []
