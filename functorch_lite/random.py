@@ -606,10 +606,43 @@ def choice(key: Any, a: Any, shape: Any = (), replace: builtins.bool = True, p: 
 # The global generator (class-based API: nn.Dropout, nn.init, DataLoader shuffling)
 # ---------------------------------------------------------------------------------------
 class _Global:
+    """The global generator: its seed and key, shared by every thread, except while a thread
+    stages a program (``jit``'s tracing, a control-flow body, ``fl.export``): then that thread
+    reads and writes a key of its own (``stage`` ... ``unstage``), the program's traced key.
+    Other threads keep the real one: a DataLoader's prefetch thread that draws a shuffle seed
+    meanwhile never sees the tracer, and cannot leave one behind as the global key."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.seed = 0
-        self.key: Tensor | None = None
+        self._key: Tensor | None = None
+        self._local = threading.local()  # .keys: this thread's staged keys, innermost last
+
+    @property
+    def key(self) -> Tensor | None:
+        staged = self._local.__dict__.get("keys")
+        return staged[-1] if staged else self._key
+
+    @key.setter
+    def key(self, value: Tensor | None) -> None:
+        staged = self._local.__dict__.get("keys")
+        if staged:
+            staged[-1] = value
+        else:
+            self._key = value
+
+    def stage(self, value: Tensor | None) -> int:
+        """From now on this thread's draws read and advance ``value``, not the global key;
+        returns the depth that `unstage` takes back to."""
+        keys = self._local.__dict__.setdefault("keys", [])
+        keys.append(value)
+        return len(keys) - 1
+
+    def unstage(self, depth: int) -> None:
+        """End the staging `stage` returned ``depth`` for (and any inside it)."""
+        keys = self._local.__dict__.get("keys")
+        if keys is not None:
+            del keys[depth:]
 
 
 _GLOBAL = _Global()

@@ -432,3 +432,30 @@ def test_next_key_is_thread_safe() -> None:
     # the same 80 keys as drawing them one after another
     fl.manual_seed(0)
     assert set(got) == {tuple(A(fr.next_key()).tolist()) for _ in range(80)}
+
+
+def test_staging_keeps_its_traced_key_from_other_threads():
+    # while jit traces a function that draws from the global generator, another thread (a
+    # DataLoader's prefetch thread drawing a shuffle seed) must see the real key, never the
+    # program's tracer, and must not leave a tracer behind as the global key
+    seen = []
+
+    def other():
+        seen.append(fl.random.get_state())
+        seen.append(fl.random.next_key())
+
+    def f(x):
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        return x + fl.random.uniform(fl.random.next_key(), (2,))
+
+    fl.manual_seed(3)
+    before = fl.random.get_state()
+    out = fl.jit(f)(fl.zeros((2,)))
+    assert out.shape == (2,)
+    assert len(seen) == 2 and not any(k.is_tracer for k in seen), "the other thread saw a tracer"
+    assert np.array_equal(np.asarray(seen[0].tolist()), np.asarray(before.tolist()))
+    after = fl.random.get_state()
+    assert not after.is_tracer
+    fl.random.next_key()  # (an escaped tracer would raise here)

@@ -103,6 +103,7 @@ def _stage(obj: Any, args: tuple[Any, ...]) -> Program:
 
     g = _random._GLOBAL
     key, seed = g.key, g.seed
+    depth = g.stage(key)  # (draws while staging stay in this thread: see random._Global)
     try:
         if isinstance(obj, Jitted):
             nums = tuple(i % len(args) for i in obj.static_argnums if -len(args) <= i < len(args))
@@ -112,7 +113,8 @@ def _stage(obj: Any, args: tuple[Any, ...]) -> Program:
             prog = make_program(obj)(*args).optimized()
     finally:
         drew = g.key is not key or g.seed != seed
-        g.key, g.seed = key, seed  # (the caller's random stream is left as it was)
+        g.unstage(depth)
+        g.seed = seed  # (the caller's random stream is left as it was)
     if drew:
         raise ExportError(
             f"fl.export.save: {_name(obj)} draws from the global random generator (nn.Dropout in training "

@@ -219,7 +219,7 @@ class Jitted:
     def _trace(self, handlers: list[Any], statics: Any, leaves: list[Any], in_tree: Any, key: Any) -> _Entry:
         saved = [h.save() for h in handlers]
         gen = _gen()
-        saved_key = gen.key
+        depth = gen.stage(gen.key)  # (the traced key stays in this thread: see random._Global)
         box: dict[str, Any] = {}
         f = self.fun
 
@@ -252,7 +252,7 @@ class Jitted:
         finally:
             for h, s in zip(handlers, saved, strict=True):
                 h.restore(s)
-            gen.key = saved_key
+            gen.unstage(depth)
         self.traces += 1
         owned = {id(t) for h in handlers if isinstance(h, _ModuleState) for t in h.read()}
         extra = [(t, t._a) for t in _closure_tensors(self.fun) if id(t) not in owned and t._t is None]

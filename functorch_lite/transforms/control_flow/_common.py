@@ -171,11 +171,12 @@ def close(
             return hit
     g = _global_key()
     key_before = g.key
+    depth = g.stage(key_before)  # (the body's draws stay in this thread: see random._Global)
     try:
         p = trace_program(lambda *a: list(fn(*a)), list(examples), kind=kind)
     finally:
         key_after = g.key
-        g.key = key_before
+        g.unstage(depth)
     if key_after is not key_before:
         raise ControlFlowError(
             f"{kind}: the body draws from the global random generator (a random op without a key, "
