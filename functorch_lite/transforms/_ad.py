@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _backend
 from .._core.engine import Primitive, Trace, bind, eager
 from .._core.tensor import Tensor, make_tracer
-from .. import _backend  # noqa: E402
 from ._backward import _acc as _acc
 from ._backward import as_cotangent as as_cotangent
 from ._backward import backward

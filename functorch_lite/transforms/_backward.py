@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import FunctionType
 from typing import Any
 
+from .. import _backend
 from .._core.tensor import Tensor, wrap
-from .. import _backend  # noqa: E402
 from ._fit import _fit_raw, fit_cotangent
 from ._payloads import Node
 

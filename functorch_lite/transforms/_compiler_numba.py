@@ -15,7 +15,6 @@ from ._passes import _clone
 from ._program import Eqn, Program, Var
 from ._replay import compile_replay
 
-
 # A run: consecutive equations, each an elementwise op of the table below on numpy floating
 # arrays of one shape (or 0-d arrays, Python scalars, literals), whose outputs have that shape.
 # Its kernel reads each input array once, computes every equation per element in the output

@@ -16,7 +16,6 @@ from ._compiler_native import _guarded, _native, _weak_only
 from ._program import Eqn, Program, Var
 from ._replay import _bound, compile_replay
 
-
 _TORCH_OPS = {
     "add": operator.add,
     "subtract": operator.sub,

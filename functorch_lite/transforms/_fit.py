@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .._core.tensor import Tensor, wrap
-from .._ops import creation as _creation  # noqa: E402
-from .._ops import dtypes as _ops_dtypes  # noqa: E402
-from .._ops import elementwise as _elementwise  # noqa: E402
-from .._ops import manipulation as _manipulation  # noqa: E402
-from .._ops import reduction as _reduction  # noqa: E402
+from .._ops import creation as _creation
+from .._ops import dtypes as _ops_dtypes
+from .._ops import elementwise as _elementwise
+from .._ops import manipulation as _manipulation
+from .._ops import reduction as _reduction
 
 __all__ = ["fit_cotangent", "fit_tangent"]
 

@@ -6,17 +6,17 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._core import tree_util as tu
+from .. import _dtypes as _dtypes
+from .._backend import FLOAT_NATIVES as _FLOATS
 from .._core import engine as _engine
+from .._core import tree_util as tu
 from .._core.engine import active_traces, add_stack
 from .._core.tensor import Tensor
 from .._errors import FunctorchLiteError, NonScalarOutputError, TransformError
-from .._backend import FLOAT_NATIVES as _FLOATS
+from .._ops import _base as _base
+from .._ops import creation as _creation
+from . import _ad as _ad
 from ._ad import Node, VJPTrace, backward
-from . import _ad as _ad  # noqa: E402
-from .. import _dtypes as _dtypes  # noqa: E402
-from .._ops import _base as _base  # noqa: E402
-from .._ops import creation as _creation  # noqa: E402
 
 _new = object.__new__
 

@@ -6,20 +6,19 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import _dtypes as _dtypes
+from .._core import tensor as _tensor
 from .._core import tree_util as tu
 from .._core.tensor import Tensor
 from .._errors import TransformError
+from .._ops import _base as _base
+from .._ops import dtypes as _ops_dtypes
+from .._ops import indexing as _indexing
+from .._ops import manipulation as _manipulation
+from . import _ad as _ad
 from ._grad import _argnums, _is_float, _size, _to_leaf, vjp
 from ._jvp import jvp
 from ._vmap import vmap
-from . import _ad as _ad  # noqa: E402
-from .. import _dtypes as _dtypes  # noqa: E402
-from .._core import tensor as _tensor  # noqa: E402
-from .._ops import _base as _base  # noqa: E402
-from .._ops import dtypes as _ops_dtypes  # noqa: E402
-from .._ops import indexing as _indexing  # noqa: E402
-from .._ops import manipulation as _manipulation  # noqa: E402
-
 
 # --------------------------------------------------------------------------------------
 # Jacobians

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import _dtypes as _dtypes
 from .._core import tree_util as tu
 from .._core.engine import new_trace
 from .._core.tensor import Tensor
 from .._errors import TransformError
+from .._ops import _base as _base
+from .._ops import creation as _creation
+from .._ops import dtypes as _ops_dtypes
+from .._ops import reduction as _reduction
+from . import _ad as _ad
 from ._ad import JVPTrace, forward_replay
 from ._grad import _argname, _cotangents, _is_float, _record, _run_backward, _size, _strip, _to_leaf
-from . import _ad as _ad  # noqa: E402
-from .. import _dtypes as _dtypes  # noqa: E402
-from .._ops import _base as _base  # noqa: E402
-from .._ops import creation as _creation  # noqa: E402
-from .._ops import dtypes as _ops_dtypes  # noqa: E402
-from .._ops import reduction as _reduction  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------

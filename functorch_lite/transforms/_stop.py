@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _dtypes as _dtypes
 from .._core import tree_util as tu
 from .._core.engine import Primitive, bind
 from .._core.tensor import Tensor
-from . import _ad as _ad  # noqa: E402
-from .. import _dtypes as _dtypes  # noqa: E402
-from .._ops import _base as _base  # noqa: E402
+from .._ops import _base as _base
+from . import _ad as _ad
 
 _new = object.__new__
 

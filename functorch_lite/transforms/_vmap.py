@@ -6,16 +6,16 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from .. import _dtypes as _dtypes
 from .._core import tree_util as tu
 from .._core.engine import new_trace
 from .._errors import BatchAxisError, TransformError
+from .._ops import _base as _base
+from .._ops import indexing as _indexing
+from .._ops import manipulation as _manipulation
+from . import _ad as _ad
 from ._batch import BatchTrace
 from ._grad import _argname, _stack_str, _to_leaf
-from . import _ad as _ad  # noqa: E402
-from .. import _dtypes as _dtypes  # noqa: E402
-from .._ops import _base as _base  # noqa: E402
-from .._ops import indexing as _indexing  # noqa: E402
-from .._ops import manipulation as _manipulation  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ package).
 from __future__ import annotations
 
 from ._grad import (  # noqa: F401
-    _Tape,
     _argname,
     _argnames,
     _argnums,
@@ -25,12 +24,20 @@ from ._grad import (  # noqa: F401
     _size,
     _stack_str,
     _strip,
+    _Tape,
     _to_leaf,
     _value_and_grad,
     _value_and_grad_named,
     grad,
     value_and_grad,
     vjp,
+)
+from ._jac import (  # noqa: F401
+    _check_chunk_size,
+    _eye_like,
+    hessian,
+    jacfwd,
+    jacrev,
 )
 from ._jvp import (  # noqa: F401
     _check_linear,
@@ -42,23 +49,16 @@ from ._jvp import (  # noqa: F401
     linear_transpose,
     linearize,
 )
+from ._stop import (  # noqa: F401
+    stop_gradient,
+    stop_gradient_p,
+)
 from ._vmap import (  # noqa: F401
     _chunked,
     _flat_axes,
     _unbatch,
     _vmap_once,
     vmap,
-)
-from ._jac import (  # noqa: F401
-    _check_chunk_size,
-    _eye_like,
-    hessian,
-    jacfwd,
-    jacrev,
-)
-from ._stop import (  # noqa: F401
-    stop_gradient,
-    stop_gradient_p,
 )
 
 __all__ = [
