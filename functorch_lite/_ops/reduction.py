@@ -482,6 +482,22 @@ def _cum_args(x: Any, axis: Any, op: str) -> tuple[Tensor, int]:
     return x, normalize_axis(axis, x.ndim, op)
 
 
+def _cum_prep(x: Any, axis: int | None, dtype: Any, op: str) -> tuple[Tensor, int, Any]:
+    """The input, axis and result dtype of a cumulative sum or product: integers narrower than
+    64 bits and bools accumulate in int64 (uint64 for unsigned), the default integer dtypes."""
+    x, ax = _cum_args(x, axis, op)
+    dt = None if dtype is None else check_dtype(dtype, op)
+    if dt is None:
+        k = x.dtype
+        if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
+            dt = D.int64 if k.kind in "ib" else D.uint64
+    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
+        astype = _ops_dtypes.astype
+
+        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
+    return x, ax, dt
+
+
 def cumulative_sum(
     x: Any, /, *, axis: int | None = None, dtype: Any = None, include_initial: builtins.bool = False
 ) -> Tensor:
@@ -492,16 +508,7 @@ def cumulative_sum(
         >>> fl.cumulative_sum(fl.asarray([1, 2, 3])).tolist()
         [1, 3, 6]
     """
-    x, ax = _cum_args(x, axis, "cumulative_sum")
-    dt = None if dtype is None else check_dtype(dtype, "cumulative_sum")
-    if dt is None:
-        k = x.dtype
-        if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
-            dt = D.int64 if k.kind in "ib" else D.uint64
-    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _ops_dtypes.astype
-
-        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
+    x, ax, dt = _cum_prep(x, axis, dtype, "cumulative_sum")
     return bind(cumulative_sum_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
 
 
@@ -556,16 +563,7 @@ def cumulative_prod(
         >>> fl.cumulative_prod(fl.asarray([1, 2, 3])).tolist()
         [1, 2, 6]
     """
-    x, ax = _cum_args(x, axis, "cumulative_prod")
-    dt = None if dtype is None else check_dtype(dtype, "cumulative_prod")
-    if dt is None:
-        k = x.dtype
-        if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
-            dt = D.int64 if k.kind in "ib" else D.uint64
-    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _ops_dtypes.astype
-
-        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
+    x, ax, dt = _cum_prep(x, axis, dtype, "cumulative_prod")
     return bind(cumulative_prod_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
 
 
