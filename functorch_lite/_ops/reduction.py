@@ -169,6 +169,20 @@ def _reduce_args(x: Any, axis: Any, op: str) -> tuple[Tensor, tuple[int, ...] | 
     return x, normalize_axes(axis, x.ndim, op)
 
 
+def _accumulator(x: Tensor, dtype: Any, op: str) -> tuple[Tensor, Any]:
+    """The input and result dtype of a sum or product (plain or cumulative): integers narrower
+    than 64 bits and bools accumulate in int64 (uint64 for unsigned), the default integer dtypes;
+    bools are cast first (some backends, array_api_strict, refuse to reduce them)."""
+    dt = None if dtype is None else check_dtype(dtype, op)
+    if dt is None:
+        k = x.dtype
+        if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
+            dt = D.int64 if k.kind in "ib" else D.uint64
+    if x.dtype.kind == "b":
+        x = _ops_dtypes.astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
+    return x, dt
+
+
 def sum(
     x: Any, /, *, axis: int | tuple[int, ...] | None = None, dtype: Any = None, keepdims: builtins.bool = False
 ) -> Tensor:
@@ -184,15 +198,7 @@ def sum(
         if r is not None:
             return r
     x, ax = _reduce_args(x, axis, "sum")
-    dt = None if dtype is None else check_dtype(dtype, "sum")
-    if dt is None:
-        k = x.dtype
-        if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
-            dt = D.int64 if k.kind in "ib" else D.uint64
-    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _ops_dtypes.astype
-
-        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
+    x, dt = _accumulator(x, dtype, "sum")
     return bind(sum_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": dt})
 
 
@@ -260,15 +266,7 @@ def prod(
         6.0
     """
     x, ax = _reduce_args(x, axis, "prod")
-    dt = None if dtype is None else check_dtype(dtype, "prod")
-    if dt is None:
-        k = x.dtype
-        if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
-            dt = D.int64 if k.kind in "ib" else D.uint64
-    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _ops_dtypes.astype
-
-        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
+    x, dt = _accumulator(x, dtype, "prod")
     return bind(prod_p, (x,), {"axis": ax, "keepdims": keepdims, "dtype": dt})
 
 
@@ -482,22 +480,6 @@ def _cum_args(x: Any, axis: Any, op: str) -> tuple[Tensor, int]:
     return x, normalize_axis(axis, x.ndim, op)
 
 
-def _cum_prep(x: Any, axis: int | None, dtype: Any, op: str) -> tuple[Tensor, int, Any]:
-    """The input, axis and result dtype of a cumulative sum or product: integers narrower than
-    64 bits and bools accumulate in int64 (uint64 for unsigned), the default integer dtypes."""
-    x, ax = _cum_args(x, axis, op)
-    dt = None if dtype is None else check_dtype(dtype, op)
-    if dt is None:
-        k = x.dtype
-        if k.kind == "b" or (k.kind in "iu" and k.bits < 64):
-            dt = D.int64 if k.kind in "ib" else D.uint64
-    if x.dtype.kind == "b":  # some backends (array_api_strict) refuse to reduce bools
-        astype = _ops_dtypes.astype
-
-        x = astype(x, dt if dt is not None and dt.kind != "b" else D.int64)
-    return x, ax, dt
-
-
 def cumulative_sum(
     x: Any, /, *, axis: int | None = None, dtype: Any = None, include_initial: builtins.bool = False
 ) -> Tensor:
@@ -508,7 +490,8 @@ def cumulative_sum(
         >>> fl.cumulative_sum(fl.asarray([1, 2, 3])).tolist()
         [1, 3, 6]
     """
-    x, ax, dt = _cum_prep(x, axis, dtype, "cumulative_sum")
+    x, ax = _cum_args(x, axis, "cumulative_sum")
+    x, dt = _accumulator(x, dtype, "cumulative_sum")
     return bind(cumulative_sum_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
 
 
@@ -563,7 +546,8 @@ def cumulative_prod(
         >>> fl.cumulative_prod(fl.asarray([1, 2, 3])).tolist()
         [1, 2, 6]
     """
-    x, ax, dt = _cum_prep(x, axis, dtype, "cumulative_prod")
+    x, ax = _cum_args(x, axis, "cumulative_prod")
+    x, dt = _accumulator(x, dtype, "cumulative_prod")
     return bind(cumulative_prod_p, (x,), {"axis": ax, "dtype": dt, "include_initial": include_initial})
 
 
